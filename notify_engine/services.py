@@ -1,0 +1,334 @@
+"""Local services on 127.0.0.1: a KRaft Kafka broker, Redis, and the Flink Kafka connector jar.
+
+Everything is fetched from the registries this project may use (Maven Central via `mvn`,
+Debian via `apt-get`) into a cache outside the git tree, and every step is idempotent:
+`up` reuses a broker or Redis that already answers on the port.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+KAFKA_POM = RESOURCES / "kafka-broker-pom.xml"
+KAFKA_LOG4J = RESOURCES / "kafka-log4j2.properties"
+CONNECTOR_ARTIFACT = "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2"
+CONNECTOR_JAR_NAME = "flink-sql-connector-kafka-5.0.0-2.2.jar"
+LOOPBACK = "127.0.0.1"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("NOTIFY_ENGINE_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "notify-engine"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{result.stdout[-4000:]}")
+
+
+def ensure_kafka_jars() -> Path:
+    """Kafka broker jars and their runtime dependencies, resolved by Maven."""
+    libs = cache_dir() / "kafka-libs"
+    marker = libs / ".complete"
+    if marker.exists() and marker.read_text() == KAFKA_POM.read_text():
+        return libs
+    shutil.rmtree(libs, ignore_errors=True)
+    _run(
+        ["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
+         f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        "fetching Kafka broker jars",
+    )
+    marker.write_text(KAFKA_POM.read_text())
+    return libs
+
+
+def ensure_connector_jar() -> Path:
+    """The shaded Flink Kafka connector (no PyPI package carries it)."""
+    target = cache_dir() / "flink-jars" / CONNECTOR_JAR_NAME
+    if target.exists() and target.stat().st_size > 0:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run(
+        ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={CONNECTOR_ARTIFACT}",
+         f"-DoutputDirectory={target.parent}"],
+        "fetching the Flink Kafka connector",
+    )
+    return target
+
+
+def ensure_redis_server() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (apt + ["update", "-qq"], apt + ["install", "-y", "-qq", "redis-server"]):
+        result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                "redis-server is missing and could not be installed with apt-get "
+                f"(install the Debian package redis-server):\n{result.stdout[-2000:]}"
+            )
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("apt-get installed redis-server but it is not on PATH")
+    return found
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_pid_file(pid_file: Path, timeout: float = 30.0) -> None:
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip() or 0)
+    if pid and _pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+@dataclass
+class KafkaBroker:
+    """A single-node KRaft broker (combined broker + controller) on loopback."""
+
+    port: int
+    controller_port: int
+    data_dir: Path
+    heap: str = "768m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    def _properties(self) -> str:
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={LOOPBACK}:{self.controller_port}",
+            f"listeners=PLAINTEXT://{LOOPBACK}:{self.port},CONTROLLER://{LOOPBACK}:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{LOOPBACK}:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.data_dir / 'logs'}",
+            "num.partitions=2",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            # Flink's exactly-once sink holds transactions open across a checkpoint.
+            "transaction.max.timeout.ms=900000",
+            "log.retention.hours=24",
+            "",
+        ])
+
+    def start(self, timeout: float = 90.0) -> "KafkaBroker":
+        if self.running():
+            return self
+        libs = ensure_kafka_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = self.data_dir / "server.properties"
+        props.write_text(self._properties())
+        java = shutil.which("java") or "java"
+        classpath = f"{libs}/*"
+        jvm = [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC",
+               f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+               f"-Dkafka.logs.dir={self.data_dir}", "-cp", classpath]
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            _run(jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                        "--standalone"], "formatting Kafka storage")
+        log = open(self.data_dir / "broker.out", "ab")
+        proc = subprocess.Popen(jvm + ["kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (self.data_dir / "broker.out").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"Kafka broker exited with {proc.returncode}:\n{tail}")
+            if self._answers():
+                return self
+            time.sleep(0.5)
+        raise RuntimeError(f"Kafka broker did not answer on {self.bootstrap} within {timeout}s")
+
+    def _answers(self) -> bool:
+        if not port_open(self.port):
+            return False
+        from kafka import KafkaAdminClient
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
+                                     client_id="notify-engine-probe")
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            return True
+        except Exception:  # the broker is still starting
+            return False
+
+    def running(self) -> bool:
+        return self._answers()
+
+    def stop(self) -> None:
+        _stop_pid_file(self.pid_file)
+
+    def create_topics(self, topics: dict[str, int], compacted: tuple[str, ...] = ()) -> None:
+        """Create topics that do not exist yet (name -> partitions)."""
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="notify-engine-admin")
+        try:
+            existing = set(admin.list_topics())
+            wanted = [
+                NewTopic(name, partitions, 1,
+                         topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+                for name, partitions in topics.items() if name not in existing
+            ]
+            if wanted:
+                try:
+                    admin.create_topics(wanted)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+
+@dataclass
+class RedisServer:
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def running(self) -> bool:
+        if not port_open(self.port):
+            return False
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=2).ping())
+        except Exception:
+            return False
+
+    def start(self, timeout: float = 20.0) -> "RedisServer":
+        if self.running():
+            return self
+        server = ensure_redis_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "redis.out", "ab")
+        proc = subprocess.Popen(
+            [server, "--port", str(self.port), "--bind", LOOPBACK, "--protected-mode", "yes",
+             "--save", "", "--appendonly", "no", "--dir", str(self.data_dir), "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {proc.returncode}; see {self.data_dir}/redis.out")
+            if self.running():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"Redis did not answer on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        _stop_pid_file(self.pid_file)
+
+
+def default_broker(port: int = 29092) -> KafkaBroker:
+    return KafkaBroker(port=port, controller_port=port + 1, data_dir=cache_dir() / "run" / f"kafka-{port}")
+
+
+def default_redis(port: int = 26379) -> RedisServer:
+    return RedisServer(port=port, data_dir=cache_dir() / "run" / f"redis-{port}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="notify-engine services",
+                                     description="Fetch, start, check and stop the local services.")
+    parser.add_argument("action", choices=["fetch", "up", "down", "status"])
+    parser.add_argument("--kafka-port", type=int, default=29092)
+    parser.add_argument("--redis-port", type=int, default=26379)
+    args = parser.parse_args(argv)
+    broker, redis_server = default_broker(args.kafka_port), default_redis(args.redis_port)
+    if args.action == "fetch":
+        print(f"kafka jars: {ensure_kafka_jars()}")
+        print(f"connector:  {ensure_connector_jar()}")
+        print(f"redis:      {ensure_redis_server()}")
+    elif args.action == "up":
+        ensure_connector_jar()
+        broker.start()
+        redis_server.start()
+        print(f"kafka {broker.bootstrap} and redis {redis_server.url} are up")
+    elif args.action == "down":
+        broker.stop()
+        redis_server.stop()
+        print("stopped")
+    else:
+        print(f"kafka {broker.bootstrap}: {'up' if broker.running() else 'down'}")
+        print(f"redis {redis_server.url}: {'up' if redis_server.running() else 'down'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
