@@ -1,0 +1,203 @@
+"""The job's one YAML config. Every default lives here, with a line saying what it means.
+
+`notify-engine config` prints the full default file. A config file only needs the keys it
+changes; unknown keys and wrongly typed values are rejected with the key's path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+def doc(default, text: str):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = doc("127.0.0.1:29092", "Kafka bootstrap servers")
+    events_topic: str = doc("behaviour-events", "input: behaviour, order, erasure events (JSON)")
+    notifications_topic: str = doc("notifications", "output: notifications (JSON)")
+    dead_letter_topic: str = doc("events-dead-letter", "output: rejected input with the reason")
+    group_id: str = doc("notify-engine", "consumer group of the KafkaSource")
+    starting_offsets: str = doc("committed", "earliest | latest | committed (falls back to earliest)")
+    bounded: bool = doc(False, "stop at the offsets current at start (replays, tests, benchmarks)")
+    transactional_id_prefix: str = doc("notify-engine", "prefix of the exactly-once sink's transactions")
+    transaction_timeout_ms: int = doc(600000, "must not exceed the broker's transaction.max.timeout.ms")
+
+
+@dataclass(frozen=True)
+class FlinkConfig:
+    execution_mode: str = doc("thread", "python.execution-mode: thread (fast) or process")
+    parallelism: int = doc(1, "default parallelism of every operator")
+    delivery_guarantee: str = doc("exactly-once", "exactly-once | at-least-once for the notification sink")
+    checkpoint_interval_ms: int = doc(2000, "exactly-once output becomes visible at each checkpoint")
+    state_ttl_hours: float = doc(72.0, "keyed state untouched this long expires (idle users and items)")
+    bundle_size: int = doc(100000, "python.fn-execution.bundle.size (process mode)")
+    bundle_time_ms: int = doc(100, "python.fn-execution.bundle.time: latency bound of a bundle")
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    max_payload_bytes: int = doc(16384, "larger records go to the dead-letter topic")
+    min_event_time_ms: int = doc(946684800000, "earlier timestamps are absurd (2000-01-01)")
+    max_future_skew_ms: int = doc(86400000, "timestamps further ahead of the wall clock are absurd")
+    out_of_orderness_ms: int = doc(5000, "watermark lag behind the highest event time seen")
+    idleness_ms: int = doc(10000, "a partition silent this long stops holding the watermark back")
+    dedup_window_ms: int = doc(3600000, "an event id seen again within this event-time window is dropped")
+    dedup_max_ids: int = doc(256, "event ids remembered per user (bounded state)")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    half_life_hours: float = doc(72.0, "half-life of category affinities")
+    event_weights: dict = doc({"view": 1.0, "click": 2.0, "search": 0.5, "cart": 4.0, "favourite": 5.0,
+                               "purchase": 8.0}, "affinity and popularity weight per behaviour")
+    history_size: int = doc(10, "recent distinct items kept per user (bounds co-occurrence work)")
+    max_categories: int = doc(32, "categories kept in a profile; the weakest are dropped")
+    trigger_behaviors: list = doc(["view", "click", "cart", "favourite", "purchase"],
+                                  "behaviours that may lead to a marketing notification")
+    min_trigger_gap_ms: int = doc(600000, "at most one marketing trigger per user in this event-time gap")
+
+
+@dataclass(frozen=True)
+class ItemModelConfig:
+    popularity_half_life_hours: float = doc(6.0, "half-life of item popularity")
+    row_cap: int = doc(64, "co-occurring items kept per item (bounded state and work)")
+    neighbours: int = doc(10, "candidates sent to the push policy per trigger")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    daily_marketing_cap: int = doc(3, "marketing notifications per user per local day")
+    daily_transactional_cap: int = doc(20, "transactional notifications per user per local day")
+    min_marketing_gap_ms: int = doc(3600000, "least event time between two marketing notifications")
+    renotify_cooldown_ms: int = doc(604800000, "an item is not recommended again to a user within this")
+    utc_offset_minutes: int = doc(0, "time zone of the daily cap (per-user zones come with the push policy)")
+    min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
+    items_per_notification: int = doc(3, "items named in one marketing notification")
+    weight_cooccurrence: float = doc(0.7, "blend weight of item co-occurrence")
+    weight_affinity: float = doc(0.3, "blend weight of the user's category affinity")
+    channel: str = doc("push", "push | email | inbox")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    pseudonym_key: str = doc("change-me-in-production", "HMAC key that turns user ids into pseudonyms")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    flink: FlinkConfig = field(default_factory=FlinkConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    item_model: ItemModelConfig = field(default_factory=ItemModelConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    def validate(self) -> "JobConfig":
+        checks = [
+            (self.kafka.starting_offsets in ("earliest", "latest", "committed"),
+             "kafka.starting_offsets must be earliest, latest or committed"),
+            (0 < self.kafka.transaction_timeout_ms <= 900000,
+             "kafka.transaction_timeout_ms must be in (0, 900000] (the broker's default maximum)"),
+            (self.flink.execution_mode in ("thread", "process"), "flink.execution_mode must be thread or process"),
+            (self.flink.parallelism >= 1, "flink.parallelism must be >= 1"),
+            (self.flink.delivery_guarantee in ("exactly-once", "at-least-once"),
+             "flink.delivery_guarantee must be exactly-once or at-least-once"),
+            (self.flink.checkpoint_interval_ms >= 100, "flink.checkpoint_interval_ms must be >= 100"),
+            (self.flink.state_ttl_hours > 0, "flink.state_ttl_hours must be > 0"),
+            (self.intake.max_payload_bytes >= 256, "intake.max_payload_bytes must be >= 256"),
+            (self.intake.dedup_max_ids >= 1, "intake.dedup_max_ids must be >= 1"),
+            (self.profile.half_life_hours > 0, "profile.half_life_hours must be > 0"),
+            (set(self.profile.event_weights) <= {"view", "click", "search", "cart", "favourite", "purchase"},
+             "profile.event_weights has an unknown behaviour"),
+            (all(w >= 0 for w in self.profile.event_weights.values()), "profile.event_weights must be >= 0"),
+            (self.profile.history_size >= 1, "profile.history_size must be >= 1"),
+            (self.item_model.row_cap >= self.item_model.neighbours >= 1,
+             "item_model.row_cap must be >= item_model.neighbours >= 1"),
+            (self.item_model.popularity_half_life_hours > 0, "item_model.popularity_half_life_hours must be > 0"),
+            (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
+            (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
+            (-720 <= self.policy.utc_offset_minutes <= 840, "policy.utc_offset_minutes must be in [-720, 840]"),
+            (self.policy.channel in ("push", "email", "inbox"), "policy.channel must be push, email or inbox"),
+            (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            (len(self.privacy.pseudonym_key) >= 8, "privacy.pseudonym_key must have at least 8 characters"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ConfigError("invalid config: " + "; ".join(problems))
+        return self
+
+    def with_overrides(self, overrides: dict) -> "JobConfig":
+        return _build(JobConfig, _merge(to_dict(self), overrides), "").validate()
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "event_weights":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls, data: dict, path: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(path + k for k in unknown)}")
+    values = {}
+    for name, value in data.items():
+        expected = hints[name]
+        key = path + name
+        if dataclasses.is_dataclass(expected):
+            values[name] = _build(expected, value, key + ".")
+        elif expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"config key {key} must be {expected.__name__}, got {value!r}")
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> JobConfig:
+    data = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        data = loaded or {}
+    config = _build(JobConfig, data, "").validate()
+    return config.with_overrides(overrides) if overrides else config
+
+
+def render_defaults() -> str:
+    """The default config as commented YAML: the one place a user reads what each key does."""
+    lines = ["# notify-engine job config: every key, its default and what it means."]
+    for section in dataclasses.fields(JobConfig):
+        lines.append(f"{section.name}:")
+        for item in dataclasses.fields(section.type if isinstance(section.type, type) else
+                                       typing.get_type_hints(JobConfig)[section.name]):
+            default = getattr(getattr(JobConfig(), section.name), item.name)
+            rendered = yaml.safe_dump({item.name: default}, default_flow_style=True, width=1000).strip()
+            lines.append(f"  {rendered[1:-1]}  # {item.metadata.get('doc', '')}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""The notification job: behaviour events in, personalised notifications out.
+
+    events ─► admit (dead letters ─► DLQ) ─► watermarks
+           ─► key_by(user)  user context ─► key_by(item) item model ─┐
+                            orders/feedback/erasure ──────────────────┴► key_by(user) push policy ─► notifications
+
+Submit to a cluster with `flink run -py jobs/notification_job.py -j <connector.jar> -- --config FILE`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script by `flink run -py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from jobs.config import JobConfig, load_config  # noqa: E402
+from jobs.runtime import create_environment  # noqa: E402
+
+
+@dataclass(frozen=True)
+class JobSinks:
+    notifications: object  # a Flink Sink of strings
+    dead_letters: object
+
+
+def build_pipeline(env, source, sinks: JobSinks, config: JobConfig):
+    from pyflink.common import Types, WatermarkStrategy
+
+    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, ROUTED, TO_PUSH_POLICY, AdmitEventsFunction,
+                                      DecideNotificationsFunction, TrackUserContextFunction,
+                                      UpdateItemModelFunction, event_time_watermarks, routing_key)
+
+    raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
+    admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
+    timed = admitted.assign_timestamps_and_watermarks(event_time_watermarks(config)).name("event time").uid("event-time")
+    by_user = timed.key_by(routing_key, key_type=Types.STRING())
+    contexts = by_user.process(TrackUserContextFunction(config), output_type=ROUTED).name("user context").uid("user-context")
+    by_item = contexts.key_by(routing_key, key_type=Types.STRING())
+    candidates = by_item.process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
+    to_policy = candidates.union(contexts.get_side_output(TO_PUSH_POLICY)).key_by(routing_key, key_type=Types.STRING())
+    notifications = to_policy.process(DecideNotificationsFunction(config), output_type=Types.STRING()).name("push policy").uid("push-policy")
+    notifications.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
+    dead_letters = admitted.get_side_output(DEAD_LETTERS).union(
+        contexts.get_side_output(DEAD_LETTERS), candidates.get_side_output(DEAD_LETTERS),
+        notifications.get_side_output(DEAD_LETTERS))
+    dead_letters.sink_to(sinks.dead_letters).name("dead-letter sink").uid("dead-letter-sink")
+    return notifications
+
+
+def kafka_source(config: JobConfig):
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+
+    starting = {
+        "earliest": KafkaOffsetsInitializer.earliest,
+        "latest": KafkaOffsetsInitializer.latest,
+        "committed": lambda: KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
+    }[config.kafka.starting_offsets]()
+    builder = (KafkaSource.builder()
+               .set_bootstrap_servers(config.kafka.bootstrap_servers)
+               .set_topics(config.kafka.events_topic)
+               .set_group_id(config.kafka.group_id)
+               .set_starting_offsets(starting)
+               .set_value_only_deserializer(SimpleStringSchema())
+               .set_property("partition.discovery.interval.ms", "10000"))
+    if config.kafka.bounded:
+        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
+    return builder.build()
+
+
+def kafka_sink(config: JobConfig, topic: str, id_suffix: str):
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+
+    guarantee = (DeliveryGuarantee.EXACTLY_ONCE if config.flink.delivery_guarantee == "exactly-once"
+                 else DeliveryGuarantee.AT_LEAST_ONCE)
+    return (KafkaSink.builder()
+            .set_bootstrap_servers(config.kafka.bootstrap_servers)
+            .set_record_serializer(KafkaRecordSerializationSchema.builder()
+                                   .set_topic(topic)
+                                   .set_value_serialization_schema(SimpleStringSchema())
+                                   .build())
+            .set_delivery_guarantee(guarantee)
+            .set_transactional_id_prefix(f"{config.kafka.transactional_id_prefix}-{id_suffix}")
+            .set_property("transaction.timeout.ms", str(config.kafka.transaction_timeout_ms))
+            .set_property("linger.ms", "5")
+            .build())
+
+
+def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", extra_flink: dict | None = None,
+        wait: bool = True):
+    """Builds and runs the job on Kafka; returns when a bounded job ends (or at once if not `wait`)."""
+    env = create_environment(config, jars, extra_flink)
+    sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications"),
+                     dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
+    build_pipeline(env, kafka_source(config), sinks, config)
+    if wait:
+        return env.execute(job_name)
+    return env.execute_async(job_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the notification job.")
+    parser.add_argument("--config", help="YAML job config (defaults: `notify-engine config`)")
+    parser.add_argument("--jar", action="append", default=[],
+                        help="extra jar for the local run (the Kafka connector is found automatically)")
+    args, _ = parser.parse_known_args(argv)
+    config = load_config(args.config)
+    jars = [Path(j) for j in args.jar]
+    if not jars:
+        from notify_engine.services import ensure_connector_jar
+        jars = [ensure_connector_jar()]
+    run(config, jars)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

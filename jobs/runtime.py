@@ -1,0 +1,47 @@
+"""Creates the Flink execution environment the same way for the mini-cluster, tests and a cluster."""
+from __future__ import annotations
+
+import os
+import site
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
+
+
+def prepare_python_environment() -> None:
+    """Must run before the first PyFlink call starts the JVM, which inherits this environment.
+
+    Thread mode embeds CPython in the JVM (pemja), which does not see a virtualenv's packages
+    unless they are on PYTHONPATH; process mode starts `python` from PATH unless told otherwise.
+    """
+    paths = [str(PROJECT_ROOT), *site.getsitepackages()]
+    existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + existing))
+    os.environ.setdefault("FLINK_CONF_DIR", str(FLINK_CONF_DIR))
+
+
+def create_environment(config, jars: list[Path], extra: dict[str, str] | None = None):
+    prepare_python_environment()
+    from pyflink.common import Configuration
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+
+    conf = Configuration()
+    settings = {
+        "python.execution-mode": config.flink.execution_mode,
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.fn-execution.bundle.size": str(config.flink.bundle_size),
+        "python.fn-execution.bundle.time": str(config.flink.bundle_time_ms),
+        "python.state.cache-size": "100000",
+        "pipeline.jars": ";".join(jar.resolve().as_uri() for jar in jars),
+        "pipeline.name": "notify-engine",
+    }
+    settings.update(extra or {})
+    for key, value in settings.items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(config.flink.parallelism)
+    env.enable_checkpointing(config.flink.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    return env

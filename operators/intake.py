@@ -1,0 +1,33 @@
+"""Checks a raw record must pass before it enters keyed state; a failure carries the reason."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state_schemas.codec import SchemaError
+from state_schemas.events import InputEvent, decode_event
+
+if TYPE_CHECKING:
+    from jobs.config import IntakeConfig
+
+
+class Rejected(Exception):
+    """The record goes to the dead-letter topic with `reason`."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def admit(raw: bytes, now_ms: int, limits: "IntakeConfig") -> InputEvent:
+    if len(raw) > limits.max_payload_bytes:
+        raise Rejected(f"oversized payload: {len(raw)} bytes > {limits.max_payload_bytes}")
+    try:
+        event = decode_event(raw)
+    except SchemaError as exc:
+        raise Rejected(str(exc)) from None
+    if event.ts < limits.min_event_time_ms:
+        raise Rejected(f"absurd timestamp: ts={event.ts} is before {limits.min_event_time_ms}")
+    if event.ts > now_ms + limits.max_future_skew_ms:
+        raise Rejected(f"absurd timestamp: ts={event.ts} is more than {limits.max_future_skew_ms} ms "
+                       f"ahead of the clock ({now_ms})")
+    return event
