@@ -14,7 +14,7 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 from jobs.config import JobConfig
 from operators import intake, item_model, push_policy, user_context
 from state_schemas import codec
-from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent, decode_event
+from state_schemas.events import decode_event
 from state_schemas.outputs import DeadLetter
 from state_schemas.state import CandidateSet, ItemModel, ItemUpdate, PushState, UserContext
 
@@ -163,7 +163,9 @@ class DecideNotificationsFunction(KeyedProcessFunction):
         user_id, kind, payload = value
         created_at = ctx.timer_service().current_processing_time()
         try:
-            step = self._decide(PushState.decode(self.state.value()), user_id, kind, payload, created_at)
+            message = CandidateSet.decode(payload) if kind == KIND_CANDIDATES else decode_event(payload)
+            step = push_policy.handle(PushState.decode(self.state.value()), message, user_id, created_at,
+                                      self.config.policy, self.config.privacy.pseudonym_key)
         except Exception as exc:
             self.failures.inc()
             yield DEAD_LETTERS, _dead_letter(f"push policy failed: {exc!r}", "push-policy", payload, created_at)
@@ -177,18 +179,3 @@ class DecideNotificationsFunction(KeyedProcessFunction):
             yield step.notification.encode().decode()
         elif step.suppressed is not None:
             self.suppressed.inc()
-
-    def _decide(self, state: PushState, user_id: str, kind: str, payload: str, created_at: int):
-        policy, key = self.config.policy, self.config.privacy.pseudonym_key
-        if kind == KIND_CANDIDATES:
-            candidates = CandidateSet.decode(payload)
-            return push_policy.decide_marketing(state, candidates, candidates.event["ts"], created_at, user_id,
-                                                policy, key)
-        event = decode_event(payload)
-        if isinstance(event, ErasureRequest):
-            return push_policy.PushStep(state=None)
-        if isinstance(event, FeedbackEvent):
-            return push_policy.apply_feedback(state, event)
-        if isinstance(event, OrderEvent):
-            return push_policy.decide_transactional(state, event, created_at, policy, key)
-        raise ValueError(f"push policy got an unexpected {type(event).__name__}")

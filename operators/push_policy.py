@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from state_schemas.events import FeedbackEvent, OrderEvent
+from state_schemas.events import ErasureRequest, FeedbackEvent, InputEvent, OrderEvent
 from state_schemas.outputs import Notification
 from state_schemas.state import CandidateSet, PushState
 
@@ -162,3 +162,17 @@ def apply_feedback(state: PushState, event: FeedbackEvent) -> PushStep:
     if event.action == "resubscribe":
         return PushStep(state=replace(state, opted_out=False))
     return PushStep(state=state)
+
+
+def handle(state: PushState, message: CandidateSet | InputEvent, user_id: str, created_at: int,
+           config: "PolicyConfig", pseudonym_key: str) -> PushStep:
+    """One message reaching the push hop: candidates, an order event, feedback or an erasure."""
+    if isinstance(message, CandidateSet):
+        return decide_marketing(state, message, message.event["ts"], created_at, user_id, config, pseudonym_key)
+    if isinstance(message, ErasureRequest):
+        return PushStep(state=None)
+    if isinstance(message, FeedbackEvent):
+        return apply_feedback(state, message)
+    if isinstance(message, OrderEvent):
+        return decide_transactional(state, message, created_at, config, pseudonym_key)
+    raise ValueError(f"push policy got an unexpected {type(message).__name__}")
