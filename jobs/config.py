@@ -92,6 +92,15 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class RedisConfig:
+    enabled: bool = doc(True, "write each user's latest notifications to a Redis inbox")
+    url: str = doc("redis://127.0.0.1:26379/0", "Redis the job writes to")
+    key_prefix: str = doc("notify", "prefix of every key the job writes")
+    inbox_size: int = doc(20, "notifications kept per user inbox")
+    ttl_hours: float = doc(168.0, "inbox keys expire this long after the last write")
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     pseudonym_key: str = doc("change-me-in-production", "HMAC key that turns user ids into pseudonyms")
 
@@ -104,6 +113,7 @@ class JobConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     item_model: ItemModelConfig = field(default_factory=ItemModelConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def validate(self) -> "JobConfig":
@@ -133,6 +143,9 @@ class JobConfig:
             (-720 <= self.policy.utc_offset_minutes <= 840, "policy.utc_offset_minutes must be in [-720, 840]"),
             (self.policy.channel in ("push", "email", "inbox"), "policy.channel must be push, email or inbox"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            (self.redis.url.startswith(("redis://", "rediss://", "unix://")), "redis.url must be a redis:// URL"),
+            (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
+            (self.redis.ttl_hours > 0, "redis.ttl_hours must be > 0"),
             (len(self.privacy.pseudonym_key) >= 8, "privacy.pseudonym_key must have at least 8 characters"),
         ]
         problems = [message for ok, message in checks if not ok]

@@ -12,10 +12,10 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction,
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from jobs.config import JobConfig
-from operators import intake, item_model, push_policy, user_context
+from operators import inbox, intake, item_model, push_policy, user_context
 from state_schemas import codec
 from state_schemas.events import decode_event
-from state_schemas.outputs import DeadLetter
+from state_schemas.outputs import DeadLetter, Notification
 from state_schemas.state import CandidateSet, ItemModel, ItemUpdate, PushState, UserContext
 
 # (user id, event time, normalised event JSON)
@@ -40,9 +40,14 @@ def _dead_letter(reason: str, stage: str, raw: str | bytes, now_ms: int) -> str:
 
 def _value_state(ctx: RuntimeContext, name: str, ttl_hours: float):
     descriptor = ValueStateDescriptor(name, Types.STRING())
+    # Cleanup strategies are named explicitly: PyFlink's implicit RocksDB default builds a Duration
+    # through py4j, which has no gateway inside a cluster TaskManager in thread mode and fails.
     ttl = (StateTtlConfig.new_builder(Time.milliseconds(int(ttl_hours * 3_600_000)))
            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+           .disable_cleanup_in_background()
+           .cleanup_incrementally(10, False)
+           .cleanup_full_snapshot()
            .build())
     descriptor.enable_time_to_live(ttl)
     return ctx.get_state(descriptor)
@@ -179,3 +184,35 @@ class DecideNotificationsFunction(KeyedProcessFunction):
             yield step.notification.encode().decode()
         elif step.suppressed is not None:
             self.suppressed.inc()
+
+
+class StoreInboxInRedisFunction(ProcessFunction):
+    """Writes each notification to the user's Redis inbox and passes it on to the Kafka sink."""
+
+    def __init__(self, config: JobConfig):
+        self.config = config.redis
+
+    def open(self, ctx: RuntimeContext):
+        import redis
+
+        self.client = redis.Redis.from_url(self.config.url, socket_timeout=10)
+        self.written = ctx.get_metrics_group().counter("inbox_writes")
+
+    def close(self):
+        self.client.close()
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context):
+        write = inbox.inbox_write(Notification.decode(value), self.config)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(write.body_key, write.notification_id, write.body)
+        pipe.zadd(write.index_key, {write.notification_id: write.score})
+        # Keep the newest `keep` entries; bodies of dropped ids are removed with them.
+        pipe.zrange(write.index_key, 0, -(write.keep + 1))
+        pipe.zremrangebyrank(write.index_key, 0, -(write.keep + 1))
+        pipe.expire(write.index_key, write.ttl_s)
+        pipe.expire(write.body_key, write.ttl_s)
+        dropped = pipe.execute()[2]
+        if dropped:
+            self.client.hdel(write.body_key, *dropped)
+        self.written.inc()
+        yield value

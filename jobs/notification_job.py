@@ -2,7 +2,8 @@
 
     events ─► admit (dead letters ─► DLQ) ─► watermarks
            ─► key_by(user)  user context ─► key_by(item) item model ─┐
-                            orders/feedback/erasure ──────────────────┴► key_by(user) push policy ─► notifications
+                            orders/feedback/erasure ──────────────────┴► key_by(user) push policy
+           ─► Redis inbox (idempotent) ─► notifications topic
 
 Submit to a cluster with `flink run -py jobs/notification_job.py -j <connector.jar> -- --config FILE`.
 """
@@ -30,8 +31,9 @@ def build_pipeline(env, source, sinks: JobSinks, config: JobConfig):
     from pyflink.common import Types, WatermarkStrategy
 
     from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, ROUTED, TO_PUSH_POLICY, AdmitEventsFunction,
-                                      DecideNotificationsFunction, TrackUserContextFunction,
-                                      UpdateItemModelFunction, event_time_watermarks, routing_key)
+                                      DecideNotificationsFunction, StoreInboxInRedisFunction,
+                                      TrackUserContextFunction, UpdateItemModelFunction, event_time_watermarks,
+                                      routing_key)
 
     raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
     admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
@@ -42,7 +44,10 @@ def build_pipeline(env, source, sinks: JobSinks, config: JobConfig):
     candidates = by_item.process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
     to_policy = candidates.union(contexts.get_side_output(TO_PUSH_POLICY)).key_by(routing_key, key_type=Types.STRING())
     notifications = to_policy.process(DecideNotificationsFunction(config), output_type=Types.STRING()).name("push policy").uid("push-policy")
-    notifications.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
+    delivered = notifications
+    if config.redis.enabled:
+        delivered = notifications.process(StoreInboxInRedisFunction(config), output_type=Types.STRING()).name("redis inbox").uid("redis-inbox")
+    delivered.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
     dead_letters = admitted.get_side_output(DEAD_LETTERS).union(
         contexts.get_side_output(DEAD_LETTERS), candidates.get_side_output(DEAD_LETTERS),
         notifications.get_side_output(DEAD_LETTERS))
@@ -106,15 +111,10 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the notification job.")
     parser.add_argument("--config", help="YAML job config (defaults: `notify-engine config`)")
-    parser.add_argument("--jar", action="append", default=[],
-                        help="extra jar for the local run (the Kafka connector is found automatically)")
-    args, _ = parser.parse_known_args(argv)
-    config = load_config(args.config)
-    jars = [Path(j) for j in args.jar]
-    if not jars:
-        from notify_engine.services import ensure_connector_jar
-        jars = [ensure_connector_jar()]
-    run(config, jars)
+    parser.add_argument("--jar", action="append", default=[], type=Path,
+                        help="connector jar for a local run (`flink run -j` ships it on a cluster)")
+    args = parser.parse_args(argv)
+    run(load_config(args.config), args.jar)
     return 0
 
 

@@ -35,9 +35,10 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
         "python.fn-execution.bundle.size": str(config.flink.bundle_size),
         "python.fn-execution.bundle.time": str(config.flink.bundle_time_ms),
         "python.state.cache-size": "100000",
-        "pipeline.jars": ";".join(jar.resolve().as_uri() for jar in jars),
         "pipeline.name": "notify-engine",
     }
+    if jars:  # under `flink run -j`, the client ships the connector itself
+        settings["pipeline.jars"] = ";".join(jar.resolve().as_uri() for jar in jars)
     settings.update(extra or {})
     for key, value in settings.items():
         conf.set_string(key, value)

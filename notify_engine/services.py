@@ -245,6 +245,25 @@ class KafkaBroker:
             admin.close()
 
 
+    def delete_topics(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Delete topics that exist and wait until the broker has forgotten them."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="notify-engine-admin")
+        try:
+            doomed = [t for t in topics if t in set(admin.list_topics())]
+            if doomed:
+                admin.delete_topics(doomed)
+            deadline = time.monotonic() + timeout
+            while doomed and time.monotonic() < deadline:
+                doomed = [t for t in doomed if t in set(admin.list_topics())]
+                time.sleep(0.2)
+            if doomed:
+                raise RuntimeError(f"topics {doomed} were not deleted within {timeout}s")
+        finally:
+            admin.close()
+
+
 @dataclass
 class RedisServer:
     port: int
@@ -258,14 +277,17 @@ class RedisServer:
     def pid_file(self) -> Path:
         return self.data_dir / "redis.pid"
 
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
     def running(self) -> bool:
         if not port_open(self.port):
             return False
-        import redis
-
         try:
-            return bool(redis.Redis.from_url(self.url, socket_timeout=2).ping())
-        except Exception:
+            return bool(self.client().ping())
+        except Exception:  # still loading, or not Redis
             return False
 
     def start(self, timeout: float = 20.0) -> "RedisServer":

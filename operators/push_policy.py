@@ -51,7 +51,7 @@ class PushStep:
 
 def _roll_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
     day = (now + config.utc_offset_minutes * 60_000) // DAY_MS
-    if day == state.day:
+    if day <= state.day:  # a late event counts against the current day rather than reopening an old one
         return state
     return replace(state, day=day, marketing_today=0, transactional_today=0)
 

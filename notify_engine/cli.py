@@ -1,0 +1,175 @@
+"""`notify-engine`: run the job, feed it, read what it sends, and manage the local services."""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
+               "dead_letters": "demo.events-dead-letter"}
+DEMO_BAD_RECORDS = [
+    b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
+    b'{"type": "behaviour", "event_id": "bad-2", "behavior": "view", "ts": 1}',  # missing user_id
+    b'{"type": "behaviour", "event_id": "bad-3", "user_id": "u1", "behavior": "view", "ts": "now"}',
+    b'{"type": "teleport", "event_id": "bad-4", "user_id": "u1", "ts": 1700000000000}',
+    b'{"type": "behaviour", "event_id": "bad-5", "user_id": "u1", "item_id": "i", "behavior": "view", '
+    b'"ts": 99999999999999}',  # year 5138
+]
+
+
+def _step(number: int, total: int, text: str) -> None:
+    print(f"[{number}/{total}] {text}", flush=True)
+
+
+def demo(args) -> int:
+    from jobs import notification_job
+    from jobs.config import load_config
+
+    from . import consumer, generator, producer, services
+
+    total = 5
+    _step(1, total, "starting local services (Kafka in KRaft mode, Redis) on 127.0.0.1")
+    broker = services.default_broker().start()
+    redis_server = services.default_redis().start()
+    jar = services.ensure_connector_jar()
+    print(f"      kafka {broker.bootstrap}, redis {redis_server.url}, connector {jar.name}")
+
+    _step(2, total, "recreating the demo topics")
+    broker.delete_topics(list(DEMO_TOPICS.values()))
+    broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()})
+
+    start_ms = int(time.time() * 1000) - 3 * 86_400_000
+    gen_config = generator.GeneratorConfig(users=args.users, items=args.items, events=args.events, seed=args.seed,
+                                           start_ms=start_ms)
+    _step(3, total, f"generating {args.events} events for {args.users} shoppers and {args.items} items "
+                    f"(Zipf popularity, sessions, daily rhythm, orders) plus {len(DEMO_BAD_RECORDS)} bad records")
+    sent = producer.publish(generator.generate_events(gen_config), broker.bootstrap, DEMO_TOPICS["events"])
+    sent_bad = producer.publish_raw(DEMO_BAD_RECORDS, broker.bootstrap, DEMO_TOPICS["events"])
+    print(f"      published {sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
+
+    config = load_config(args.config, overrides={
+        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
+                  "notifications_topic": DEMO_TOPICS["notifications"],
+                  "dead_letter_topic": DEMO_TOPICS["dead_letters"], "bounded": True,
+                  "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
+        "flink": {"execution_mode": args.mode},
+        "redis": {"url": redis_server.url},
+    })
+    _step(4, total, f"running the job on a local mini-cluster ({args.mode} mode, "
+                    f"{config.flink.delivery_guarantee} delivery) until it has read every event")
+    started = time.monotonic()
+    notification_job.run(config, [jar], job_name="notify-engine-demo", extra_flink={"restart-strategy.type": "none"})
+    print(f"      the job finished in {time.monotonic() - started:.1f} s")
+
+    _step(5, total, "reading the notifications back with the sink consumer")
+    notifications = list(consumer.read_notifications(broker.bootstrap, DEMO_TOPICS["notifications"],
+                                                     idle_timeout_s=3.0))
+    dead_letters = list(consumer.read_dead_letters(broker.bootstrap, DEMO_TOPICS["dead_letters"], idle_timeout_s=3.0))
+    shown = [n for n in notifications if n.kind == "transactional"][: args.show // 3]
+    shown += [n for n in notifications if n.kind == "marketing"][: args.show - len(shown)]
+    for notification in sorted(shown, key=lambda n: n.source_event_time):
+        print("      " + consumer.format_line(notification))
+    kinds = collections.Counter(n.kind for n in notifications)
+    users = len({n.user for n in notifications})
+    print(f"\n{len(notifications)} notifications for {users} shoppers "
+          f"({kinds['marketing']} marketing, {kinds['transactional']} transactional) from {sent} events; "
+          f"{len(dead_letters)} dead letters:")
+    for letter in dead_letters:
+        print(f"      - {letter['reason']}")
+    inbox = redis_server.client().keys("notify:inbox:*:body")
+    print(f"{len(inbox)} user inboxes in Redis ({redis_server.url}).")
+    print(f"Read them again: notify-engine consume --bootstrap-servers {broker.bootstrap} "
+          f"--topic {DEMO_TOPICS['notifications']} --max 10")
+    return 0 if notifications else 1
+
+
+def run_job(args) -> int:
+    from jobs import notification_job
+    from jobs.config import load_config
+
+    from .services import ensure_connector_jar
+
+    notification_job.run(load_config(args.config), [ensure_connector_jar()])
+    return 0
+
+
+def produce(args) -> int:
+    from jobs.config import load_config
+
+    from . import datasets, generator, producer
+
+    config = load_config(args.config)
+    bootstrap = args.bootstrap_servers or config.kafka.bootstrap_servers
+    topic = args.topic or config.kafka.events_topic
+    if args.dataset:
+        events = datasets.read_events(args.dataset, fmt=args.format, limit=args.limit)
+    else:
+        events = generator.generate_events(generator.GeneratorConfig(
+            users=args.users, items=args.items, events=args.events, seed=args.seed,
+            start_ms=int(time.time() * 1000) - 86_400_000))
+    count = producer.publish(events, bootstrap, topic, rate_per_s=args.rate)
+    print(f"published {count} events to {topic} on {bootstrap}")
+    return 0
+
+
+def print_config(args) -> int:
+    from jobs.config import render_defaults
+
+    sys.stdout.write(render_defaults())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer"}
+    if argv and argv[0] in passthrough:
+        import importlib
+
+        return importlib.import_module(f"notify_engine.{passthrough[argv[0]]}").main(argv[1:])
+
+    parser = argparse.ArgumentParser(prog="notify-engine", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (("services", "fetch | up | down | status the local Kafka and Redis"),
+                       ("cluster", "up | down | status | submit on a standalone Flink cluster"),
+                       ("consume", "read notifications (see `notify-engine consume --help`)")):
+        commands.add_parser(name, help=text, add_help=False)
+
+    demo_parser = commands.add_parser("demo", help="the whole path on local services, end to end")
+    demo_parser.add_argument("--config", type=Path)
+    demo_parser.add_argument("--events", type=int, default=20000)
+    demo_parser.add_argument("--users", type=int, default=1500)
+    demo_parser.add_argument("--items", type=int, default=800)
+    demo_parser.add_argument("--seed", type=int, default=7)
+    demo_parser.add_argument("--show", type=int, default=12, help="notifications to print")
+    demo_parser.add_argument("--mode", choices=["thread", "process"], default="thread")
+    demo_parser.set_defaults(handler=demo)
+
+    run_parser = commands.add_parser("run", help="run the job on a local mini-cluster with a config")
+    run_parser.add_argument("--config", type=Path)
+    run_parser.set_defaults(handler=run_job)
+
+    produce_parser = commands.add_parser("produce", help="publish generated events or a dataset file")
+    produce_parser.add_argument("--config", type=Path)
+    produce_parser.add_argument("--bootstrap-servers")
+    produce_parser.add_argument("--topic")
+    produce_parser.add_argument("--dataset", type=Path, help="Taobao UserBehavior or REES46 CSV file")
+    produce_parser.add_argument("--format", choices=["auto", "taobao", "rees46"], default="auto")
+    produce_parser.add_argument("--limit", type=int)
+    produce_parser.add_argument("--events", type=int, default=10000)
+    produce_parser.add_argument("--users", type=int, default=1000)
+    produce_parser.add_argument("--items", type=int, default=500)
+    produce_parser.add_argument("--seed", type=int, default=1)
+    produce_parser.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    produce_parser.set_defaults(handler=produce)
+
+    config_parser = commands.add_parser("config", help="print every config key with its default and meaning")
+    config_parser.set_defaults(handler=print_config)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""A standalone Flink cluster from the pip package's own distribution (`pyflink/bin`), on loopback.
+
+    notify-engine cluster up            # JobManager + TaskManager, REST on 127.0.0.1:8081
+    notify-engine cluster submit --config my.yaml
+    notify-engine cluster down
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.runtime import FLINK_CONF_DIR, PROJECT_ROOT, prepare_python_environment
+
+from .services import cache_dir, ensure_connector_jar
+
+JOB_SCRIPT = PROJECT_ROOT / "jobs" / "notification_job.py"
+
+
+def flink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def _lib_dir_with_python() -> Path:
+    """Flink's lib/ plus flink-python, so the embedded interpreter (pemja) is loaded once per
+    TaskManager by the system class loader. Shipped only with each job, the second job in the same
+    TaskManager fails on JDK 17 (NoSuchFieldException: loadedLibraryNames)."""
+    lib = cache_dir() / "flink-lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    jars = list((flink_home() / "lib").glob("*.jar")) + list((flink_home() / "opt").glob("flink-python-*.jar"))
+    for jar in jars:
+        link = lib / jar.name
+        if not link.exists() or link.resolve() != jar.resolve():
+            link.unlink(missing_ok=True)
+            link.symlink_to(jar)
+    return lib
+
+
+@dataclass
+class StandaloneCluster:
+    rest_port: int = 8081
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def _env(self) -> dict[str, str]:
+        prepare_python_environment()  # the TaskManager embeds CPython and needs the venv's packages
+        log_dir = cache_dir() / "flink-log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return dict(os.environ, FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(FLINK_CONF_DIR),
+                    FLINK_LOG_DIR=str(log_dir), FLINK_LIB_DIR=str(_lib_dir_with_python()),
+                    PYFLINK_CLIENT_EXECUTABLE=sys.executable)
+
+    def _bin(self, name: str) -> str:
+        path = flink_home() / "bin" / name
+        path.chmod(path.stat().st_mode | 0o111)  # wheels may drop the executable bit
+        return str(path)
+
+    def rest(self, path: str, method: str = "GET") -> dict:
+        request = urllib.request.Request(self.rest_url + path, method=method)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+    def running(self) -> bool:
+        try:
+            return self.rest("/overview").get("taskmanagers", 0) > 0
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 90.0) -> "StandaloneCluster":
+        if self.running():
+            return self
+        subprocess.run(["bash", self._bin("start-cluster.sh")], env=self._env(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running():
+                return self
+            time.sleep(1)
+        raise RuntimeError(f"Flink cluster did not come up on {self.rest_url}; logs in {cache_dir() / 'flink-log'}")
+
+    def stop(self) -> None:
+        subprocess.run(["bash", self._bin("stop-cluster.sh")], env=self._env(), check=False,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def submit(self, config_path: Path, parallelism: int | None = None) -> str:
+        """`flink run -d -py jobs/notification_job.py -j <connector>`; returns the job id."""
+        command = ["bash", self._bin("flink"), "run", "-m", f"127.0.0.1:{self.rest_port}", "-d",
+                   "-py", str(JOB_SCRIPT), "-pyexec", sys.executable, "-pyclientexec", sys.executable, "-j", str(ensure_connector_jar())]
+        if parallelism:
+            command += ["-p", str(parallelism)]
+        command += ["--config", str(config_path)]
+        result = subprocess.run(command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, timeout=300)
+        found = re.search(r"JobID ([0-9a-f]{32})", result.stdout)
+        if result.returncode != 0 or not found:
+            raise RuntimeError(f"flink run failed ({result.returncode}):\n{result.stdout[-5000:]}")
+        return found.group(1)
+
+    def job_state(self, job_id: str) -> str:
+        return self.rest(f"/jobs/{job_id}")["state"]
+
+    def wait_for(self, job_id: str, states: set[str], timeout: float = 300.0) -> str:
+        deadline = time.monotonic() + timeout
+        state = "UNKNOWN"
+        while time.monotonic() < deadline:
+            state = self.job_state(job_id)
+            if state in states:
+                return state
+            time.sleep(1)
+        raise TimeoutError(f"job {job_id} still {state} after {timeout}s")
+
+    def cancel(self, job_id: str) -> None:
+        self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="notify-engine cluster",
+                                     description="A standalone Flink cluster on 127.0.0.1 from pyflink/bin.")
+    parser.add_argument("action", choices=["up", "down", "status", "submit"])
+    parser.add_argument("--config", type=Path, help="job config for submit")
+    parser.add_argument("--parallelism", type=int)
+    args = parser.parse_args(argv)
+    cluster = StandaloneCluster()
+    if args.action == "up":
+        cluster.start()
+        print(f"Flink cluster up: {cluster.rest_url}")
+    elif args.action == "down":
+        cluster.stop()
+        print("Flink cluster stopped")
+    elif args.action == "status":
+        print(json.dumps(cluster.rest("/overview"), indent=2) if cluster.running() else "down")
+    else:
+        if args.config is None:
+            parser.error("submit needs --config")
+        print(f"submitted job {cluster.submit(args.config, args.parallelism)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Real services for the whole session: one KRaft broker and one Redis on free loopback ports.
+
+Each Flink run starts a MiniCluster, so modules run the job once over an input that covers
+all their cases and share the result between their tests.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jobs import notification_job
+from jobs.config import JobConfig, load_config
+from notify_engine import consumer, services
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    port = services.free_port()
+    controller = services.free_port()
+    node = services.KafkaBroker(port=port, controller_port=controller,
+                                data_dir=tmp_path_factory.mktemp("kafka"), heap="512m")
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = services.RedisServer(port=services.free_port(), data_dir=tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def connector_jar() -> Path:
+    return services.ensure_connector_jar()
+
+
+@dataclass
+class Topics:
+    events: str
+    notifications: str
+    dead_letters: str
+
+
+def make_topics(broker, partitions: int = 2) -> Topics:
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(events=f"events-{run}", notifications=f"notifications-{run}", dead_letters=f"dlq-{run}")
+    broker.create_topics({topics.events: partitions, topics.notifications: partitions,
+                          topics.dead_letters: 1})
+    return topics
+
+
+def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
+    overrides = {
+        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": topics.events,
+                  "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+                  "bounded": True, "starting_offsets": "earliest", "group_id": f"test-{topics.events}",
+                  "transactional_id_prefix": f"test-{topics.events}"},
+        "redis": {"url": redis_server.url, "key_prefix": f"test-{topics.events}"},
+        "flink": {"checkpoint_interval_ms": 500},
+    }
+    for section, values in sections.items():
+        overrides.setdefault(section, {}).update(values)
+    return load_config(overrides=overrides)
+
+
+def run_bounded(config: JobConfig, jar: Path) -> None:
+    # A failing job must fail the test, not restart forever.
+    notification_job.run(config, [jar], job_name="notify-engine-test", extra_flink={"restart-strategy.type": "none"})
+
+
+def read_back(broker, topics: Topics):
+    notifications = list(consumer.read_notifications(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))
+    dead_letters = list(consumer.read_dead_letters(broker.bootstrap, topics.dead_letters, idle_timeout_s=2.0))
+    return notifications, dead_letters

@@ -1,0 +1,195 @@
+"""The job end to end through the real broker: one bounded run over an input that mixes
+realistic generated traffic, hand-made cases (duplicates, erasure, opt-out) and bad records.
+Expectations are derived from the input, never from an earlier output of the job."""
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+
+from notify_engine import generator, producer
+from operators.push_policy import pseudonym
+from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
+from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
+
+pytestmark = pytest.mark.slow
+
+NOTIFIED_STATUSES = {"shipped", "out_for_delivery", "delivered", "cancelled", "refunded", "price_drop"}
+MINUTE = 60_000
+BASE = (int(time.time() * 1000) // MINUTE) * MINUTE - 6 * 3_600_000
+
+
+def _view(event_id, user, item, ts, category="cat-hand"):
+    return BehaviourEvent(event_id=event_id, user_id=user, behavior="view", ts=ts, item_id=item, category_id=category)
+
+
+def _order(event_id, user, order, status, ts):
+    return OrderEvent(event_id=event_id, user_id=user, order_id=order, status=status, ts=ts, item_ids=("hand-A",))
+
+
+# Sent before the generated traffic: items A, B, C viewed in that order by six shoppers, so the
+# co-occurrence row of C holds A and B; plus the unsubscribe, duplicates and erasure cases.
+BEFORE = (
+    [_view(f"warm-{u}-{i}", f"warm-{u}", item, BASE + u * 10 * MINUTE + i * MINUTE)
+     for u in range(6) for i, item in enumerate(("hand-A", "hand-B", "hand-C"))]
+    + [FeedbackEvent(event_id="optout-fb", user_id="optout", action="unsubscribe", ts=BASE)]
+    + [_order("dup-o-1", "dup", "dup-order", "shipped", BASE),
+       _order("dup-o-1", "dup", "dup-order", "shipped", BASE),  # the same event delivered twice
+       _order("dup-o-2", "dup", "dup-order", "shipped", BASE + MINUTE)]  # same status, new event id
+    + [_order("erase-o-1", "erase", "erase-order", "shipped", BASE),
+       ErasureRequest(event_id="erase-req", user_id="erase", ts=BASE + MINUTE),
+       _order("erase-o-2", "erase", "erase-order", "shipped", BASE + 2 * MINUTE)]
+)
+# Sent after the generated traffic, so the unsubscribe has long reached the push policy.
+AFTER = [
+    _view("optout-view", "optout", "hand-C", BASE + 90 * MINUTE),
+    _order("optout-order", "optout", "optout-order", "delivered", BASE + 91 * MINUTE),
+    _view("control-view", "control", "hand-C", BASE + 90 * MINUTE),
+]
+
+BAD_RECORDS = {
+    "malformed JSON": b'{"type": "behaviour", "event_id": "x1"',
+    "must be a JSON object": b"[1, 2, 3]",
+    "missing required field 'user_id'": b'{"type":"behaviour","event_id":"x2","behavior":"view","item_id":"i","ts":1700000000000}',
+    "field 'ts' must be an integer": b'{"type":"behaviour","event_id":"x3","user_id":"u","behavior":"view","item_id":"i","ts":"yesterday"}',
+    "unknown or missing 'type'": b'{"type":"teleport","event_id":"x4","user_id":"u","ts":1700000000000}',
+    "field 'behavior' has unknown value": b'{"type":"behaviour","event_id":"x5","user_id":"u","behavior":"stare","item_id":"i","ts":1700000000000}',
+    "is before": b'{"type":"behaviour","event_id":"x6","user_id":"u","behavior":"view","item_id":"i","ts":12}',
+    "ahead of the clock": b'{"type":"behaviour","event_id":"x7","user_id":"u","behavior":"view","item_id":"i","ts":99999999999999}',
+    "oversized payload": b'{"type":"behaviour","event_id":"x8","user_id":"u","behavior":"view","item_id":"i","ts":1700000000000,"query":"'
+                         + b"z" * 20000 + b'"}',
+}
+
+
+@pytest.fixture(scope="module")
+def generated():
+    config = generator.GeneratorConfig(users=250, items=120, events=4000, seed=11, start_ms=BASE - 2 * 86_400_000)
+    return list(generator.generate_events(config))
+
+
+@pytest.fixture(scope="module")
+def outcome(broker, redis_server, connector_jar, generated):
+    topics = make_topics(broker)
+    producer.publish(BEFORE, broker.bootstrap, topics.events)
+    producer.publish_raw(BAD_RECORDS.values(), broker.bootstrap, topics.events)
+    producer.publish(generated, broker.bootstrap, topics.events)
+    producer.publish(AFTER, broker.bootstrap, topics.events)
+    config = job_config(broker, redis_server, topics)
+    run_bounded(config, connector_jar)
+    notifications, dead_letters = read_back(broker, topics)
+    return config, notifications, dead_letters
+
+
+def _for(notifications, user, key):
+    return [n for n in notifications if n.user == pseudonym(user, key)]
+
+
+def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome):
+    _, _, dead_letters = outcome
+    assert len(dead_letters) == len(BAD_RECORDS)
+    reasons = [letter["reason"] for letter in dead_letters]
+    for expected in BAD_RECORDS:
+        assert any(expected in reason for reason in reasons), f"no dead letter says {expected!r}: {reasons}"
+    oversized = next(letter for letter in dead_letters if "oversized" in letter["reason"])
+    assert oversized["size"] == len(BAD_RECORDS["oversized payload"])
+    malformed = next(letter for letter in dead_letters if "malformed" in letter["reason"])
+    assert malformed["raw"].encode() == BAD_RECORDS["malformed JSON"]
+
+
+def test_valid_traffic_in_the_same_stream_still_produces_marketing(outcome, generated):
+    config, notifications, _ = outcome
+    users = {e.user_id for e in generated}
+    marketing = [n for n in notifications if n.kind == "marketing"]
+    generated_pseudonyms = {pseudonym(u, config.privacy.pseudonym_key) for u in users}
+    assert sum(n.user in generated_pseudonyms for n in marketing) >= 10
+
+
+def test_transactional_notifications_match_the_order_events_exactly_once(outcome, generated):
+    _, notifications, _ = outcome
+    expected = {e.event_id for e in generated if isinstance(e, OrderEvent) and e.status in NOTIFIED_STATUSES}
+    assert expected, "the generator made no order lifecycle to check against"
+    sent = [n.source_event_id for n in notifications if n.kind == "transactional" and n.source_event_id in expected]
+    assert sorted(sent) == sorted(expected)
+
+
+def test_marketing_respects_daily_cap_and_gap(outcome):
+    config, notifications, _ = outcome
+    policy = config.policy
+    by_user = collections.defaultdict(list)
+    for n in notifications:
+        if n.kind == "marketing":
+            by_user[n.user].append(n.source_event_time)
+    assert by_user
+    for times in by_user.values():
+        times.sort()
+        per_day = collections.Counter((t + policy.utc_offset_minutes * MINUTE) // 86_400_000 for t in times)
+        assert max(per_day.values()) <= policy.daily_marketing_cap
+        assert all(b - a >= policy.min_marketing_gap_ms for a, b in zip(times, times[1:]))
+
+
+def test_recommendations_exclude_the_trigger_and_what_the_user_bought(outcome, generated):
+    config, notifications, _ = outcome
+    key = config.privacy.pseudonym_key
+    by_id = {e.event_id: e for e in generated if isinstance(e, BehaviourEvent)}
+    bought = collections.defaultdict(list)
+    for e in generated:
+        if isinstance(e, BehaviourEvent) and e.behavior == "purchase":
+            bought[e.user_id].append((e.ts, e.item_id))
+    checked = 0
+    for n in notifications:
+        trigger = by_id.get(n.source_event_id)
+        if n.kind != "marketing" or trigger is None:
+            continue
+        assert n.user == pseudonym(trigger.user_id, key)
+        assert trigger.item_id not in n.item_ids
+        earlier_purchases = {item for ts, item in bought[trigger.user_id] if ts < trigger.ts}
+        assert not earlier_purchases & set(n.item_ids)
+        checked += 1
+    assert checked > 0
+
+
+def test_outputs_carry_pseudonyms_not_user_ids(outcome, generated):
+    _, notifications, _ = outcome
+    raw_ids = {e.user_id for e in generated} | {"dup", "erase", "optout", "control"}
+    for n in notifications:
+        assert n.user not in raw_ids
+        assert f'"{n.user}"' in n.encode().decode()
+
+
+def test_a_duplicate_event_and_a_repeated_status_notify_once(outcome):
+    config, notifications, _ = outcome
+    dup = _for(notifications, "dup", config.privacy.pseudonym_key)
+    assert [n.source_event_id for n in dup] == ["dup-o-1"]
+
+
+def test_erasure_forgets_what_was_sent(outcome):
+    config, notifications, _ = outcome
+    erased = _for(notifications, "erase", config.privacy.pseudonym_key)
+    # Without erasure the second "shipped" would be suppressed as a repeat of the first.
+    assert sorted(n.source_event_id for n in erased) == ["erase-o-1", "erase-o-2"]
+
+
+def test_unsubscribed_users_get_transactional_but_no_marketing(outcome):
+    config, notifications, _ = outcome
+    key = config.privacy.pseudonym_key
+    control = _for(notifications, "control", key)
+    assert [n.kind for n in control] == ["marketing"], "the control shopper should be recommended A or B"
+    assert set(control[0].item_ids) <= {"hand-A", "hand-B"} and control[0].item_ids
+    assert "hand-C" in control[0].reason
+    assert [n.kind for n in _for(notifications, "optout", key)] == ["transactional"]
+
+
+def test_notifications_are_in_the_redis_inbox(outcome, redis_server):
+    config, notifications, _ = outcome
+    client = redis_server.client()
+    by_user = collections.defaultdict(list)
+    for n in notifications:
+        by_user[n.user].append(n)
+    assert by_user
+    for user, sent in by_user.items():
+        key = f"{config.redis.key_prefix}:inbox:{user}"
+        newest = sorted(sent, key=lambda n: n.source_event_time)[-config.redis.inbox_size:]
+        assert client.zcard(key) == len(newest)
+        assert client.hgetall(key + ":body") == {n.notification_id.encode(): n.encode() for n in newest}
+        assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600

@@ -1,0 +1,42 @@
+"""Submitting to a standalone Flink cluster started from the pip package's pyflink/bin:
+`flink run -py jobs/notification_job.py -j <connector> -- --config FILE`."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from jobs.config import to_dict
+from notify_engine import generator, producer
+from notify_engine.cluster import StandaloneCluster
+from tests.integration.conftest import job_config, make_topics, read_back
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    node = StandaloneCluster()
+    if node.running():
+        pytest.fail("a Flink cluster already answers on 127.0.0.1:8081; stop it first (notify-engine cluster down)")
+    node.start()
+    yield node
+    node.stop()
+
+
+def test_job_submitted_with_flink_run_produces_notifications(cluster, broker, redis_server, tmp_path):
+    topics = make_topics(broker)
+    events = list(generator.generate_events(generator.GeneratorConfig(users=120, items=60, events=1500, seed=5,
+                                                                       start_ms=1_790_000_000_000)))
+    producer.publish(events, broker.bootstrap, topics.events)
+    producer.publish_raw([b"{not json"], broker.bootstrap, topics.events)
+    config_file = tmp_path / "job.yaml"
+    config_file.write_text(yaml.safe_dump(to_dict(job_config(broker, redis_server, topics))))
+
+    job_id = cluster.submit(config_file)
+    assert cluster.wait_for(job_id, {"FINISHED", "FAILED", "CANCELED"}, timeout=300) == "FINISHED"
+
+    notifications, dead_letters = read_back(broker, topics)
+    assert any(n.kind == "marketing" for n in notifications)
+    orders = {e.event_id for e in events if getattr(e, "status", None) == "shipped"}
+    assert orders <= {n.source_event_id for n in notifications}
+    assert [d["reason"].split(":")[0] for d in dead_letters] == ["malformed JSON in event"]
