@@ -9,10 +9,11 @@ from pathlib import Path
 
 DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
                "dead_letters": "demo.events-dead-letter"}
+DEMO_REDIS_PREFIX = "demo"
 DEMO_BAD_RECORDS = [
     b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
-    b'{"type": "behaviour", "event_id": "bad-2", "behavior": "view", "ts": 1}',  # missing user_id
-    b'{"type": "behaviour", "event_id": "bad-3", "user_id": "u1", "behavior": "view", "ts": "now"}',
+    b'{"type": "behaviour", "event_id": "bad-2", "item_id": "i", "behavior": "view", "ts": 1}',  # no user_id
+    b'{"type": "behaviour", "event_id": "bad-3", "user_id": "u1", "item_id": "i", "behavior": "view", "ts": "now"}',
     b'{"type": "teleport", "event_id": "bad-4", "user_id": "u1", "ts": 1700000000000}',
     b'{"type": "behaviour", "event_id": "bad-5", "user_id": "u1", "item_id": "i", "behavior": "view", '
     b'"ts": 99999999999999}',  # year 5138
@@ -36,8 +37,11 @@ def demo(args) -> int:
     jar = services.ensure_connector_jar()
     print(f"      kafka {broker.bootstrap}, redis {redis_server.url}, connector {jar.name}")
 
-    _step(2, total, "recreating the demo topics")
+    _step(2, total, "recreating the demo topics and clearing the demo's Redis keys")
     broker.delete_topics(list(DEMO_TOPICS.values()))
+    client = redis_server.client()
+    for key in client.scan_iter(f"{DEMO_REDIS_PREFIX}:*", count=1000):
+        client.delete(key)
     broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()})
 
     start_ms = int(time.time() * 1000) - 3 * 86_400_000
@@ -55,7 +59,7 @@ def demo(args) -> int:
                   "dead_letter_topic": DEMO_TOPICS["dead_letters"], "bounded": True,
                   "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
         "flink": {"execution_mode": args.mode},
-        "redis": {"url": redis_server.url},
+        "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
     })
     _step(4, total, f"running the job on a local mini-cluster ({args.mode} mode, "
                     f"{config.flink.delivery_guarantee} delivery) until it has read every event")
@@ -78,7 +82,7 @@ def demo(args) -> int:
           f"{len(dead_letters)} dead letters:")
     for letter in dead_letters:
         print(f"      - {letter['reason']}")
-    inbox = redis_server.client().keys("notify:inbox:*:body")
+    inbox = list(client.scan_iter(f"{DEMO_REDIS_PREFIX}:inbox:*:body", count=1000))
     print(f"{len(inbox)} user inboxes in Redis ({redis_server.url}).")
     print(f"Read them again: notify-engine consume --bootstrap-servers {broker.bootstrap} "
           f"--topic {DEMO_TOPICS['notifications']} --max 10")

@@ -85,7 +85,7 @@ def detect_format(path: str | Path) -> Format:
         f"{path}: cannot tell the format from the first line {','.join(first)[:200]!r}. Expected either a "
         f"REES46 header with columns {','.join(REES46_REQUIRED_COLUMNS)} (plus optionally "
         f"{','.join(REES46_OPTIONAL_COLUMNS)}), or a Taobao UserBehavior row {','.join(TAOBAO_COLUMNS)} "
-        f"with behavior one of {'/'.join(TAOBAO_BEHAVIOURS)} and no header")
+        f"with behavior one of {'/'.join(TAOBAO_BEHAVIOURS)} (a header is optional)")
 
 
 def read_events(path: str | Path, fmt: Format | Literal["auto"] = "auto",
@@ -125,7 +125,9 @@ def _events(path: str | Path, fmt: Format, rees46_positions: dict[str, int], lim
     if limit == 0:
         return
     with _open(path) as handle:
-        reader = csv.reader(handle)
+        # Taobao fields never hold quotes; reading them literally keeps a stray quote from
+        # swallowing the following rows.
+        reader = csv.reader(handle, quoting=csv.QUOTE_NONE) if fmt == "taobao" else csv.reader(handle)
         if fmt == "rees46":
             next(reader)  # the header, read by _rees46_header
         to_event = _taobao_parser() if fmt == "taobao" else _rees46_parser(rees46_positions)
@@ -138,6 +140,8 @@ def _events(path: str | Path, fmt: Format, rees46_positions: dict[str, int], lim
                 stats.rows += 1
                 stats.skip(f"unreadable CSV: {exc}", reader.line_num)
                 continue
+            if not row:
+                continue  # a blank line is no row
             if fmt == "taobao" and stats.rows == 0 and tuple(v.strip() for v in row) == TAOBAO_COLUMNS:
                 continue  # an optional header
             stats.rows += 1

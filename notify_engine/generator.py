@@ -130,8 +130,9 @@ class GeneratorConfig:
                              f"items={self.items}, categories={self.categories}")
         if self.events < 0 or self.start_ms < 0:
             raise ValueError("events and start_ms must be >= 0")
-        if self.zipf_exponent < 0 or self.sessions_per_user_day <= 0:
-            raise ValueError("zipf_exponent must be >= 0 and sessions_per_user_day > 0")
+        # Beyond 5 the tail's weights underflow to zero and the long tail is never seen anyway.
+        if not 0 <= self.zipf_exponent <= 5 or self.sessions_per_user_day <= 0:
+            raise ValueError("zipf_exponent must be within [0, 5] and sessions_per_user_day > 0")
         if not self.utc_offsets_h:
             raise ValueError("utc_offsets_h must name at least one offset")
         for name in ("search_share", "favourite_rate", "click_rate", "cart_rate", "purchase_rate",
