@@ -103,6 +103,11 @@ def free_port() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    try:  # our own child lingers as a zombie until reaped, and a zombie still answers kill(0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +117,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _stop_pid_file(pid_file: Path, timeout: float = 30.0) -> None:
+def _stop_pid_file(pid_file: Path, timeout: float = 15.0) -> None:
     if not pid_file.exists():
         return
     pid = int(pid_file.read_text().strip() or 0)

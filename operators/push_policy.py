@@ -49,11 +49,22 @@ class PushStep:
     suppressed: str | None = None  # why nothing was sent, for counters
 
 
-def _roll_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
-    day = (now + config.utc_offset_minutes * 60_000) // DAY_MS
-    if day <= state.day:  # a late event counts against the current day rather than reopening an old one
+def _local_day(now: int, config: "PolicyConfig") -> int:
+    return (now + config.utc_offset_minutes * 60_000) // DAY_MS
+
+
+def _roll_marketing_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
+    day = _local_day(now, config)
+    if day <= state.marketing_day:  # a late event counts against the current day, never reopens an old one
         return state
-    return replace(state, day=day, marketing_today=0, transactional_today=0)
+    return replace(state, marketing_day=day, marketing_today=0)
+
+
+def _roll_transactional_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
+    day = _local_day(now, config)
+    if day <= state.transactional_day:
+        return state
+    return replace(state, transactional_day=day, transactional_today=0)
 
 
 def score_candidates(candidates: CandidateSet, state: PushState, now: int,
@@ -82,7 +93,7 @@ def score_candidates(candidates: CandidateSet, state: PushState, now: int,
 def decide_marketing(state: PushState, candidates: CandidateSet, now: int, created_at: int, user_id: str,
                      config: "PolicyConfig", pseudonym_key: str) -> PushStep:
     """`now` is the trigger's event time (caps replay deterministically); `created_at` the wall clock."""
-    state = _roll_day(state, now, config)
+    state = _roll_marketing_day(state, now, config)
     if state.opted_out:
         return PushStep(state=state, suppressed="opted_out")
     if state.marketing_today >= config.daily_marketing_cap:
@@ -123,7 +134,7 @@ def decide_marketing(state: PushState, candidates: CandidateSet, now: int, creat
 def decide_transactional(state: PushState, event: OrderEvent, created_at: int, config: "PolicyConfig",
                          pseudonym_key: str) -> PushStep:
     now = event.ts
-    state = _roll_day(state, now, config)
+    state = _roll_transactional_day(state, now, config)
     template = TRANSACTIONAL_TEMPLATES.get(event.status)
     if template is None:  # placed / paid: the shop's own confirmation covers these
         return PushStep(state=state, suppressed="not_notified_status")

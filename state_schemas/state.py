@@ -123,8 +123,11 @@ class PushState:
 
     VERSION = 1
 
-    day: int = -1  # days since epoch in the policy's time zone
+    # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
+    # candidates, so a shared day would make the caps depend on how the two paths interleave.
+    marketing_day: int = -1  # days since epoch in the policy's time zone
     marketing_today: int = 0
+    transactional_day: int = -1
     transactional_today: int = 0
     last_marketing_ts: int | None = None
     recent_items: dict[str, int] = field(default_factory=dict)  # item -> time it was notified
@@ -132,8 +135,8 @@ class PushState:
     opted_out: bool = False
 
     def encode(self) -> str:
-        return codec.dumps_str({"v": self.VERSION, "day": self.day, "mk": self.marketing_today,
-                                "tx": self.transactional_today, "last": self.last_marketing_ts,
+        return codec.dumps_str({"v": self.VERSION, "mday": self.marketing_day, "mk": self.marketing_today,
+                                "tday": self.transactional_day, "tx": self.transactional_today, "last": self.last_marketing_ts,
                                 "recent": self.recent_items, "txk": self.transactional_keys,
                                 "out": self.opted_out})
 
@@ -144,7 +147,8 @@ class PushState:
         obj = codec.loads_object(raw, "push state")
         _check(obj, "push state", cls.VERSION)
         try:
-            return cls(day=int(obj["day"]), marketing_today=int(obj["mk"]), transactional_today=int(obj["tx"]),
+            return cls(marketing_day=int(obj["mday"]), marketing_today=int(obj["mk"]),
+                       transactional_day=int(obj["tday"]), transactional_today=int(obj["tx"]),
                        last_marketing_ts=obj["last"], recent_items=obj["recent"],
                        transactional_keys=obj["txk"], opted_out=bool(obj["out"]))
         except (KeyError, TypeError, ValueError) as exc:
