@@ -189,7 +189,8 @@ class KafkaBroker:
                f"-Dkafka.logs.dir={self.data_dir}", "-cp", classpath]
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            _run(jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+            # `=`: a random id may begin with "-", which would otherwise read as an option.
+            _run(jvm + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
                         "--standalone"], "formatting Kafka storage")
         log = open(self.data_dir / "broker.out", "ab")
         proc = subprocess.Popen(jvm + ["kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,

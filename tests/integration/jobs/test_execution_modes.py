@@ -1,10 +1,15 @@
 """Process mode is the fallback to thread mode: on the same single-partition input it must send
-exactly the same notifications (ids are deterministic), in either delivery guarantee."""
+exactly the same notifications (ids are deterministic), in either delivery guarantee; and the
+in-process pipeline the benchmarks use as the Python ceiling must decide exactly as the job does."""
 from __future__ import annotations
 
 import pytest
 
+import time
+
 from notify_engine import generator, producer
+from operators.local_pipeline import DictStore, LocalPipeline, Outputs
+from state_schemas.events import encode
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 
 pytestmark = pytest.mark.slow
@@ -31,3 +36,9 @@ def test_thread_and_process_mode_send_the_same_notifications(broker, redis_serve
     assert thread, "no notifications to compare"
     assert {n.kind for n in thread} == {"marketing", "transactional"}
     assert sorted(n.notification_id for n in process) == sorted(n.notification_id for n in thread)
+
+    config = job_config(broker, redis_server, make_topics(broker, partitions=1))
+    local, out = LocalPipeline(config, DictStore()), Outputs()
+    for event in events:
+        local.process(encode(event), int(time.time() * 1000), out)
+    assert sorted(n.notification_id for n in out.notifications) == sorted(n.notification_id for n in thread)
