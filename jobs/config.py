@@ -42,6 +42,8 @@ class FlinkConfig:
     parallelism: int = doc(1, "default parallelism of every operator")
     delivery_guarantee: str = doc("exactly-once", "exactly-once | at-least-once for the notification sink")
     checkpoint_interval_ms: int = doc(2000, "exactly-once output becomes visible at each checkpoint")
+    checkpoint_dir: str = doc("file:///tmp/notify-engine/checkpoints",
+                              "durable checkpoint storage (JobManager memory holds at most 5 MB of state)")
     state_ttl_hours: float = doc(72.0, "keyed state untouched this long expires (idle users and items)")
     bundle_size: int = doc(100000, "python.fn-execution.bundle.size (process mode)")
     bundle_time_ms: int = doc(100, "python.fn-execution.bundle.time: latency bound of a bundle")
@@ -128,6 +130,7 @@ class JobConfig:
              "flink.delivery_guarantee must be exactly-once or at-least-once"),
             (self.flink.checkpoint_interval_ms >= 100, "flink.checkpoint_interval_ms must be >= 100"),
             (self.flink.state_ttl_hours > 0, "flink.state_ttl_hours must be > 0"),
+            ("://" in self.flink.checkpoint_dir, "flink.checkpoint_dir must be a URI such as file:///path or s3://bucket/path"),
             (self.intake.max_payload_bytes >= 256, "intake.max_payload_bytes must be >= 256"),
             (self.intake.dedup_max_ids >= 1, "intake.dedup_max_ids must be >= 1"),
             (self.profile.half_life_hours > 0, "profile.half_life_hours must be > 0"),

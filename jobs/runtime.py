@@ -35,6 +35,8 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
         "python.fn-execution.bundle.size": str(config.flink.bundle_size),
         "python.fn-execution.bundle.time": str(config.flink.bundle_time_ms),
         "python.state.cache-size": "100000",
+        "state.backend.type": "hashmap",
+        "execution.checkpointing.dir": config.flink.checkpoint_dir,
         "pipeline.name": "notify-engine",
     }
     if jars:  # under `flink run -j`, the client ships the connector itself
