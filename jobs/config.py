@@ -23,6 +23,13 @@ class ConfigError(ValueError):
     pass
 
 
+BEHAVIOURS = frozenset({"view", "click", "search", "cart", "favourite", "purchase"})
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap_servers: str = doc("127.0.0.1:29092", "Kafka bootstrap servers")
@@ -134,9 +141,18 @@ class JobConfig:
             (self.intake.max_payload_bytes >= 256, "intake.max_payload_bytes must be >= 256"),
             (self.intake.dedup_max_ids >= 1, "intake.dedup_max_ids must be >= 1"),
             (self.profile.half_life_hours > 0, "profile.half_life_hours must be > 0"),
-            (set(self.profile.event_weights) <= {"view", "click", "search", "cart", "favourite", "purchase"},
-             "profile.event_weights has an unknown behaviour"),
-            (all(w >= 0 for w in self.profile.event_weights.values()), "profile.event_weights must be >= 0"),
+            (set(self.profile.event_weights) <= BEHAVIOURS, "profile.event_weights has an unknown behaviour"),
+            (all(_is_number(w) for w in self.profile.event_weights.values()), "profile.event_weights must be numbers"),
+            (all(not _is_number(w) or w >= 0 for w in self.profile.event_weights.values()),
+             "profile.event_weights must be >= 0"),
+            (set(self.profile.trigger_behaviors) <= BEHAVIOURS, "profile.trigger_behaviors has an unknown behaviour"),
+            *[(value >= 0, f"{name} must be >= 0") for name, value in (
+                ("intake.dedup_window_ms", self.intake.dedup_window_ms),
+                ("intake.out_of_orderness_ms", self.intake.out_of_orderness_ms),
+                ("intake.idleness_ms", self.intake.idleness_ms),
+                ("profile.min_trigger_gap_ms", self.profile.min_trigger_gap_ms),
+                ("policy.min_marketing_gap_ms", self.policy.min_marketing_gap_ms),
+                ("policy.renotify_cooldown_ms", self.policy.renotify_cooldown_ms))],
             (self.profile.history_size >= 1, "profile.history_size must be >= 1"),
             (self.item_model.row_cap >= self.item_model.neighbours >= 1,
              "item_model.row_cap must be >= item_model.neighbours >= 1"),
@@ -172,7 +188,7 @@ def _merge(base: dict, overrides: dict) -> dict:
 
 def _build(cls, data: dict, path: str):
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'} must be a mapping")
+        raise ConfigError(f"{path.rstrip('.') or 'config'} must be a mapping")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

@@ -37,9 +37,10 @@ def pseudonym(user_id: str, key: str) -> str:
     return hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def notification_id(user_id: str, source_event_id: str, kind: str) -> str:
-    """Deterministic, so a replay after a failure produces the same id and consumers can dedup."""
-    return hashlib.sha256(f"{user_id}\x1f{source_event_id}\x1f{kind}".encode()).hexdigest()[:24]
+def notification_id(user_pseudonym: str, source_event_id: str, kind: str) -> str:
+    """Deterministic, so a replay after a failure produces the same id and consumers can dedup. Built
+    from the keyed pseudonym: a hash of the raw id could be matched against a list of user ids."""
+    return hashlib.sha256(f"{user_pseudonym}\x1f{source_event_id}\x1f{kind}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,12 @@ def decide_marketing(state: PushState, candidates: CandidateSet, now: int, creat
         return PushStep(state=state, suppressed="daily_cap")
     if state.last_marketing_ts is not None and now - state.last_marketing_ts < config.min_marketing_gap_ms:
         return PushStep(state=state, suppressed="min_gap")
+    day = _local_day(now, config)
+    if (day < state.marketing_day and state.last_marketing_ts is not None
+            and _local_day(state.last_marketing_ts, config) >= day):
+        # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
+        # so that day is known to be unused only if the last send was before it.
+        return PushStep(state=state, suppressed="late_day")
     scored = score_candidates(candidates, state, now, config)
     chosen = [entry for entry in scored if entry[0] >= config.min_score][: config.items_per_notification]
     if not chosen:
@@ -107,9 +114,10 @@ def decide_marketing(state: PushState, candidates: CandidateSet, now: int, creat
     event = candidates.event
     item_ids = tuple(item for _, item, _ in chosen)
     verb = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought"}.get(event["behavior"], "viewed")
+    user = pseudonym(user_id, pseudonym_key)
     notification = Notification(
-        notification_id=notification_id(user_id, event["event_id"], "marketing"),
-        user=pseudonym(user_id, pseudonym_key),
+        notification_id=notification_id(user, event["event_id"], "marketing"),
+        user=user,
         channel=config.channel,
         kind="marketing",
         title="Picked for you",
@@ -145,9 +153,10 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, c
         return PushStep(state=state, suppressed="transactional_cap")
     title, body = template
     carrier = f" with {event.carrier}" if event.carrier else ""
+    user = pseudonym(event.user_id, pseudonym_key)
     notification = Notification(
-        notification_id=notification_id(event.user_id, event.event_id, "transactional"),
-        user=pseudonym(event.user_id, pseudonym_key),
+        notification_id=notification_id(user, event.event_id, "transactional"),
+        user=user,
         channel="push",
         kind="transactional",
         title=title,

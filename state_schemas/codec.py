@@ -45,8 +45,10 @@ def text(obj: dict, name: str, what: str, *, required: bool = True, max_len: int
         value = str(value)  # numeric ids are common in exported logs
     if not isinstance(value, str):
         raise SchemaError(f"{what}: field '{name}' must be a string, got {type(value).__name__}")
-    if required and not value:
-        raise SchemaError(f"{what}: field '{name}' must not be empty")
+    if not value:
+        if required:
+            raise SchemaError(f"{what}: field '{name}' must not be empty")
+        return None  # an empty optional field means absent, for every reader alike
     if len(value) > max_len:
         raise SchemaError(f"{what}: field '{name}' is longer than {max_len} characters")
     return value

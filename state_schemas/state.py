@@ -176,8 +176,11 @@ class ItemUpdate:
     def decode(cls, raw: str) -> "ItemUpdate":
         obj = codec.loads_object(raw, "item update")
         _check(obj, "item update", cls.VERSION)
-        return cls(event=obj["e"], history=tuple((i, c) for i, c in obj["h"]), trigger=obj["t"],
-                   affinity=tuple((c, s) for c, s in obj["a"]), exclude=tuple(obj["x"]))
+        try:
+            return cls(event=obj["e"], history=tuple((i, c) for i, c in obj["h"]), trigger=obj["t"],
+                       affinity=tuple((c, s) for c, s in obj["a"]), exclude=tuple(obj["x"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"item update is damaged: {exc!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,9 @@ class CandidateSet:
     def decode(cls, raw: str) -> "CandidateSet":
         obj = codec.loads_object(raw, "candidate set")
         _check(obj, "candidate set", cls.VERSION)
-        return cls(event=obj["e"], trigger_category=obj["tc"],
-                   candidates=tuple(Neighbour(*c) for c in obj["c"]),
-                   affinity=tuple((c, s) for c, s in obj["a"]), exclude=tuple(obj["x"]))
+        try:
+            return cls(event=obj["e"], trigger_category=obj["tc"],
+                       candidates=tuple(Neighbour(*c) for c in obj["c"]),
+                       affinity=tuple((c, s) for c, s in obj["a"]), exclude=tuple(obj["x"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"candidate set is damaged: {exc!r}") from None

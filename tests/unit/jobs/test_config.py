@@ -1,0 +1,197 @@
+"""The job's YAML config: defaults, overrides, rejection of unknown keys and wrong types with their path."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from jobs.config import ConfigError, JobConfig, load_config, render_defaults, to_dict
+
+
+def rejected(overrides: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides=overrides)
+    return str(caught.value)
+
+
+def test_the_defaults_are_valid_and_what_load_config_returns():
+    assert JobConfig().validate() == JobConfig()
+    assert load_config() == JobConfig()
+    assert load_config(overrides={}) == JobConfig()
+
+
+def test_default_lists_and_dicts_are_not_shared_between_configs():
+    first, second = JobConfig(), JobConfig()
+    first.profile.event_weights["view"] = 99.0
+    first.profile.trigger_behaviors.append("search")
+    assert second.profile.event_weights["view"] == 1.0
+    assert "search" not in second.profile.trigger_behaviors
+
+
+def test_an_override_changes_one_key_and_keeps_its_siblings():
+    config = load_config(overrides={"policy": {"daily_marketing_cap": 5}})
+    assert config.policy.daily_marketing_cap == 5
+    assert dataclasses.replace(config.policy, daily_marketing_cap=3) == JobConfig().policy
+    assert config.kafka == JobConfig().kafka
+
+
+def test_overrides_stack_on_an_existing_config():
+    config = load_config(overrides={"policy": {"daily_marketing_cap": 5}})
+    config = config.with_overrides({"policy": {"channel": "email"}, "intake": {"dedup_max_ids": 9}})
+    assert (config.policy.daily_marketing_cap, config.policy.channel, config.intake.dedup_max_ids) == (5, "email", 9)
+
+
+def test_event_weights_are_replaced_as_a_whole_not_merged():
+    config = load_config(overrides={"profile": {"event_weights": {"view": 3.0}}})
+    assert config.profile.event_weights == {"view": 3.0}
+
+
+def test_a_file_and_overrides_combine_with_overrides_winning(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("policy:\n  daily_marketing_cap: 7\n  channel: inbox\nflink:\n  parallelism: 4\n")
+    config = load_config(path, overrides={"policy": {"channel": "email"}})
+    assert config.policy.daily_marketing_cap == 7 and config.policy.channel == "email"
+    assert config.flink.parallelism == 4
+    assert config.kafka == JobConfig().kafka
+
+
+def test_an_empty_file_means_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing changed\n")
+    assert load_config(path) == JobConfig()
+
+
+def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- kafka\n- flink\n")
+    with pytest.raises(ConfigError, match="config must be a mapping"):
+        load_config(path)
+
+
+def test_a_section_that_is_not_a_mapping_is_rejected_with_its_name():
+    message = rejected({"kafka": 5})
+    assert "kafka" in message and "must be a mapping" in message
+
+
+@pytest.mark.parametrize("overrides, path", [
+    ({"bogus": 1}, "bogus"),
+    ({"kafka": {"bootstrap_server": "x"}}, "kafka.bootstrap_server"),
+    ({"policy": {"daily_cap": 1, "zzz": 2}}, "policy.daily_cap, policy.zzz"),
+])
+def test_unknown_keys_are_rejected_with_their_path(overrides, path):
+    assert f"unknown config key(s) {path}" in rejected(overrides)
+
+
+def test_unknown_keys_in_a_file_are_rejected_with_their_path(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("intake:\n  dedup_max_id: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) intake.dedup_max_id"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"flink": {"parallelism": "4"}}, "config key flink.parallelism must be int, got '4'"),
+    ({"flink": {"parallelism": True}}, "config key flink.parallelism must be int, got True"),
+    ({"flink": {"parallelism": 2.0}}, "config key flink.parallelism must be int, got 2.0"),
+    ({"kafka": {"bounded": "yes"}}, "config key kafka.bounded must be bool, got 'yes'"),
+    ({"kafka": {"bootstrap_servers": 9092}}, "config key kafka.bootstrap_servers must be str, got 9092"),
+    ({"profile": {"event_weights": ["view"]}}, "config key profile.event_weights must be dict"),
+    ({"profile": {"trigger_behaviors": "view"}}, "config key profile.trigger_behaviors must be list"),
+    ({"profile": {"half_life_hours": "72"}}, "config key profile.half_life_hours must be float"),
+])
+def test_wrong_types_are_rejected_with_their_path(overrides, message):
+    assert message in rejected(overrides)
+
+
+def test_an_integer_is_accepted_where_a_float_is_expected():
+    config = load_config(overrides={"profile": {"half_life_hours": 24}})
+    assert config.profile.half_life_hours == 24.0 and isinstance(config.profile.half_life_hours, float)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"kafka": {"transaction_timeout_ms": 900001}}, "kafka.transaction_timeout_ms must be in (0, 900000]"),
+    ({"kafka": {"transaction_timeout_ms": 0}}, "kafka.transaction_timeout_ms must be in (0, 900000]"),
+    ({"kafka": {"starting_offsets": "newest"}}, "kafka.starting_offsets must be earliest, latest or committed"),
+    ({"flink": {"execution_mode": "cluster"}}, "flink.execution_mode must be thread or process"),
+    ({"flink": {"parallelism": 0}}, "flink.parallelism must be >= 1"),
+    ({"flink": {"delivery_guarantee": "maybe"}}, "flink.delivery_guarantee must be"),
+    ({"flink": {"checkpoint_interval_ms": 99}}, "flink.checkpoint_interval_ms must be >= 100"),
+    ({"flink": {"state_ttl_hours": 0}}, "flink.state_ttl_hours must be > 0"),
+    ({"intake": {"max_payload_bytes": 255}}, "intake.max_payload_bytes must be >= 256"),
+    ({"intake": {"dedup_max_ids": 0}}, "intake.dedup_max_ids must be >= 1"),
+    ({"profile": {"half_life_hours": 0}}, "profile.half_life_hours must be > 0"),
+    ({"profile": {"event_weights": {"teleport": 1.0}}}, "profile.event_weights has an unknown behaviour"),
+    ({"profile": {"event_weights": {"view": -1.0}}}, "profile.event_weights must be >= 0"),
+    ({"profile": {"history_size": 0}}, "profile.history_size must be >= 1"),
+    ({"item_model": {"neighbours": 65}}, "item_model.row_cap must be >= item_model.neighbours >= 1"),
+    ({"item_model": {"neighbours": 0}}, "item_model.row_cap must be >= item_model.neighbours >= 1"),
+    ({"item_model": {"popularity_half_life_hours": -1.0}}, "item_model.popularity_half_life_hours must be > 0"),
+    ({"policy": {"daily_marketing_cap": -1}}, "policy.daily_marketing_cap must be >= 0"),
+    ({"policy": {"daily_transactional_cap": -1}}, "policy.daily_transactional_cap must be >= 0"),
+    ({"policy": {"utc_offset_minutes": 841}}, "policy.utc_offset_minutes must be in [-720, 840]"),
+    ({"policy": {"utc_offset_minutes": -721}}, "policy.utc_offset_minutes must be in [-720, 840]"),
+    ({"policy": {"channel": "sms"}}, "policy.channel must be push, email or inbox"),
+    ({"policy": {"items_per_notification": 0}}, "policy.items_per_notification must be >= 1"),
+    ({"redis": {"url": "http://localhost"}}, "redis.url must be a redis:// URL"),
+    ({"redis": {"inbox_size": 0}}, "redis.inbox_size must be >= 1"),
+    ({"redis": {"ttl_hours": 0}}, "redis.ttl_hours must be > 0"),
+    ({"privacy": {"pseudonym_key": "short"}}, "privacy.pseudonym_key must have at least 8 characters"),
+], ids=lambda v: str(v)[:60])
+def test_values_out_of_range_are_rejected(overrides, message):
+    assert message in rejected(overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"kafka": {"transaction_timeout_ms": 900000}},
+    {"policy": {"utc_offset_minutes": 840}},
+    {"policy": {"utc_offset_minutes": -720}},
+    {"policy": {"daily_marketing_cap": 0}},
+    {"item_model": {"row_cap": 5, "neighbours": 5}},
+    {"intake": {"max_payload_bytes": 256}},
+    {"redis": {"url": "unix:///tmp/redis.sock"}},
+], ids=lambda v: str(v)[:60])
+def test_values_at_the_edge_of_their_range_are_accepted(overrides):
+    config = load_config(overrides=overrides)
+    section, values = next(iter(overrides.items()))
+    for key, value in values.items():
+        assert getattr(getattr(config, section), key) == value
+
+
+def test_every_problem_is_reported_at_once():
+    message = rejected({"flink": {"parallelism": 0}, "redis": {"inbox_size": 0}})
+    assert "flink.parallelism must be >= 1" in message and "redis.inbox_size must be >= 1" in message
+
+
+def test_rendered_defaults_load_back_as_the_defaults(tmp_path):
+    rendered = render_defaults()
+    assert yaml.safe_load(rendered) == to_dict(JobConfig())
+    path = tmp_path / "defaults.yaml"
+    path.write_text(rendered)
+    assert load_config(path) == JobConfig()
+
+
+def test_rendered_defaults_document_every_key():
+    lines = render_defaults().splitlines()
+    for section in dataclasses.fields(JobConfig):
+        assert f"{section.name}:" in lines
+        for item in dataclasses.fields(getattr(JobConfig(), section.name)):
+            line = next(line for line in lines if line.startswith(f"  {item.name}: "))
+            comment = line.split("  # ", 1)[1]
+            assert comment.strip() and comment == item.metadata["doc"]
+
+
+# --- validation gaps found by these tests, since closed ----------------------------------------
+
+def test_a_non_number_event_weight_is_a_config_error():
+    assert "profile.event_weights" in rejected({"profile": {"event_weights": {"view": "high"}}})
+
+
+def test_an_unknown_trigger_behaviour_is_rejected():
+    assert "profile.trigger_behaviors" in rejected({"profile": {"trigger_behaviors": ["teleport"]}})
+
+
+@pytest.mark.parametrize("section, key", [("policy", "min_marketing_gap_ms"), ("policy", "renotify_cooldown_ms"),
+                                          ("profile", "min_trigger_gap_ms"), ("intake", "dedup_window_ms")])
+def test_negative_durations_are_rejected(section, key):
+    assert f"{section}.{key}" in rejected({section: {key: -1}})
