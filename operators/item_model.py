@@ -49,7 +49,7 @@ def update_item(state: ItemModel, update: ItemUpdate, config: "ItemModelConfig",
         popularity_at=popularity_at,
         row=row,
     )
-    if not update.trigger:
+    if not update.trigger or not row:  # without candidates the push policy could only say no
         return new_state, None
     top = sorted(row.items(), key=lambda kv: kv[1][0], reverse=True)[: config.neighbours]
     candidates = tuple(Neighbour(item_id, entry[1], float(entry[0])) for item_id, entry in top)

@@ -94,9 +94,9 @@ def test_a_trigger_yields_the_strongest_neighbours_with_what_scoring_needs():
                                       affinity=(("ca", 1.0),), exclude=("x",))
 
 
-def test_a_trigger_on_an_item_with_no_row_yields_an_empty_candidate_set():
+def test_a_trigger_on_an_item_with_no_row_sends_nothing_onwards():
     _, candidates = update_item(ItemModel(), update(trigger=True), ITEMS, PROFILE)
-    assert candidates is not None and candidates.candidates == ()
+    assert candidates is None
 
 
 def test_the_row_is_trimmed_to_the_cap_once_past_the_slack():
@@ -123,8 +123,9 @@ def test_row_and_candidates_stay_bounded(updates, row_cap, neighbours):
                                         PROFILE)
         assert len(state.row) <= row_cap + row_cap // 4
         assert state.interactions == n + 1
-        if trigger:
+        if trigger and state.row:
             counts = [c.co_count for c in candidates.candidates]
+            assert counts
             assert len(counts) <= neighbours
             assert counts == sorted(counts, reverse=True)
             assert len({c.item_id for c in candidates.candidates}) == len(counts)
