@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down eval bench clean
+.PHONY: demo test unit integration install services-up services-down bench clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,6 @@ services-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+bench: install
+	$(PY) bench/run.py

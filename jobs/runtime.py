@@ -46,5 +46,9 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config.flink.parallelism)
-    env.enable_checkpointing(config.flink.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    # Aligned (exactly-once) barriers block each channel until all inputs deliver theirs: a latency
+    # cost only worth paying when the sink is transactional too.
+    mode = (CheckpointingMode.EXACTLY_ONCE if config.flink.delivery_guarantee == "exactly-once"
+            else CheckpointingMode.AT_LEAST_ONCE)
+    env.enable_checkpointing(config.flink.checkpoint_interval_ms, mode)
     return env

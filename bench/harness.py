@@ -1,0 +1,289 @@
+"""Measurements for bench/run.py: the job on real Kafka, its Python ceiling, a naive baseline.
+
+Every figure comes from one run on this machine; the report states ratios, not absolutes.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jobs import notification_job
+from jobs.config import JobConfig, load_config
+from notify_engine import consumer, datasets, producer, services
+from operators.local_pipeline import DictStore, LocalPipeline, Outputs
+from state_schemas.events import BehaviourEvent, encode
+
+
+# ---------------------------------------------------------------- workloads
+def load_events(path: Path, limit: int | None) -> list[BehaviourEvent]:
+    return datasets.sorted_by_time(datasets.read_events(path, limit=limit))
+
+
+def scale_population(events: list[BehaviourEvent], factor: int) -> list[BehaviourEvent]:
+    """`factor` disjoint copies of the log (users, items, ids suffixed), interleaved in time:
+    `factor` times the users, items, state and events, at the same events per user."""
+    if factor == 1:
+        return list(events)
+    copies = [replace(e, event_id=f"{e.event_id}~{k}", user_id=f"{e.user_id}~{k}", item_id=f"{e.item_id}~{k}")
+              for e in events for k in range(factor)]
+    return sorted(copies, key=lambda e: e.ts)
+
+
+MARKER_EVERY = 500
+
+
+def with_markers(events: list[BehaviourEvent], every: int = MARKER_EVERY) -> list[tuple[bytes | None, bytes]]:
+    """(key, payload) records with a malformed marker after every `every` events. The job dead-letters
+    each marker stamped with the admit operator's processing time: a progress clock inside the job."""
+    records: list[tuple[bytes | None, bytes]] = []
+    for index, event in enumerate(events, 1):
+        records.append((event.user_id.encode(), encode(event)))
+        if index % every == 0:
+            records.append((None, b'{"bench_marker": %d}' % index))
+    return records
+
+
+def publish_records(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], label: str) -> None:
+    from kafka import KafkaProducer
+
+    sink = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
+    for key, value in tqdm(records, desc=f"publish {label}", unit="rec", leave=False, mininterval=1.0):
+        sink.send(topic, value, key=key)
+    sink.flush()
+    sink.close()
+
+
+def marker_times(env: "Services", topic: str) -> dict[int, int]:
+    """Marker index -> processing time (ms) at which the job rejected it."""
+    times = {}
+    for letter in consumer.read_dead_letters(env.broker.bootstrap, topic, idle_timeout_s=2.0):
+        raw = letter.get("raw", "")
+        if raw.startswith('{"bench_marker"'):
+            times[int(raw.split(":")[1].rstrip("}"))] = letter["rejected_at"]
+    return times
+
+
+def sustained_rate(times: dict[int, int], trim: float = 0.1) -> float:
+    """events/s between the markers at `trim` and `1 - trim` of the stream: start-up and drain excluded."""
+    ordered = sorted(times.items())
+    if len(ordered) < 5:
+        raise RuntimeError(f"only {len(ordered)} progress markers came back; the run is too short to measure")
+    low, high = ordered[int(len(ordered) * trim)], ordered[int(len(ordered) * (1 - trim)) - 1]
+    return (high[0] - low[0]) / max((high[1] - low[1]) / 1000, 1e-3)
+
+
+# ---------------------------------------------------------------- environment
+@dataclass
+class Services:
+    broker: services.KafkaBroker
+    redis: services.RedisServer
+    jar: Path
+
+
+def start_services(workdir: Path) -> Services:
+    broker = services.KafkaBroker(port=services.free_port(), controller_port=services.free_port(),
+                                  data_dir=workdir / "kafka", heap="1g").start()
+    redis_server = services.RedisServer(port=services.free_port(), data_dir=workdir / "redis").start()
+    return Services(broker, redis_server, services.ensure_connector_jar())
+
+
+@dataclass
+class Topics:
+    events: str
+    notifications: str
+    dead_letters: str
+
+
+def new_topics(env: Services, partitions: int = 2) -> Topics:
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(f"bench-events-{run}", f"bench-notifications-{run}", f"bench-dlq-{run}")
+    env.broker.create_topics({topics.events: partitions, topics.notifications: partitions,
+                              topics.dead_letters: 1})
+    return topics
+
+
+def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guarantee: str,
+               parallelism: int = 1, checkpoint_ms: int = 2000) -> JobConfig:
+    run = topics.events
+    return load_config(overrides={
+        "kafka": {"bootstrap_servers": env.broker.bootstrap, "events_topic": topics.events,
+                  "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+                  "bounded": bounded, "starting_offsets": "earliest", "group_id": f"{run}-{mode}-{guarantee}",
+                  "transactional_id_prefix": f"{run}-{mode}-{guarantee}"},
+        "flink": {"execution_mode": mode, "delivery_guarantee": guarantee, "parallelism": parallelism,
+                  "checkpoint_interval_ms": checkpoint_ms},
+        "redis": {"url": env.redis.url, "key_prefix": run},
+    })
+
+
+DRAIN_S = 3
+LOW_LATENCY_FLINK = {"restart-strategy.type": "none", "execution.buffer-timeout.interval": "5 ms"}
+BATCH_FLINK = {"restart-strategy.type": "none"}
+
+
+@contextmanager
+def ticker(label: str):
+    """A progress line while a blocking call (a Flink job) runs."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick():
+        with tqdm(desc=label, bar_format="{desc}: {elapsed}", leave=False) as bar:
+            while not done.wait(5.0):
+                bar.update(0)
+                bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        tqdm.write(f"  {label}: {time.monotonic() - started:.1f} s")
+
+
+# ---------------------------------------------------------------- measurements
+def python_ceiling(events: list[BehaviourEvent], config: JobConfig, label: str) -> float:
+    """The same operator logic in a plain in-process loop over a dict: events/s."""
+    raws = [encode(e) for e in events]
+    pipeline, out = LocalPipeline(config, DictStore()), Outputs()
+    now = int(time.time() * 1000)
+    started = time.perf_counter()
+    for raw in tqdm(raws, desc=label, unit="ev", leave=False, mininterval=0.5):
+        pipeline.process(raw, now, out)
+    return len(raws) / (time.perf_counter() - started)
+
+
+class RedisStore:
+    """Naive: every state access is its own Redis round trip."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, key: str) -> str | None:
+        return self.client.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self.client.set(key, value)
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+
+def naive_baseline(env: Services, topics: Topics, config: JobConfig, limit: int) -> float:
+    """What a team might write instead: a kafka-python loop with its state in Redis. events/s."""
+    import redis
+    from kafka import KafkaConsumer, KafkaProducer
+
+    client = redis.Redis.from_url(env.redis.url, decode_responses=True)
+    client.flushdb()
+    pipeline, out = LocalPipeline(config, RedisStore(client)), Outputs()
+    source = KafkaConsumer(topics.events, bootstrap_servers=env.broker.bootstrap, group_id=f"naive-{topics.events}",
+                           auto_offset_reset="earliest", enable_auto_commit=True, max_poll_records=1000)
+    sink = KafkaProducer(bootstrap_servers=env.broker.bootstrap, linger_ms=5, acks="all")
+    processed = 0
+    with tqdm(total=limit, desc="naive consumer + Redis", unit="ev", leave=False, mininterval=0.5) as bar:
+        started = time.perf_counter()
+        while processed < limit:
+            for records in source.poll(timeout_ms=1000).values():
+                for record in records:
+                    pipeline.process(record.value, int(time.time() * 1000), out)
+                    for notification in out.notifications:
+                        sink.send(topics.notifications, notification.encode())
+                    out.notifications.clear()
+                    processed += 1
+                bar.update(len(records))
+        sink.flush()
+        elapsed = time.perf_counter() - started
+    source.close()
+    sink.close()
+    return processed / elapsed
+
+
+def job_throughput(env: Services, events: list[BehaviourEvent], label: str, **job) -> float:
+    """Sustained events/s of a bounded job draining a preloaded topic, from its progress markers."""
+    topics = new_topics(env)
+    publish_records(env.broker.bootstrap, topics.events, with_markers(events), label)
+    config = job_config(env, topics, bounded=True, **job)
+    with ticker(label):
+        notification_job.run(config, [env.jar], job_name=label, extra_flink=BATCH_FLINK)
+    return sustained_rate(marker_times(env, topics.dead_letters))
+
+
+@dataclass
+class LatencyResult:
+    samples: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rate: float
+
+
+def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate: float, seconds: float,
+            mode: str, guarantee: str, checkpoint_ms: int) -> LatencyResult:
+    """Paced events into a running, warmed-up job; latency = a notification's arrival on the sink topic
+    minus its source event's send time, both read from this process's clock."""
+    from kafka import KafkaProducer
+
+    topics = new_topics(env)
+    warm, paced = events[:warm_events], events[warm_events:warm_events + int(rate * seconds)]
+    warm_records = with_markers(warm)
+    last_marker = max(int(v.split(b":")[1].rstrip(b"}")) for k, v in warm_records if k is None)
+    publish_records(env.broker.bootstrap, topics.events, warm_records, f"warm-up ({guarantee})")
+    config = job_config(env, topics, bounded=False, mode=mode, guarantee=guarantee, checkpoint_ms=checkpoint_ms)
+    flink_env = notification_job.create_environment(config, [env.jar], LOW_LATENCY_FLINK)
+    sinks = notification_job.JobSinks(
+        notification_job.kafka_sink(config, topics.notifications, "notifications"),
+        notification_job.kafka_sink(config, topics.dead_letters, "dead-letters"))
+    notification_job.build_pipeline(flink_env, notification_job.kafka_source(config), sinks, config)
+    client = flink_env.execute_async(f"latency-{mode}-{guarantee}")
+    try:
+        with ticker(f"job catching up on {len(warm)} warm-up events ({guarantee})"):
+            deadline = time.monotonic() + 600
+            while last_marker not in marker_times(env, topics.dead_letters):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the job did not catch up with the warm-up events in 10 minutes")
+
+        arrivals: dict[str, float] = {}
+        stop = threading.Event()
+
+        def read():
+            for notification in consumer.read_notifications(env.broker.bootstrap, topics.notifications,
+                                                            start=consumer.StartPosition("latest"),
+                                                            idle_timeout_s=3600):
+                arrivals.setdefault(notification.source_event_id, time.monotonic())
+                if stop.is_set():
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(2)  # the reader is assigned and positioned
+        sink = KafkaProducer(bootstrap_servers=env.broker.bootstrap, linger_ms=0, acks=1)
+        sent: dict[str, float] = {}
+        started = time.monotonic()
+        for index, event in enumerate(tqdm(paced, desc=f"paced at {rate:.0f} ev/s ({guarantee})", unit="ev",
+                                           leave=False, mininterval=1.0)):
+            pause = started + index / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            sink.send(topics.events, encode(event), key=event.user_id.encode())
+            sent[event.event_id] = time.monotonic()
+        sink.flush()
+        achieved = len(paced) / (time.monotonic() - started)
+        time.sleep(DRAIN_S + (2 * checkpoint_ms / 1000 if guarantee == "exactly-once" else 0))
+        stop.set()
+    finally:
+        client.cancel().result()
+    latencies = sorted((arrivals[eid] - sent[eid]) * 1000 for eid in sent if eid in arrivals)
+    if len(latencies) < 20:
+        raise RuntimeError(f"only {len(latencies)} notifications arrived for {len(sent)} paced events")
+    cut = statistics.quantiles(latencies, n=100, method="inclusive")
+    return LatencyResult(samples=len(latencies), p50_ms=cut[49], p95_ms=cut[94], p99_ms=cut[98], rate=achieved)
