@@ -1,0 +1,99 @@
+"""Before/after of hot-path choices, in one run: the job's sustained events/s with the current
+code and with each alternative swapped in, on the same preloaded events.
+
+    .venv/bin/python bench/variants.py [--events 40000] [--repeat 2]
+
+Last line: one `<variant>_vs_current=<ratio>` per variant (above 1: the variant is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyflink.common import Types  # noqa: E402
+from pyflink.datastream import OutputTag  # noqa: E402
+from pyflink.datastream.data_stream import DataStream  # noqa: E402
+from pyflink.datastream.state import ValueStateDescriptor  # noqa: E402
+
+from bench import harness  # noqa: E402
+from jobs import flink_functions  # noqa: E402
+
+DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
+
+
+@contextmanager
+def pickled_tuples():
+    """Hop envelopes as pickled tuples of str instead of typed Flink tuples (payloads stay JSON)."""
+    saved = flink_functions.ADMITTED, flink_functions.ROUTED, flink_functions.TO_PUSH_POLICY
+    flink_functions.ADMITTED = flink_functions.ROUTED = Types.PICKLED_BYTE_ARRAY()
+    flink_functions.TO_PUSH_POLICY = OutputTag("to-push-policy", flink_functions.ROUTED)
+    try:
+        yield
+    finally:
+        flink_functions.ADMITTED, flink_functions.ROUTED, flink_functions.TO_PUSH_POLICY = saved
+
+
+@contextmanager
+def without_state_ttl():
+    """What state TTL (bounded idle state) costs."""
+    saved = flink_functions._value_state
+    flink_functions._value_state = lambda ctx, name, ttl: ctx.get_state(ValueStateDescriptor(name, Types.STRING()))
+    try:
+        yield
+    finally:
+        flink_functions._value_state = saved
+
+
+@contextmanager
+def without_watermarks():
+    """What the event-time stage costs: a Java operator between two Python functions of the source chain."""
+    saved = DataStream.assign_timestamps_and_watermarks
+    DataStream.assign_timestamps_and_watermarks = lambda self, strategy: self
+    try:
+        yield
+    finally:
+        DataStream.assign_timestamps_and_watermarks = saved
+
+
+@contextmanager
+def current():
+    yield
+
+
+VARIANTS = {"pickled_tuples": pickled_tuples, "no_state_ttl": without_state_ttl, "no_watermarks": without_watermarks}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--events", type=int, default=40000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved; the median counts")
+    args = parser.parse_args(argv)
+    events = harness.load_events(args.dataset, args.events)
+    env = harness.start_services(Path(tempfile.mkdtemp(prefix="notify-variants-")))
+    rates: dict[str, list[float]] = {name: [] for name in ["current", *VARIANTS]}
+    try:
+        for round_ in range(args.repeat):
+            for name, variant in [("current", current), *VARIANTS.items()]:
+                with variant():
+                    rate = harness.job_throughput(env, events, f"{name} (round {round_ + 1})", mode="thread",
+                                                  guarantee="at-least-once")
+                rates[name].append(rate)
+                print(f"  {name:<14} round {round_ + 1}: {rate:,.0f} events/s", flush=True)
+    finally:
+        env.broker.stop()
+        env.redis.stop()
+    base = statistics.median(rates["current"])
+    print(" ".join(f"{name}_vs_current={statistics.median(rates[name]) / base:.3f}" for name in VARIANTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
