@@ -53,6 +53,8 @@ def main(argv=None) -> int:
                         help="events of the base log that --scale multiplies; far more than Flink's network buffers hold")
     parser.add_argument("--naive-events", type=int, default=15000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-rate", type=float,
+                        help="events/s fed to the latency runs (default: half the job's measured events/s)")
     parser.add_argument("--warm-events", type=int, default=40000,
                         help="events replayed before the latency runs, so the models are warm")
     parser.add_argument("--skip-cluster", action="store_true", help="skip parallelism 1 vs 2 on a standalone cluster")
@@ -94,9 +96,9 @@ def main(argv=None) -> int:
                                           mode="thread", guarantee="at-least-once")
             results[f"job_us_per_event_{factor}x"] = 1e6 / rate
 
-        peak = results["job_eps_thread_at-least-once"]
+        rate = args.latency_rate or results["job_eps_thread_at-least-once"] / 2
         for name, guarantee, checkpoint_ms in (("low", "at-least-once", 2000), ("eo", "exactly-once", 1000)):
-            measured = harness.latency(env, latency_events, warm_events=args.warm_events, rate=peak / 2,
+            measured = harness.latency(env, latency_events, warm_events=args.warm_events, rate=rate,
                                        seconds=args.latency_seconds, mode="thread", guarantee=guarantee,
                                        checkpoint_ms=checkpoint_ms)
             results.update({f"latency_{name}_{k}": v for k, v in vars(measured).items()})
