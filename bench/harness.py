@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from jobs import notification_job
 from jobs.config import JobConfig, load_config
-from notify_engine import consumer, datasets, producer, services
+from notify_engine import consumer, datasets, services
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs
 from state_schemas.events import BehaviourEvent, encode
 

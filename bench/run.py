@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from bench import harness  # noqa: E402
 from jobs.config import to_dict  # noqa: E402
