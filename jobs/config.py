@@ -83,7 +83,55 @@ class ProfileConfig:
 class ItemModelConfig:
     popularity_half_life_hours: float = doc(6.0, "half-life of item popularity")
     row_cap: int = doc(64, "co-occurring items kept per item (bounded state and work)")
-    neighbours: int = doc(10, "candidates sent to the push policy per trigger")
+    neighbours: int = doc(10, "top-K similar items kept per item and sent to the scorer per trigger")
+    neighbour_refresh_ms: int = doc(300000, "event time between recomputations of an item's top-K (and at the end "
+                                            "of a bounded stream)")
+    card_cache_ms: int = doc(5000, "item cards (counts, vectors, stock) read from Redis are reused this long")
+    card_cache_size: int = doc(100000, "item cards kept in each instance's read cache")
+    card_flush_ms: int = doc(200, "item cards are written to Redis in batches at least this often")
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    enabled: bool = doc(True, "read the catalogue topic and join it into item state")
+    topic: str = doc("catalog", "input: catalogue items (JSON, compacted topic)")
+    known_categories: list = doc([], "if not empty, catalogue items of other categories are dead-lettered")
+    max_price: float = doc(1000000.0, "catalogue prices above this are dead-lettered as absurd")
+    terms_per_item: int = doc(16, "strongest TF-IDF terms kept per item vector")
+    content_half_life_hours: float = doc(72.0, "half-life of the user's content vector")
+    content_terms_per_user: int = doc(64, "strongest terms kept in a user's content vector")
+
+
+@dataclass(frozen=True)
+class TrendingConfig:
+    enabled: bool = doc(True, "windowed trending and behaviour counts to Redis")
+    window_ms: int = doc(3600000, "sliding event-time window of trending items")
+    slide_ms: int = doc(300000, "how often the trending window advances")
+    top_n: int = doc(20, "trending items kept, globally and per category")
+    counts_window_ms: int = doc(3600000, "tumbling window of per-user and per-category behaviour counts")
+    read_cache_ms: int = doc(30000, "the scorer reuses trending lists read from Redis this long")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    enabled: bool = doc(True, "cluster users by profile (streaming k-means) and recommend what their segment likes")
+    segments: int = doc(8, "number of k-means segments")
+    dimensions: int = doc(32, "hashed profile-vector dimensions")
+    decay: float = doc(0.999, "forgetting factor of centroid weights per update (1.0 never forgets)")
+    min_update_gap_ms: int = doc(3600000, "a user's profile vector is sent to the segmenter at most this often")
+    trend_items: int = doc(20, "items each segment's trend list keeps")
+    trend_half_life_hours: float = doc(24.0, "half-life of a segment's item scores")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    weight_cf: float = doc(0.5, "blend weight of item-item similarity to the trigger and recent items")
+    weight_content: float = doc(0.2, "blend weight of content similarity to the user's content vector")
+    weight_segment: float = doc(0.1, "blend weight of the user's segment trend")
+    weight_popularity: float = doc(0.1, "blend weight of trending popularity (cold start for new users and items)")
+    weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
+    diversity_penalty: float = doc(0.3, "score x (1 - penalty x sim) against each item notified recently")
+    top_n: int = doc(20, "recommendations per user written to Redis")
 
 
 @dataclass(frozen=True)
@@ -95,8 +143,6 @@ class PolicyConfig:
     utc_offset_minutes: int = doc(0, "time zone of the daily cap (per-user zones come with the push policy)")
     min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
     items_per_notification: int = doc(3, "items named in one marketing notification")
-    weight_cooccurrence: float = doc(0.7, "blend weight of item co-occurrence")
-    weight_affinity: float = doc(0.3, "blend weight of the user's category affinity")
     channel: str = doc("push", "push | email | inbox")
 
 
@@ -121,6 +167,10 @@ class JobConfig:
     intake: IntakeConfig = field(default_factory=IntakeConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     item_model: ItemModelConfig = field(default_factory=ItemModelConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    trending: TrendingConfig = field(default_factory=TrendingConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
@@ -157,6 +207,31 @@ class JobConfig:
             (self.item_model.row_cap >= self.item_model.neighbours >= 1,
              "item_model.row_cap must be >= item_model.neighbours >= 1"),
             (self.item_model.popularity_half_life_hours > 0, "item_model.popularity_half_life_hours must be > 0"),
+            *[(value >= 0, f"item_model.{name} must be >= 0") for name, value in (
+                ("card_cache_ms", self.item_model.card_cache_ms), ("card_flush_ms", self.item_model.card_flush_ms))],
+            (self.item_model.neighbour_refresh_ms > 0, "item_model.neighbour_refresh_ms must be > 0"),
+            (self.item_model.card_cache_size >= 1, "item_model.card_cache_size must be >= 1"),
+            (self.catalog.max_price > 0, "catalog.max_price must be > 0"),
+            (self.catalog.terms_per_item >= 1, "catalog.terms_per_item must be >= 1"),
+            (self.catalog.content_half_life_hours > 0, "catalog.content_half_life_hours must be > 0"),
+            (self.catalog.content_terms_per_user >= 1, "catalog.content_terms_per_user must be >= 1"),
+            (0 < self.trending.slide_ms <= self.trending.window_ms,
+             "trending.slide_ms must be in (0, trending.window_ms]"),
+            (self.trending.top_n >= 1, "trending.top_n must be >= 1"),
+            (self.trending.counts_window_ms > 0, "trending.counts_window_ms must be > 0"),
+            (self.trending.read_cache_ms >= 0, "trending.read_cache_ms must be >= 0"),
+            (self.segments.segments >= 1, "segments.segments must be >= 1"),
+            (self.segments.dimensions >= 2, "segments.dimensions must be >= 2"),
+            (0 < self.segments.decay <= 1, "segments.decay must be in (0, 1]"),
+            (self.segments.min_update_gap_ms >= 0, "segments.min_update_gap_ms must be >= 0"),
+            (self.segments.trend_items >= 1, "segments.trend_items must be >= 1"),
+            (self.segments.trend_half_life_hours > 0, "segments.trend_half_life_hours must be > 0"),
+            (all(_is_number(w) and w >= 0 for w in (self.scoring.weight_cf, self.scoring.weight_content,
+                                                     self.scoring.weight_segment, self.scoring.weight_popularity,
+                                                     self.scoring.weight_affinity)),
+             "scoring weights must be >= 0"),
+            (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
+            (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
             (-720 <= self.policy.utc_offset_minutes <= 840, "policy.utc_offset_minutes must be in [-720, 840]"),

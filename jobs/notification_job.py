@@ -1,8 +1,11 @@
-"""The notification job: behaviour events in, personalised notifications out.
+"""The notification job: behaviour events and the catalogue in, personalised notifications out.
 
-    events ─► admit (dead letters ─► DLQ) ─► watermarks
-           ─► key_by(user)  user context ─► key_by(item) item model ─┐
-                            orders/feedback/erasure ──────────────────┴► key_by(user) push policy
+    events ─► admit (dead letters ─► DLQ) ─► watermarks ─┬─► windows: trending, behaviour counts ─► Redis
+           ─► key_by(user)  user context: dedup, history, profile ─► key_by(const) segmenter (k-means) ──┐
+    catalog ─► admit ─► key_by(const) TF-IDF weigher ─┐                                                 │
+           ─► key_by(item)  item model: catalogue join, CF rows, cosine top-K (cards ⇄ Redis) ─┐        │
+                            orders/feedback/erasure ─────────────────────────────────────────┴───────┴─►
+           ─► key_by(user)  scorer + push policy (side inputs from Redis) ─► Redis profile, top-N
            ─► Redis inbox (idempotent) ─► notifications topic
 
 Submit to a cluster with `flink run -py jobs/notification_job.py -j <connector.jar> -- --config FILE`.
@@ -22,40 +25,60 @@ from jobs.runtime import create_environment  # noqa: E402
 
 
 @dataclass(frozen=True)
+class JobSources:
+    events: object  # a Flink Source of strings
+    catalog: object | None = None
+
+
+@dataclass(frozen=True)
 class JobSinks:
     notifications: object  # a Flink Sink of strings
     dead_letters: object
 
 
-def build_pipeline(env, source, sinks: JobSinks, config: JobConfig):
+def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from pyflink.common import Types, WatermarkStrategy
 
-    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, ROUTED, TO_PUSH_POLICY, AdmitEventsFunction,
-                                      DecideNotificationsFunction, StoreInboxInRedisFunction,
-                                      TrackUserContextFunction, UpdateItemModelFunction, event_time_watermarks,
-                                      routing_key)
+    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, ROUTED, SERVING, TO_PUSH_POLICY, TO_SEGMENTER,
+                                      AdmitCatalogFunction, AdmitEventsFunction, DecideNotificationsFunction,
+                                      SegmentUsersFunction, StoreInboxInRedisFunction, StoreServingInRedisFunction,
+                                      TrackUserContextFunction, UpdateItemModelFunction, WeighCatalogTermsFunction,
+                                      catalog_watermarks, event_time_watermarks, routing_key)
+    from jobs.windowed_aggregations import add_windowed_aggregations
 
-    raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
+    raw = env.from_source(sources.events, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
     admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
     timed = admitted.assign_timestamps_and_watermarks(event_time_watermarks(config)).name("event time").uid("event-time")
+    if config.trending.enabled:
+        add_windowed_aggregations(timed, config)
     by_user = timed.key_by(routing_key, key_type=Types.STRING())
     contexts = by_user.process(TrackUserContextFunction(config), output_type=ROUTED).name("user context").uid("user-context")
-    by_item = contexts.key_by(routing_key, key_type=Types.STRING())
-    candidates = by_item.process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
-    to_policy = candidates.union(contexts.get_side_output(TO_PUSH_POLICY)).key_by(routing_key, key_type=Types.STRING())
-    notifications = to_policy.process(DecideNotificationsFunction(config), output_type=Types.STRING()).name("push policy").uid("push-policy")
+    to_items = contexts
+    dead_letters = [admitted.get_side_output(DEAD_LETTERS), contexts.get_side_output(DEAD_LETTERS)]
+    if sources.catalog is not None:
+        listings = env.from_source(sources.catalog, catalog_watermarks(config), "catalog").uid("catalog-source")
+        admitted_listings = listings.process(AdmitCatalogFunction(config), output_type=ROUTED).name("admit catalog").uid("admit-catalog")
+        weighed = admitted_listings.key_by(routing_key, key_type=Types.STRING()).process(WeighCatalogTermsFunction(config), output_type=ROUTED).name("weigh catalog terms").uid("weigh-catalog-terms").set_parallelism(1)
+        to_items = contexts.union(weighed)
+        dead_letters.append(admitted_listings.get_side_output(DEAD_LETTERS))
+    signals = to_items.key_by(routing_key, key_type=Types.STRING()).process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
+    to_policy = signals.union(contexts.get_side_output(TO_PUSH_POLICY))
+    if config.segments.enabled:
+        assignments = contexts.get_side_output(TO_SEGMENTER).key_by(routing_key, key_type=Types.STRING()).process(SegmentUsersFunction(config), output_type=ROUTED).name("segment users").uid("segment-users").set_parallelism(1)
+        to_policy = to_policy.union(assignments)
+        dead_letters.append(assignments.get_side_output(DEAD_LETTERS))
+    notifications = to_policy.key_by(routing_key, key_type=Types.STRING()).process(DecideNotificationsFunction(config), output_type=Types.STRING()).name("score and decide").uid("push-policy")
+    notifications.get_side_output(SERVING).process(StoreServingInRedisFunction(config)).name("redis profiles and top-N").uid("redis-serving")
     delivered = notifications
     if config.redis.enabled:
         delivered = notifications.process(StoreInboxInRedisFunction(config), output_type=Types.STRING()).name("redis inbox").uid("redis-inbox")
     delivered.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
-    dead_letters = admitted.get_side_output(DEAD_LETTERS).union(
-        contexts.get_side_output(DEAD_LETTERS), candidates.get_side_output(DEAD_LETTERS),
-        notifications.get_side_output(DEAD_LETTERS))
-    dead_letters.sink_to(sinks.dead_letters).name("dead-letter sink").uid("dead-letter-sink")
+    dead_letters += [signals.get_side_output(DEAD_LETTERS), notifications.get_side_output(DEAD_LETTERS)]
+    dead_letters[0].union(*dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink").uid("dead-letter-sink")
     return notifications
 
 
-def kafka_source(config: JobConfig):
+def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
     from pyflink.common.serialization import SimpleStringSchema
     from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
 
@@ -66,8 +89,8 @@ def kafka_source(config: JobConfig):
     }[config.kafka.starting_offsets]()
     builder = (KafkaSource.builder()
                .set_bootstrap_servers(config.kafka.bootstrap_servers)
-               .set_topics(config.kafka.events_topic)
-               .set_group_id(config.kafka.group_id)
+               .set_topics(topic)
+               .set_group_id(config.kafka.group_id + group_suffix)
                .set_starting_offsets(starting)
                .set_value_only_deserializer(SimpleStringSchema())
                .set_property("partition.discovery.interval.ms", "10000"))
@@ -102,7 +125,9 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
     env = create_environment(config, jars, extra_flink)
     sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications"),
                      dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
-    build_pipeline(env, kafka_source(config), sinks, config)
+    sources = JobSources(events=kafka_source(config, config.kafka.events_topic),
+                         catalog=kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None)
+    build_pipeline(env, sources, sinks, config)
     if wait:
         return env.execute(job_name)
     return env.execute_async(job_name)

@@ -1,4 +1,4 @@
-"""Second user-keyed hop: score candidates and decide what, if anything, is sent.
+"""Second user-keyed hop: the user's content vector and segment, hybrid scoring, and what is sent.
 
 Transactional notifications (shipping, delivery, price drops) outrank marketing: they have their
 own cap, are never blocked by the marketing cap, and are deduplicated per order and status.
@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from state_schemas.events import ErasureRequest, FeedbackEvent, InputEvent, OrderEvent
-from state_schemas.outputs import Notification
-from state_schemas.state import CandidateSet, PushState
+from state_schemas.outputs import Notification, ServingRecord
+from state_schemas.segments import SegmentAssignment
+from state_schemas.state import ItemSignal, PushState
+
+from .content import add_vector
+from .scorer import SideInputs, rank
 
 if TYPE_CHECKING:
-    from jobs.config import PolicyConfig
+    from jobs.config import JobConfig, PolicyConfig
+
+HOUR_MS = 3_600_000
+CONTENT_TERMS_SERVED = 10
 
 DAY_MS = 86_400_000
 RECENT_ITEMS_KEPT = 100
@@ -48,6 +54,7 @@ class PushStep:
     state: PushState | None  # None: clear the user's state
     notification: Notification | None = None
     suppressed: str | None = None  # why nothing was sent, for counters
+    serving: tuple[ServingRecord, ...] = ()
 
 
 def _local_day(now: int, config: "PolicyConfig") -> int:
@@ -68,31 +75,8 @@ def _roll_transactional_day(state: PushState, now: int, config: "PolicyConfig") 
     return replace(state, transactional_day=day, transactional_today=0)
 
 
-def score_candidates(candidates: CandidateSet, state: PushState, now: int,
-                     config: "PolicyConfig") -> list[tuple[float, str, str | None]]:
-    """Blend co-occurrence and category affinity; drop excluded and recently sent items."""
-    trigger_item = candidates.event.get("item_id")
-    excluded = set(candidates.exclude)
-    excluded.add(trigger_item)
-    recent = {item for item, ts in state.recent_items.items() if now - ts < config.renotify_cooldown_ms}
-    affinity = dict(candidates.affinity)
-    top_count = max((n.co_count for n in candidates.candidates), default=0.0) or 1.0
-    scored = []
-    for neighbour in candidates.candidates:
-        if neighbour.item_id in excluded or neighbour.item_id in recent:
-            continue
-        co = neighbour.co_count / top_count
-        # Confidence grows with evidence: one shared user is a weak signal.
-        co *= 1.0 - math.exp(-neighbour.co_count / 2.0)
-        aff = affinity.get(neighbour.category_id, 0.0) if neighbour.category_id else 0.0
-        score = config.weight_cooccurrence * co + config.weight_affinity * aff
-        scored.append((score, neighbour.item_id, neighbour.category_id))
-    scored.sort(key=lambda entry: (-entry[0], entry[1]))
-    return scored
-
-
-def decide_marketing(state: PushState, candidates: CandidateSet, now: int, created_at: int, user_id: str,
-                     config: "PolicyConfig", pseudonym_key: str) -> PushStep:
+def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: int, created_at: int, user: str,
+                     config: "PolicyConfig") -> PushStep:
     """`now` is the trigger's event time (caps replay deterministically); `created_at` the wall clock."""
     state = _roll_marketing_day(state, now, config)
     if state.opted_out:
@@ -107,36 +91,63 @@ def decide_marketing(state: PushState, candidates: CandidateSet, now: int, creat
         # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
         # so that day is known to be unused only if the last send was before it.
         return PushStep(state=state, suppressed="late_day")
-    scored = score_candidates(candidates, state, now, config)
-    chosen = [entry for entry in scored if entry[0] >= config.min_score][: config.items_per_notification]
+    chosen = [entry for entry in ranked if entry.score >= config.min_score][: config.items_per_notification]
     if not chosen:
         return PushStep(state=state, suppressed="no_candidate")
-    event = candidates.event
-    item_ids = tuple(item for _, item, _ in chosen)
-    verb = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought"}.get(event["behavior"], "viewed")
-    user = pseudonym(user_id, pseudonym_key)
+    event = signal.event
+    item_ids = tuple(entry.item_id for entry in chosen)
     notification = Notification(
         notification_id=notification_id(user, event["event_id"], "marketing"),
         user=user,
         channel=config.channel,
         kind="marketing",
         title="Picked for you",
-        body=(f"{len(item_ids)} items that go with what you {verb}." if len(item_ids) > 1
-              else f"An item that goes with what you {verb}."),
+        body=(f"{len(item_ids)} items picked for you." if len(item_ids) > 1 else "An item picked for you."),
         item_ids=item_ids,
-        reason=f"because you {verb} item {event['item_id']}",
+        reason=chosen[0].reason,
         created_at=created_at,
         source_event_time=event["ts"],
         source_event_id=event["event_id"],
-        score=chosen[0][0],
+        score=chosen[0].score,
     )
-    recent = {k: v for k, v in state.recent_items.items() if now - v < config.renotify_cooldown_ms}
-    recent.update({item: now for item in item_ids})
+    recent = {k: v for k, v in state.recent_items.items() if now - v[0] < config.renotify_cooldown_ms}
+    recent.update({entry.item_id: [now, entry.category_id] for entry in chosen})
     if len(recent) > RECENT_ITEMS_KEPT:
-        recent = dict(sorted(recent.items(), key=lambda kv: kv[1])[-RECENT_ITEMS_KEPT:])
+        recent = dict(sorted(recent.items(), key=lambda kv: kv[1][0])[-RECENT_ITEMS_KEPT:])
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
                         recent_items=recent)
     return PushStep(state=new_state, notification=notification)
+
+
+def serving_records(state: PushState, signal: ItemSignal, ranked: list, user: str, top_n: int) -> tuple:
+    summary = signal.summary
+    profile = {
+        "categories": summary.categories, "brands": summary.brands, "price_bands": summary.price_bands,
+        "active_hours": summary.active_hours, "last_purchase": summary.last_purchase,
+        "content": sorted(state.content.scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CONTENT_TERMS_SERVED],
+        "segment": state.segment,
+    }
+    top = {"items": [[entry.item_id, round(entry.score, 6), entry.reason] for entry in ranked[:top_n]]}
+    at = signal.event["ts"]
+    return (ServingRecord("profile", user, at, profile), ServingRecord("topn", user, at, top))
+
+
+def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,
+                 config: "JobConfig") -> PushStep:
+    """Every behaviour event moves the content vector; a trigger is also scored and may be sent."""
+    event = signal.event
+    weight = config.profile.event_weights.get(event["behavior"], 0.0)
+    if signal.card.vector and weight > 0:
+        content = add_vector(state.content, signal.card.vector, weight, event["ts"],
+                             config.catalog.content_half_life_hours * HOUR_MS, config.catalog.content_terms_per_user)
+        state = replace(state, content=content)
+    if not signal.trigger:
+        return PushStep(state=state)
+    user = pseudonym(user_id, config.privacy.pseudonym_key)
+    ranked = rank(signal, state, side, event["ts"], config.scoring, config.policy)
+    step = decide_marketing(state, signal, ranked, event["ts"], created_at, user, config.policy)
+    serving = serving_records(step.state, signal, ranked, user, config.scoring.top_n) if signal.summary else ()
+    return replace(step, serving=serving)
 
 
 def decide_transactional(state: PushState, event: OrderEvent, created_at: int, config: "PolicyConfig",
@@ -184,15 +195,17 @@ def apply_feedback(state: PushState, event: FeedbackEvent) -> PushStep:
     return PushStep(state=state)
 
 
-def handle(state: PushState, message: CandidateSet | InputEvent, user_id: str, created_at: int,
-           config: "PolicyConfig", pseudonym_key: str) -> PushStep:
-    """One message reaching the push hop: candidates, an order event, feedback or an erasure."""
-    if isinstance(message, CandidateSet):
-        return decide_marketing(state, message, message.event["ts"], created_at, user_id, config, pseudonym_key)
+def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs,
+           config: "JobConfig") -> PushStep:
+    """One message reaching this hop: an item signal, a segment, an order event, feedback or an erasure."""
+    if isinstance(message, ItemSignal):
+        return observe_item(state, message, user_id, created_at, side, config)
+    if isinstance(message, SegmentAssignment):
+        return PushStep(state=replace(state, segment=message.segment, segment_trend=message.trend))
     if isinstance(message, ErasureRequest):
         return PushStep(state=None)
     if isinstance(message, FeedbackEvent):
         return apply_feedback(state, message)
     if isinstance(message, OrderEvent):
-        return decide_transactional(state, message, created_at, config, pseudonym_key)
+        return decide_transactional(state, message, created_at, config.policy, config.privacy.pseudonym_key)
     raise ValueError(f"push policy got an unexpected {type(message).__name__}")

@@ -1,16 +1,24 @@
-"""First user-keyed hop: dedup by event id, recent items, decayed category affinity, triggers."""
+"""First user-keyed hop: dedup by event id, recent items, the decayed behaviour profile, triggers.
+
+The profile holds decayed affinities by category, brand and price band (weights per behaviour in
+config), an active-hour histogram and the last purchase per category. It travels with triggers
+to the scorer, and at most once per `segments.min_update_gap_ms` to the segmenter as a vector.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent, OrderEvent
-from state_schemas.state import HistoryEntry, ItemUpdate, UserContext
+from state_schemas.segments import SegmentUpdate
+from state_schemas.state import HistoryEntry, ItemUpdate, UserContext, UserSummary
 
+from .content import price_band
 from .decay import add_to_scores, top_scores
+from .segments import profile_vector
 
 if TYPE_CHECKING:
-    from jobs.config import IntakeConfig, ProfileConfig
+    from jobs.config import IntakeConfig, ProfileConfig, SegmentConfig
 
 HOUR_MS = 3_600_000
 PURCHASES_KEPT = 50
@@ -24,6 +32,7 @@ class UserStep:
     state: UserContext | None  # None: clear the user's state
     to_item_hop: ItemUpdate | None = None
     to_push_hop: InputEvent | None = None  # order events, feedback and erasures skip the item hop
+    to_segmenter: SegmentUpdate | None = None
     duplicate: bool = False
 
 
@@ -36,7 +45,8 @@ def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: "In
     return kept
 
 
-def observe(state: UserContext, event: InputEvent, intake: "IntakeConfig", profile: "ProfileConfig") -> UserStep:
+def observe(state: UserContext, event: InputEvent, intake: "IntakeConfig", profile: "ProfileConfig",
+            segments: "SegmentConfig") -> UserStep:
     if isinstance(event, ErasureRequest):
         return UserStep(state=None, to_push_hop=event)
     if event.event_id in state.seen:
@@ -44,36 +54,72 @@ def observe(state: UserContext, event: InputEvent, intake: "IntakeConfig", profi
     seen = _remember_event_id(state.seen, event.event_id, event.ts, intake)
     if isinstance(event, (OrderEvent, FeedbackEvent)):
         return UserStep(state=replace(state, seen=seen), to_push_hop=event)
-    return _observe_behaviour(replace(state, seen=seen), event, profile)
+    return _observe_behaviour(replace(state, seen=seen), event, profile, segments)
 
 
-def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "ProfileConfig") -> UserStep:
+def _add(scores, key: str | None, weight: float, ts: int, profile: "ProfileConfig"):
+    if key is None or weight <= 0:
+        return scores
+    return add_to_scores(scores, key, weight, ts, profile.half_life_hours * HOUR_MS, profile.max_categories)
+
+
+def summarise(state: UserContext) -> UserSummary:
+    return UserSummary(
+        categories=top_scores(state.category_affinity, AFFINITIES_SENT),
+        brands=top_scores(state.brand_affinity, AFFINITIES_SENT),
+        price_bands=top_scores(state.price_affinity, AFFINITIES_SENT),
+        active_hours=top_scores(state.active_hours, 24),
+        purchased=state.purchased,
+        recent=tuple(entry.item_id for entry in state.history),
+        last_purchase=state.last_purchase,
+    )
+
+
+def profile_features(summary: UserSummary) -> list[tuple[str, float]]:
+    """Categories, brands and price bands in one feature space for the segmenter."""
+    return ([("cat:" + k, v) for k, v in summary.categories] + [("brand:" + k, v) for k, v in summary.brands]
+            + [("price:" + k, v) for k, v in summary.price_bands])
+
+
+def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "ProfileConfig",
+                       segments: "SegmentConfig") -> UserStep:
     weight = profile.event_weights.get(event.behavior, 0.0)
-    affinity = state.category_affinity
-    if event.category_id is not None and weight > 0:
-        affinity = add_to_scores(affinity, event.category_id, weight, event.ts,
-                                 profile.half_life_hours * HOUR_MS, profile.max_categories)
+    hour = str((event.ts // HOUR_MS) % 24)
+    state = replace(state,
+                    category_affinity=_add(state.category_affinity, event.category_id, weight, event.ts, profile),
+                    brand_affinity=_add(state.brand_affinity, event.brand, weight, event.ts, profile),
+                    price_affinity=_add(state.price_affinity, price_band(event.price), weight, event.ts, profile),
+                    active_hours=_add(state.active_hours, hour, 1.0, event.ts, profile))
     if event.item_id is None:  # a search: it shapes the profile but names no item
-        return UserStep(state=replace(state, category_affinity=affinity))
+        return UserStep(state=state)
 
+    repeat = any(entry.item_id == event.item_id for entry in state.history)
     history = tuple(entry for entry in state.history if entry.item_id != event.item_id)
-    previous_items = tuple((entry.item_id, entry.category_id) for entry in history)
+    previous_items = () if repeat else tuple((entry.item_id, entry.category_id) for entry in history)
     history = (history + (HistoryEntry(event.item_id, event.category_id, event.behavior, event.ts),))
     history = history[-profile.history_size:]
-    purchased = state.purchased
-    if event.behavior == "purchase" and event.item_id not in purchased:
-        purchased = (purchased + (event.item_id,))[-PURCHASES_KEPT:]
+    purchased, last_purchase = state.purchased, state.last_purchase
+    if event.behavior == "purchase":
+        if event.item_id not in purchased:
+            purchased = (purchased + (event.item_id,))[-PURCHASES_KEPT:]
+        if event.category_id is not None:
+            last_purchase = {**last_purchase, event.category_id: [event.item_id, event.ts]}
+            if len(last_purchase) > profile.max_categories:
+                last_purchase = dict(sorted(last_purchase.items(), key=lambda kv: kv[1][1])[-profile.max_categories:])
 
     trigger = event.behavior in profile.trigger_behaviors and (
         state.last_trigger_ts is None or event.ts - state.last_trigger_ts >= profile.min_trigger_gap_ms
     )
-    new_state = replace(state, history=history, category_affinity=affinity, purchased=purchased,
+    new_state = replace(state, history=history, purchased=purchased, last_purchase=last_purchase,
                         last_trigger_ts=event.ts if trigger else state.last_trigger_ts)
-    update = ItemUpdate(
-        event=event.to_dict(),
-        history=previous_items,
-        trigger=trigger,
-        affinity=top_scores(affinity, AFFINITIES_SENT) if trigger else (),
-        exclude=purchased if trigger else (),
-    )
-    return UserStep(state=new_state, to_item_hop=update)
+    summary = summarise(new_state) if trigger else None
+    to_segmenter = None
+    if segments.enabled and (new_state.last_segment_ts is None
+                             or event.ts - new_state.last_segment_ts >= segments.min_update_gap_ms):
+        features = profile_features(summary or summarise(new_state))
+        to_segmenter = SegmentUpdate(user_id=event.user_id, ts=event.ts,
+                                     vector=profile_vector(features, segments.dimensions),
+                                     items=tuple(entry.item_id for entry in history))
+        new_state = replace(new_state, last_segment_ts=event.ts)
+    update = ItemUpdate(event=event.to_dict(), history=previous_items, trigger=trigger, summary=summary, repeat=repeat)
+    return UserStep(state=new_state, to_item_hop=update, to_segmenter=to_segmenter)

@@ -95,3 +95,33 @@ class DeadLetter:
         codec.require_version(obj, "dead letter", cls.VERSION)
         codec.text(obj, "reason", "dead letter", max_len=10_000)
         return obj
+
+
+@dataclass(frozen=True, slots=True)
+class ServingRecord:
+    """What the scorer publishes for serving: a user's profile or top-N list, keyed by pseudonym.
+
+    Each record replaces the previous one of its kind (idempotent on replay)."""
+
+    VERSION = 1
+    KINDS = frozenset({"profile", "topn"})
+
+    kind: str
+    user: str  # pseudonym
+    at: int  # event time it describes
+    body: dict
+
+    def encode(self) -> str:
+        return codec.dumps_str({"v": self.VERSION, "kind": self.kind, "user": self.user, "at": self.at,
+                                "body": self.body})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> "ServingRecord":
+        what = "serving record"
+        obj = codec.loads_object(raw, what)
+        codec.require_version(obj, what, cls.VERSION)
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            raise codec.SchemaError(f"{what}: field 'body' must be an object")
+        return cls(kind=codec.choice(obj, "kind", what, cls.KINDS), user=codec.text(obj, "user", what),
+                   at=codec.integer(obj, "at", what), body=body)

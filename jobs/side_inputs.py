@@ -1,0 +1,143 @@
+"""Redis as the job's shared read model: what one key's operator needs to know of other keys.
+
+Item cards (counts, popularity, vector, stock) are published by each item's hop and read by
+other items (cosine denominators) and by the scorer (candidate vectors, stock). Writes are
+batched and absolute (idempotent on replay); reads go through a bounded cache with a TTL, so a
+trigger costs at most one pipelined round trip. Nothing here imports pyflink.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Callable, Iterable, Mapping, Sequence
+
+from operators import trending as trending_keys
+from state_schemas.codec import SchemaError
+from state_schemas.state import ItemCard, Neighbour
+
+ARRIVALS_KEPT = 200
+ARRIVALS_READ = 20
+
+
+def card_key(prefix: str, item: str) -> str:
+    return f"{prefix}:card:{item}"
+
+
+def arrivals_key(prefix: str, category: str) -> str:
+    return f"{prefix}:arrivals:{category}"
+
+
+def neighbours_key(prefix: str, item: str) -> str:
+    return f"{prefix}:neighbours:{item}"
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class ItemCardStore:
+    def __init__(self, client, prefix: str, ttl_s: int, cache_ms: int, cache_size: int, flush_ms: int,
+                 clock: Callable[[], int] = _now_ms):
+        self.client, self.prefix, self.ttl_s = client, prefix, ttl_s
+        self.cache_ms, self.cache_size, self.flush_ms = cache_ms, cache_size, flush_ms
+        self.clock = clock
+        self.pending: dict[str, ItemCard] = {}
+        self.cache: OrderedDict[str, tuple[int, ItemCard | None]] = OrderedDict()
+        self.last_flush = clock()
+
+    def publish(self, item: str, card: ItemCard) -> None:
+        self.pending[item] = card
+        self._remember(item, card)
+        if self.clock() - self.last_flush >= self.flush_ms:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            pipe = self.client.pipeline(transaction=False)
+            for item, card in self.pending.items():
+                pipe.set(card_key(self.prefix, item), card.encode(), ex=self.ttl_s)
+            pipe.execute()
+            self.pending.clear()
+        self.last_flush = self.clock()
+
+    def _remember(self, item: str, card: ItemCard | None) -> None:
+        self.cache[item] = (self.clock(), card)
+        self.cache.move_to_end(item)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+
+    def get_many(self, items: Iterable[str]) -> dict[str, ItemCard]:
+        now, found, missing = self.clock(), {}, []
+        for item in dict.fromkeys(items):
+            cached = self.cache.get(item)
+            if cached is not None and now - cached[0] <= self.cache_ms:
+                if cached[1] is not None:
+                    found[item] = cached[1]
+            else:
+                missing.append(item)
+        if missing:
+            self.flush()  # this instance's own latest counts first
+            for item, raw in zip(missing, self.client.mget([card_key(self.prefix, i) for i in missing])):
+                card = None
+                if raw is not None:
+                    try:
+                        card = ItemCard.decode(raw)
+                    except SchemaError:
+                        card = None  # a damaged card reads as unknown; the item's hop rewrites it
+                self._remember(item, card)
+                if card is not None:
+                    found[item] = card
+        return found
+
+    def list_item(self, item: str, category: str, listed_at: int) -> None:
+        key = arrivals_key(self.prefix, category)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(key, {item: listed_at})
+        pipe.zremrangebyrank(key, 0, -(ARRIVALS_KEPT + 1))
+        pipe.expire(key, self.ttl_s)
+        pipe.execute()
+
+    def publish_neighbours(self, item: str, neighbours: Sequence[Neighbour]) -> None:
+        key = neighbours_key(self.prefix, item)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)
+        if neighbours:
+            pipe.zadd(key, {n.item_id: n.similarity for n in neighbours})
+            pipe.expire(key, self.ttl_s)
+        pipe.execute()
+
+
+class RedisSideInputs:
+    """The scorer's side inputs (operators.scorer.SideInputs) read from Redis through caches."""
+
+    def __init__(self, cards: ItemCardStore, top_n: int, cache_ms: int, clock: Callable[[], int] = _now_ms):
+        self.card_store, self.top_n, self.cache_ms, self.clock = cards, top_n, cache_ms, clock
+        self.lists: dict[str, tuple[int, list]] = {}
+
+    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
+        return self.card_store.get_many(items)
+
+    def _cached(self, key: str, read: Callable[[], list]) -> list:
+        now, cached = self.clock(), self.lists.get(key)
+        if cached is None or now - cached[0] > self.cache_ms:
+            cached = (now, read())
+            self.lists[key] = cached
+        return cached[1]
+
+    def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+        store = self.card_store
+        scopes = ["global"] if category is None else [f"cat:{category}", "global"]
+        merged: dict[str, float] = {}
+        for scope in scopes:
+            for item, score in self._cached("t:" + scope, lambda s=scope: trending_keys.read_trending(
+                    store.client, store.prefix, s, self.top_n)):
+                merged.setdefault(item, score)
+        return list(merged.items())
+
+    def arrivals(self, category: str | None) -> Sequence[str]:
+        if category is None:
+            return []
+        store = self.card_store
+        return self._cached("a:" + category, lambda: [
+            raw.decode() if isinstance(raw, bytes) else raw
+            for raw in store.client.zrevrange(arrivals_key(store.prefix, category), 0, ARRIVALS_READ - 1)])

@@ -1,0 +1,117 @@
+"""Hybrid scorer: one score per candidate from CF, content, segment trend, popularity and affinity.
+
+score = w_cf*cf + w_content*content + w_segment*segment + w_popularity*popularity + w_affinity*affinity,
+each signal in [0, 1]; then a diversity penalty score*(1 - p) per recent send (and per item already
+chosen) in the same category. Excluded: the trigger item, what the user bought, items out of stock,
+items notified within the cooldown. Candidates come from the trigger's neighbours, the user's
+segment trend, trending items and the newest listings of the trigger's category; the last two are
+the cold-start paths for new users and for new items that have no interactions yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
+
+from state_schemas.state import ItemCard, ItemSignal, PushState
+
+from .content import cosine
+
+if TYPE_CHECKING:
+    from jobs.config import PolicyConfig, ScoringConfig
+
+SIGNALS = ("cf", "content", "segment", "popularity", "affinity")
+VERBS = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought", "click": "looked at"}
+
+
+class SideInputs(Protocol):
+    """What the scorer reads of other keys: cards of candidate items and two small global lists."""
+
+    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]: ...
+
+    def trending(self, category: str | None) -> Sequence[tuple[str, float]]: ...  # strongest first
+
+    def arrivals(self, category: str | None) -> Sequence[str]: ...  # newest catalogue listings, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    item_id: str
+    score: float
+    category_id: str | None
+    reason: str
+    signals: tuple[float, ...]  # in the order of SIGNALS
+
+
+def _normalised(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    pairs = list(pairs)
+    top = max((score for _, score in pairs), default=0.0) or 1.0
+    return {item: score / top for item, score in pairs}
+
+
+def _reason(signal: str, event: dict, trigger_title: str | None, card: ItemCard, content_terms) -> str:
+    if signal == "cf":
+        return f"because you {VERBS.get(event['behavior'], 'viewed')} {trigger_title or 'item ' + event['item_id']}"
+    if signal == "content":
+        shared = [term for term, _ in card.vector if term in content_terms and not term.startswith("price:")]
+        return f"matches what you like ({shared[0].split(':')[-1]})" if shared else "matches what you like"
+    if signal == "segment":
+        return "popular with shoppers like you"
+    if signal == "popularity":
+        return "trending now"
+    return "from a category you shop often"
+
+
+def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scoring: "ScoringConfig",
+         policy: "PolicyConfig") -> list[Scored]:
+    """All admissible candidates for a trigger, best first, with the diversity penalty applied greedily."""
+    event = signal.event
+    trigger, category = event["item_id"], signal.card.category_id
+    summary = signal.summary
+    excluded = {trigger, *(summary.purchased if summary else ())}
+    recent = {item: entry for item, entry in state.recent_items.items() if now - entry[0] < policy.renotify_cooldown_ms}
+    cf = _normalised((n.item_id, n.similarity) for n in signal.neighbours)
+    segment = dict(state.segment_trend)
+    trending = _normalised(side.trending(category))
+    pool = [*cf, *segment, *trending, *side.arrivals(category)]
+    pool = [item for item in dict.fromkeys(pool) if item not in excluded and item not in recent]
+    cards = side.cards(pool)
+    affinity = dict(summary.categories) if summary else {}
+    content = state.content.scores
+    weights = (scoring.weight_cf, scoring.weight_content, scoring.weight_segment, scoring.weight_popularity,
+               scoring.weight_affinity)
+    sent_categories = [entry[1] for entry in recent.values() if entry[1] is not None]
+    scored = []
+    for item in pool:
+        card = cards.get(item) or ItemCard()
+        if not card.in_stock:
+            continue
+        item_category = card.category_id or next((n.category_id for n in signal.neighbours if n.item_id == item), None)
+        values = (cf.get(item, 0.0), cosine(content, card.vector) if content and card.vector else 0.0,
+                  segment.get(item, 0.0), trending.get(item, 0.0),
+                  affinity.get(item_category, 0.0) if item_category else 0.0)
+        parts = [w * v for w, v in zip(weights, values)]
+        score = sum(parts)
+        for sent in sent_categories:
+            if sent == item_category:
+                score *= 1.0 - scoring.diversity_penalty
+        strongest = SIGNALS[max(range(len(parts)), key=lambda i: parts[i])]
+        reason = _reason(strongest, event, signal.card.title, card, content)
+        scored.append(Scored(item, score, item_category, reason, values))
+    return diversify(scored, scoring.diversity_penalty)
+
+
+def diversify(scored: list[Scored], penalty: float) -> list[Scored]:
+    """Greedy: after each pick, candidates of the picked category lose `penalty` of their score."""
+    remaining = sorted(scored, key=lambda s: (-s.score, s.item_id))
+    if not penalty:
+        return remaining
+    picked, seen = [], {}
+    while remaining:
+        def adjusted(s: Scored) -> float:
+            return s.score * (1.0 - penalty) ** seen.get(s.category_id, 0) if s.category_id else s.score
+        best = min(remaining, key=lambda s: (-adjusted(s), s.item_id))
+        remaining.remove(best)
+        picked.append(Scored(best.item_id, adjusted(best), best.category_id, best.reason, best.signals))
+        if best.category_id:
+            seen[best.category_id] = seen.get(best.category_id, 0) + 1
+    return picked
