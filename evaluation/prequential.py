@@ -5,10 +5,10 @@ state built so far; the event's item is the one relevant answer. Then the event 
 through the job's own core (`LocalPipeline`), so what is measured is what the job would send.
 
 Recommenders:
-- hybrid: the push policy's blend of co-occurrence and category affinity over the candidates of
-  the shopper's latest item, exactly as the job scores a trigger;
-- cooccurrence / affinity: each signal of that blend alone, over the same candidates;
-- hybrid+popular: hybrid, its empty slots filled from popularity (a cold-start fallback);
+- hybrid: the job's scorer (operators.scorer.rank) for the shopper's latest item as the trigger,
+  with the configured blend of CF, content, segment trend, trending popularity and affinity;
+  a shopper with no history gets the scorer's cold-start fallback (trending items);
+- cf / content / segment / trending / affinity: the same scorer with one signal's weight alone;
 - popularity: the most popular items under the item model's decay, the baseline.
 
 Last line: hr10_hybrid=<x> hr10_popularity=<y> ndcg10_hybrid=<z> coverage=<c>
@@ -28,18 +28,21 @@ sys.path.insert(0, str(ROOT))
 from tqdm import tqdm  # noqa: E402
 
 from evaluation.metrics import Tally  # noqa: E402
-from jobs.config import JobConfig, load_config  # noqa: E402
+from jobs.config import JobConfig, ScoringConfig, load_config  # noqa: E402
 from notify_engine import datasets  # noqa: E402
-from operators.decay import decayed_add, decayed_value, top_scores  # noqa: E402
+from operators.decay import decayed_add, decayed_value  # noqa: E402
+from operators.item_model import refresh_neighbours  # noqa: E402
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs  # noqa: E402
-from operators.push_policy import score_candidates  # noqa: E402
+from operators.scorer import rank  # noqa: E402
+from operators.user_context import summarise  # noqa: E402
 from state_schemas.events import BehaviourEvent, encode  # noqa: E402
-from state_schemas.state import CandidateSet, ItemModel, Neighbour, PushState, UserContext  # noqa: E402
+from state_schemas.state import ItemModel, ItemSignal, PushState, UserContext  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_small.csv"
 TARGETS = frozenset({"cart", "purchase"})
 HOUR_MS = 3_600_000
-AFFINITIES_SENT = 8  # as the user hop sends them
+SIGNAL_WEIGHTS = {"cf": "weight_cf", "content": "weight_content", "segment": "weight_segment",
+                  "trending": "weight_popularity", "affinity": "weight_affinity"}
 
 
 class Popularity:
@@ -61,52 +64,51 @@ class Popularity:
         return [item for item, _ in ranked if item not in exclude][:n]
 
 
-def candidate_set(store: DictStore, context: UserContext, config: JobConfig) -> CandidateSet | None:
-    """What the item hop would send for the shopper's latest item, had it been a trigger."""
-    if not context.history:
-        return None
+def only(signal: str) -> ScoringConfig:
+    weights = {name: 0.0 for name in SIGNAL_WEIGHTS.values()}
+    weights[SIGNAL_WEIGHTS[signal]] = 1.0
+    return replace(ScoringConfig(), **weights)
+
+
+def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, now: int) -> ItemSignal:
+    """What the item hop would send for the shopper's latest item, had it been a trigger now."""
     latest = context.history[-1]
-    model = ItemModel.decode(store.get("i:" + latest.item_id))
-    top = sorted(model.row.items(), key=lambda kv: kv[1][0], reverse=True)[: config.item_model.neighbours]
-    event = {"item_id": latest.item_id, "ts": latest.ts, "behavior": latest.behavior}
-    return CandidateSet(event=event, trigger_category=model.category_id,
-                        candidates=tuple(Neighbour(item, entry[1], float(entry[0])) for item, entry in top),
-                        affinity=top_scores(context.category_affinity, AFFINITIES_SENT),
-                        exclude=context.purchased)
+    state = ItemModel.decode(pipeline.store.get("i:" + latest.item_id))
+    neighbours = refresh_neighbours(state, pipeline.side.cards, pipeline.config.item_model).neighbours
+    event = {"event_id": "eval", "user_id": user_id, "item_id": latest.item_id, "ts": now,
+             "behavior": latest.behavior}
+    return ItemSignal(event=event, card=state.card(), trigger=True, neighbours=neighbours, summary=summarise(context))
 
 
-def ranked_by(candidates: CandidateSet | None, now: int, policy) -> list[str]:
-    if candidates is None:
-        return []
-    return [item for _, item, _ in score_candidates(candidates, PushState(), now, policy)]
+def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int) -> list[str]:
+    store, config = pipeline.store, pipeline.config
+    pipeline.side.now = now
+    context = UserContext.decode(store.get("u:" + user_id))
+    if not context.history:  # a new shopper: the scorer's cold-start path
+        return [item for item, _ in pipeline.side.trending(None)][:k]
+    # Quality of the ranking, not of the cooldown: items already notified stay eligible here.
+    state = replace(PushState.decode(store.get("p:" + user_id)), recent_items={})
+    ranked = rank(trigger_signal(pipeline, context, user_id, now), state, pipeline.side, now, scoring, config.policy)
+    return [entry.item_id for entry in ranked[:k]]
 
 
 def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int) -> tuple[dict[str, Tally], int]:
-    policy = config.policy
-    signals = {
-        "hybrid": policy,
-        "cooccurrence": replace(policy, weight_cooccurrence=1.0, weight_affinity=0.0),
-        "affinity": replace(policy, weight_cooccurrence=0.0, weight_affinity=1.0),
-    }
-    tallies = {name: Tally(k) for name in [*signals, "hybrid+popular", "popularity"]}
-    store, popularity = DictStore(), Popularity(config)
-    pipeline, out = LocalPipeline(config, store), Outputs()
+    variants = {"hybrid": config.scoring, **{name: only(name) for name in SIGNAL_WEIGHTS}}
+    tallies = {name: Tally(k) for name in [*variants, "popularity"]}
+    popularity = Popularity(config)
+    pipeline, out = LocalPipeline(config, DictStore()), Outputs()
     wall_clock = int(time.time() * 1000)
     for event in tqdm(events, desc="prequential replay", unit="ev", mininterval=0.5):
         if event.behavior in TARGETS and event.item_id is not None:
-            context = UserContext.decode(store.get("u:" + event.user_id))
-            candidates = candidate_set(store, context, config)
-            bought = set(context.purchased)
-            for name, weights in signals.items():
-                tallies[name].add(ranked_by(candidates, event.ts, weights), event.item_id)
-            hybrid = ranked_by(candidates, event.ts, policy)[:k]
-            fill = popularity.top(k, event.ts, bought | set(hybrid))
-            tallies["hybrid+popular"].add(hybrid + fill[: k - len(hybrid)], event.item_id)
+            bought = set(UserContext.decode(pipeline.store.get("u:" + event.user_id)).purchased)
+            for name, scoring in variants.items():
+                tallies[name].add(recommend(pipeline, event.user_id, event.ts, scoring, k), event.item_id)
             tallies["popularity"].add(popularity.top(k, event.ts, bought), event.item_id)
         pipeline.process(encode(event), wall_clock, out)
         if event.item_id is not None:
             popularity.learn(event)
         out.notifications.clear()
+        out.serving.clear()
     return tallies, len(popularity.scores)
 
 
@@ -148,9 +150,8 @@ def main(argv=None) -> int:
     for name, tally in tallies.items():
         print(f"{name:<16}{tally.hit_rate:>10.4f}{tally.ndcg:>10.4f}{tally.coverage(catalogue):>10.4f}")
     popularity = tallies["popularity"].hit_rate
-    for name in ("hybrid", "hybrid+popular"):
-        ratio = tallies[name].hit_rate / popularity if popularity else float("inf")
-        print(f"{name} vs popularity: HR@{args.k} x{ratio:.2f}")
+    ratio = tallies["hybrid"].hit_rate / popularity if popularity else float("inf")
+    print(f"hybrid vs popularity: HR@{args.k} x{ratio:.2f} ({tallies['hybrid'].hit_rate - popularity:+.4f})")
     plot(tallies, catalogue, args.plot, f"Prequential replay of {args.dataset.name}")
     print(f"plot: {args.plot}")
     hybrid = tallies["hybrid"]

@@ -123,7 +123,7 @@ def update_segments(model: SegmentModel, message: SegmentUpdate,
     half_life_ms = config.trend_half_life_hours * HOUR_MS
     keep = config.trend_items
     centroids = list(model.centroids)
-    weights = [max(w * config.decay, MIN_WEIGHT) for w in model.weights]
+    weights = list(model.weights)
     trends = list(model.trends)
     fresh = DecayedScores(at=message.ts)
 
