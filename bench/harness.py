@@ -108,13 +108,14 @@ class Topics:
     events: str
     notifications: str
     dead_letters: str
+    catalog: str
 
 
 def new_topics(env: Services, partitions: int = 2) -> Topics:
     run = uuid.uuid4().hex[:8]
-    topics = Topics(f"bench-events-{run}", f"bench-notifications-{run}", f"bench-dlq-{run}")
+    topics = Topics(f"bench-events-{run}", f"bench-notifications-{run}", f"bench-dlq-{run}", f"bench-catalog-{run}")
     env.broker.create_topics({topics.events: partitions, topics.notifications: partitions,
-                              topics.dead_letters: 1})
+                              topics.dead_letters: 1, topics.catalog: 1})
     return topics
 
 
@@ -129,6 +130,7 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
         "flink": {"execution_mode": mode, "delivery_guarantee": guarantee, "parallelism": parallelism,
                   "checkpoint_interval_ms": checkpoint_ms},
         "redis": {"url": env.redis.url, "key_prefix": run},
+        "catalog": {"topic": topics.catalog},
     })
 
 
@@ -252,7 +254,8 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
     sinks = notification_job.JobSinks(
         notification_job.kafka_sink(config, topics.notifications, "notifications"),
         notification_job.kafka_sink(config, topics.dead_letters, "dead-letters"))
-    notification_job.build_pipeline(flink_env, notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic)), sinks, config)
+    notification_job.build_pipeline(flink_env, notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic),
+                                                         notification_job.kafka_source(config, config.catalog.topic, "-catalog")), sinks, config)
     client = flink_env.execute_async(f"latency-{mode}-{guarantee}")
     try:
         with ticker(f"job catching up on {len(warm)} warm-up events ({guarantee})"):

@@ -30,6 +30,7 @@ TO_PUSH_POLICY = OutputTag("to-push-policy", ROUTED)
 TO_SEGMENTER = OutputTag("to-segmenter", ROUTED)
 SERVING = OutputTag("serving", Types.STRING())
 
+END_OF_STREAM = 2**63 - 1  # event-time timers here fire only when a bounded input ends
 KIND_EVENT = "event"
 KIND_UPDATE = "update"
 KIND_CATALOG = "catalog"
@@ -260,16 +261,21 @@ class UpdateItemModelFunction(KeyedProcessFunction):
         self.cards.publish(item_id, step.card)
         if step.refresh_at is not None:
             ctx.timer_service().register_event_time_timer(step.refresh_at)
+            ctx.timer_service().register_event_time_timer(END_OF_STREAM)
         if step.signal is not None:
             yield step.signal.event["user_id"], KIND_SIGNAL, step.signal.encode()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        # Recompute top-K with fresh denominators; at the end of a bounded stream the watermark
-        # jumps to the end of time, so every item's last refresh runs after all counts are final.
+        # Recompute top-K with newer denominators. When a bounded stream ends, the watermark jumps
+        # to the end of time: every item with a row refreshes once more, with all counts final.
         state = ItemModel.decode(self.state.value())
         if not state.row:
             return
-        refreshed = item_model.refresh_neighbours(state, self.cards.get_many, self.config.item_model)
+        final = timestamp == END_OF_STREAM
+        if final:
+            self.cards.flush()
+        refreshed = item_model.refresh_neighbours(state, lambda items: self.cards.get_many(items, fresh=final),
+                                                  self.config.item_model)
         self.state.update(refreshed.encode())
         self.cards.publish_neighbours(ctx.get_current_key(), refreshed.neighbours)
 

@@ -66,11 +66,12 @@ class ItemCardStore:
         while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
 
-    def get_many(self, items: Iterable[str]) -> dict[str, ItemCard]:
+    def get_many(self, items: Iterable[str], fresh: bool = False) -> dict[str, ItemCard]:
+        """Cards of `items` that exist; `fresh` bypasses the cache (other instances' latest counts)."""
         now, found, missing = self.clock(), {}, []
         for item in dict.fromkeys(items):
             cached = self.cache.get(item)
-            if cached is not None and now - cached[0] <= self.cache_ms:
+            if not fresh and cached is not None and now - cached[0] <= self.cache_ms:
                 if cached[1] is not None:
                     found[item] = cached[1]
             else:

@@ -166,9 +166,10 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         self.written.inc()
 
 
-def add_windowed_aggregations(events, config: JobConfig) -> None:
+def add_windowed_aggregations(events, config: JobConfig):
     """Adds the windowed aggregates to the job. `events` are (user id, event time, event JSON) tuples
-    with event-time timestamps and watermarks; the results go to Redis only."""
+    with event-time timestamps and watermarks. Returns the results written to Redis, as WINDOW_RESULT
+    tuples, for a caller that also wants them elsewhere (a topic, a test)."""
     settings = config.trending
     weights = dict(config.profile.event_weights)
     behaviours = events.process(ReadBehavioursFunction(), output_type=BEHAVIOUR) \
@@ -204,6 +205,6 @@ def add_windowed_aggregations(events, config: JobConfig) -> None:
                    accumulator_type=counts_accumulator, output_type=WINDOW_RESULT) \
         .name("counts per category").uid("counts-per-category")
 
-    by_category.union(overall, user_counts, category_counts) \
-        .process(WriteWindowsToRedisFunction(config)) \
-        .name("windows to redis").uid("windows-to-redis")
+    results = by_category.union(overall, user_counts, category_counts)
+    results.process(WriteWindowsToRedisFunction(config)).name("windows to redis").uid("windows-to-redis")
+    return results

@@ -5,7 +5,7 @@ One global operator sees each user at most once per update gap. For a profile ve
   - otherwise x joins its nearest centroid c of weight n by the streaming k-means rule with
     forgetting factor a (Spark's StreamingKMeans, one update as the time unit):
     every weight n <- n*a, then c <- (c*n + x) / (n + 1) and n <- n + 1;
-  - unless merging the two closest segments raises the k-means cost less than x joining would
+  - unless merging the two segments cheapest to merge raises the k-means cost less than x joining would
     (Ward's criterion): then those two merge and x seeds a segment of its own. This undoes an
     unlucky seeding (two seeds in one true group, two groups sharing a centroid) and recycles a
     segment nobody joins any more, whose weight decays towards zero.
@@ -47,10 +47,13 @@ def profile_vector(affinities: Iterable[tuple[str, float]], dimensions: int) -> 
         h = zlib.crc32(key.encode("utf-8"))
         # The top bit picks a sign, so keys colliding in one bucket cancel on average instead of piling up.
         vector[h % dimensions] += score if h < 0x80000000 else -score
-    norm = math.hypot(*vector)
-    if norm == 0.0:
+    largest = max(abs(v) for v in vector)
+    if largest == 0.0:
         return (0.0,) * dimensions
-    return tuple(v / norm for v in vector)
+    # Scaled to the largest entry first, so squaring tiny or huge scores cannot under- or overflow the norm.
+    scaled = [v / largest for v in vector]
+    norm = math.hypot(*scaled)
+    return tuple(v / norm for v in scaled)
 
 
 def _distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -104,30 +107,32 @@ def _cheapest_merge(centroids: Sequence[Sequence[float]], weights: Sequence[floa
 
 
 def update_segments(model: SegmentModel, message: SegmentUpdate,
-                    config: "SegmentConfig") -> tuple[SegmentModel, SegmentAssignment | None]:
+                    config: "SegmentConfig") -> tuple[SegmentModel, SegmentAssignment]:
     """Assign the user to a segment, move the model, and say what the segment is trending on.
 
-    A zero vector (a user without a profile yet) carries no position: nothing moves and nothing
-    is sent.
+    A zero vector (a user without a profile yet) has no position: nothing moves, and the user is
+    shown what the heaviest segment likes (segment 0 with nothing trending before any seeding).
     """
     x = message.vector
     if len(x) != config.dimensions or not all(math.isfinite(v) for v in x):
         raise ValueError(f"segment update of {message.user_id!r} needs {config.dimensions} finite numbers, "
                          f"got {len(x)}")
-    if not any(x):
-        return model, None
     if model.centroids and (len(model.centroids[0]) != config.dimensions or len(model.centroids) > config.segments):
         # Restored under a changed config: the old centroids live in another space or are too many
         # to keep, and nothing maps them onto the new one, so the model is rebuilt from the stream.
         model = SegmentModel()
-    half_life_ms = config.trend_half_life_hours * HOUR_MS
     keep = config.trend_items
+    if not any(x):
+        heaviest = max(range(len(model.weights)), key=model.weights.__getitem__, default=0)
+        return model, SegmentAssignment(user_id=message.user_id, ts=message.ts, segment=heaviest,
+                                        trend=top_scores(model.trends[heaviest], keep) if model.trends else ())
+    half_life_ms = config.trend_half_life_hours * HOUR_MS
     centroids = list(model.centroids)
-    weights = list(model.weights)
+    weights = [max(w * config.decay, MIN_WEIGHT) for w in model.weights]
     trends = list(model.trends)
     fresh = DecayedScores(at=message.ts)
 
-    segment = nearest(model, x) if centroids else -1
+    segment = nearest(model, x) if centroids else -1  # an empty model always seeds (k >= 1) below
     join_distance = _distance(centroids[segment], x) if centroids else math.inf
     if len(centroids) < config.segments and join_distance > SEED_EPSILON:
         segment = len(centroids)

@@ -45,13 +45,15 @@ class Topics:
     events: str
     notifications: str
     dead_letters: str
+    catalog: str
 
 
 def make_topics(broker, partitions: int = 2) -> Topics:
     run = uuid.uuid4().hex[:8]
-    topics = Topics(events=f"events-{run}", notifications=f"notifications-{run}", dead_letters=f"dlq-{run}")
+    topics = Topics(events=f"events-{run}", notifications=f"notifications-{run}", dead_letters=f"dlq-{run}",
+                    catalog=f"catalog-{run}")
     broker.create_topics({topics.events: partitions, topics.notifications: partitions,
-                          topics.dead_letters: 1})
+                          topics.dead_letters: 1, topics.catalog: 1})
     return topics
 
 
@@ -63,6 +65,7 @@ def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
                   "transactional_id_prefix": f"test-{topics.events}"},
         "redis": {"url": redis_server.url, "key_prefix": f"test-{topics.events}"},
         "flink": {"checkpoint_interval_ms": 500},
+        "catalog": {"topic": topics.catalog},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)

@@ -175,7 +175,8 @@ def test_unsubscribed_users_get_transactional_but_no_marketing(outcome):
     key = config.privacy.pseudonym_key
     control = _for(notifications, "control", key)
     assert [n.kind for n in control] == ["marketing"], "the control shopper should be recommended A or B"
-    assert set(control[0].item_ids) <= {"hand-A", "hand-B"} and control[0].item_ids
+    # A and B are C's only co-occurring items: CF ranks them first; trending may fill the rest.
+    assert set(control[0].item_ids[:2]) == {"hand-A", "hand-B"}
     assert "hand-C" in control[0].reason
     assert [n.kind for n in _for(notifications, "optout", key)] == ["transactional"]
 

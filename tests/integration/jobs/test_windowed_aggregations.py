@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import pytest
 
@@ -14,6 +15,7 @@ from operators.push_policy import pseudonym
 from operators.trending import read_trending
 from state_schemas import codec
 from state_schemas.events import ErasureRequest, OrderEvent
+from state_schemas.trending import BehaviourCounts, TrendingList
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,8 @@ def events(dataset_dir):
                                                         limit=EVENTS))
 
 
-def run_job(config, events) -> None:
+def run_job(config, events) -> list[tuple[str, str]]:
+    """Runs the aggregates over the events; returns every result written to Redis, in no particular order."""
     from jobs.flink_functions import ADMITTED, event_time_watermarks
     from jobs.windowed_aggregations import add_windowed_aggregations
 
@@ -43,8 +46,8 @@ def run_job(config, events) -> None:
     env = create_environment(config, [], {"restart-strategy.type": "none"})
     stream = env.from_collection(rows, type_info=ADMITTED).assign_timestamps_and_watermarks(
         event_time_watermarks(config))
-    add_windowed_aggregations(stream, config)
-    env.execute("windowed-aggregations-test")
+    with add_windowed_aggregations(stream, config).execute_and_collect("windowed-aggregations-test") as results:
+        return [tuple(result) for result in results]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,7 @@ def config(redis_server):
     return load_config(overrides={
         "redis": {"url": redis_server.url, "key_prefix": f"test-windows-{uuid.uuid4().hex[:8]}"},
         "trending": {"window_ms": WINDOW_MS, "slide_ms": SLIDE_MS, "counts_window_ms": COUNTS_MS, "top_n": TOP_N},
+        "flink": {"parallelism": 2},  # per-category lists from two subtasks meet in the global ranking
     })
 
 
@@ -66,18 +70,34 @@ def dump(client, prefix: str) -> dict:
     return out
 
 
+@dataclass
+class Run:
+    trending: dict  # (scope, window end) -> [(item, score)]
+    counts: dict  # (scope, window start) -> {behaviour: count}
+    redis: dict  # key -> members or fields
+
+
 @pytest.fixture(scope="module")
-def written(config, redis_server, events):
-    run_job(config, events)
-    return dump(redis_server.client(), config.redis.key_prefix)
+def run(config, redis_server, events):
+    results = run_job(config, events)
+    trending, counts = {}, {}
+    for kind, payload in results:
+        if kind == "trending":
+            ranked = TrendingList.decode(payload)
+            assert (ranked.scope, ranked.window_end) not in trending, "a window was ranked twice"
+            trending[ranked.scope, ranked.window_end] = list(ranked.items)
+        else:
+            counted = BehaviourCounts.decode(payload)
+            assert (counted.scope, counted.window_start) not in counts, "a window was counted twice"
+            assert counted.window_end == counted.window_start + COUNTS_MS
+            counts[counted.scope, counted.window_start] = counted.counts
+    return Run(trending, counts, dump(redis_server.client(), config.redis.key_prefix))
 
 
-def recount_trending(events, weights):
-    """Every sliding window holding an event, in order; each scope keeps the last window it appears in,
-    as the job overwrites its key. Returns scope -> ranked [(item, score)]."""
-    starts = sorted({start for e in events
-                     for start in range(e.ts - e.ts % SLIDE_MS, e.ts - WINDOW_MS, -SLIDE_MS)})
-    latest = {}
+def recount_trending(events, weights) -> dict:
+    """Every sliding window holding a weighted event, from scratch: (scope, window end) -> ranked items."""
+    starts = {start for e in events for start in range(e.ts - e.ts % SLIDE_MS, e.ts - WINDOW_MS, -SLIDE_MS)}
+    out = {}
     for start in starts:
         scores, categories = Counter(), defaultdict(set)
         for e in events:
@@ -88,56 +108,63 @@ def recount_trending(events, weights):
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ranked:
             continue
-        latest["global"] = ranked[:TOP_N]
+        end = start + WINDOW_MS
+        out["global", end] = ranked[:TOP_N]
         scope_of = {item: "cat:" + min(categories[item]) if categories[item] else "uncategorised" for item in scores}
         for scope in set(scope_of.values()):
-            latest[scope] = [kv for kv in ranked if scope_of[kv[0]] == scope][:TOP_N]
-    return latest
+            out[scope, end] = [kv for kv in ranked if scope_of[kv[0]] == scope][:TOP_N]
+    return out
 
 
-def recount_counts(events, key):
+def recount_counts(events, key) -> dict:
     counts = defaultdict(Counter)
     for e in events:
         start = e.ts - e.ts % COUNTS_MS
-        counts[f"user:{pseudonym(e.user_id, key)}:{start}"][e.behavior] += 1
+        counts[f"user:{pseudonym(e.user_id, key)}", start][e.behavior] += 1
         if e.category_id:
-            counts[f"category:{e.category_id}:{start}"][e.behavior] += 1
-    return counts
+            counts[f"category:{e.category_id}", start][e.behavior] += 1
+    return {window: dict(c) for window, c in counts.items()}
 
 
-def test_trending_lists_are_the_recounted_top_n_of_each_scopes_last_window(config, written, events,
-                                                                         redis_server):
-    prefix = config.redis.key_prefix
+def test_every_sliding_window_ranks_the_recounted_top_n_per_category_and_globally(config, run, events):
     expected = recount_trending(events, config.profile.event_weights)
-    assert len(expected) > 100, "the slice should cover many categories"
-    got = {key.removeprefix(f"{prefix}:trending:"): members for key, members in written.items()
-           if key.startswith(f"{prefix}:trending:")}
-    assert got == {scope: dict(ranked) for scope, ranked in expected.items()}
-    client = redis_server.client()
-    ties = 0
-    for scope, ranked in expected.items():
-        assert read_trending(client, prefix, scope, TOP_N) == ranked
-        ties += len(ranked) != len({score for _, score in ranked})
-    assert ties, "equal scores should occur, so the tie order is checked"
+    assert run.trending == expected
+    ends = sorted({end for _, end in expected})
+    assert len(ends) >= 10 and ends == list(range(ends[0], ends[-1] + 1, SLIDE_MS))
+    assert max(len(expected["global", end]) for end in ends) == TOP_N
+    assert sum(len(ranked) == TOP_N for (scope, _), ranked in expected.items() if scope != "global") > 10
 
 
-def test_behaviour_counts_are_the_recounted_counts_of_every_window(config, written, events):
+def test_redis_holds_each_scopes_latest_window_and_reads_back_in_rank_order(config, run, redis_server):
     prefix = config.redis.key_prefix
+    latest = {}
+    for (scope, end), ranked in sorted(run.trending.items(), key=lambda kv: kv[0][1]):
+        latest[scope] = ranked
+    assert len(latest) > 100, "the slice should cover many categories"
+    assert {key: members for key, members in run.redis.items() if ":trending:" in key} == \
+        {f"{prefix}:trending:{scope}": dict(ranked) for scope, ranked in latest.items()}
+    client = redis_server.client()
+    for scope, ranked in latest.items():
+        assert read_trending(client, prefix, scope, TOP_N) == ranked
+    assert any(len(r) != len({s for _, s in r}) for r in latest.values()), "equal scores should occur"
+
+
+def test_behaviour_counts_are_the_recounted_counts_of_every_window(config, run, events):
     expected = recount_counts(events, config.privacy.pseudonym_key)
-    got = {key.removeprefix(f"{prefix}:counts:"): counts for key, counts in written.items()
-           if key.startswith(f"{prefix}:counts:")}
-    assert got == {key: dict(counts) for key, counts in expected.items()}
-    assert len({key.rsplit(":", 1)[1] for key in got}) >= 6, "several count windows"
-    assert not any(e.user_id in key.split(":") for e in events[:200] for key in got), "raw user ids leaked"
+    assert run.counts == expected
+    assert len({start for _, start in expected}) >= 6, "several count windows"
+    prefix = config.redis.key_prefix
+    assert {key: fields for key, fields in run.redis.items() if ":counts:" in key} == \
+        {f"{prefix}:counts:{scope}:{start}": counts for (scope, start), counts in expected.items()}
 
 
-def test_every_key_expires_and_nothing_else_is_written(config, written, redis_server):
+def test_every_key_expires_and_nothing_else_is_written(config, run, redis_server):
     client = redis_server.client()
     ttl = config.redis.ttl_hours * 3600
-    assert all(0 < client.ttl(key) <= ttl for key in written)
-    assert {key.split(":")[1] for key in written} == {"trending", "counts"}
+    assert all(0 < client.ttl(key) <= ttl for key in run.redis)
+    assert {key.split(":")[1] for key in run.redis} == {"trending", "counts"}
 
 
-def test_a_replay_rewrites_the_same_values(config, written, events, redis_server):
+def test_a_replay_rewrites_the_same_values(config, run, events, redis_server):
     run_job(config, events)
-    assert dump(redis_server.client(), config.redis.key_prefix) == written
+    assert dump(redis_server.client(), config.redis.key_prefix) == run.redis

@@ -146,6 +146,7 @@ def config(**changes) -> SegmentConfig:
                             "trend_half_life_hours": 24.0, **changes})
 
 
+item_names = st.sampled_from([f"i{n}" for n in range(8)])
 vectors4 = st.lists(coordinates, min_size=4, max_size=4).filter(lambda v: any(v))
 
 
@@ -178,8 +179,8 @@ def test_each_update_moves_one_centroid_towards_x_and_keeps_weights_bounded(stre
         for i in changed:  # a merge: the two old centroids' weighted mean, weights summed
             wi, ws = (max(old.weights[j] * decay, MIN_WEIGHT) for j in (i, s))
             assert model.weights[i] == pytest.approx(wi + ws, rel=1e-9)
-            assert np.allclose(model.centroids[i], (np.asarray(old.centroids[i]) * wi + np.asarray(old.centroids[s]) * ws)
-                               / (wi + ws), atol=1e-9)
+            merged = (np.asarray(old.centroids[i]) * wi + np.asarray(old.centroids[s]) * ws) / (wi + ws)
+            assert np.allclose(model.centroids[i], merged, atol=1e-9)
             assert model.centroids[s] == tuple(x) and model.weights[s] == 1.0
         bound = step if decay == 1.0 else 1.0 / (1.0 - decay)
         assert all(0.0 < w <= bound * (1 + 1e-9) for w in model.weights)
@@ -237,11 +238,23 @@ def test_well_separated_segments_are_not_merged_for_a_nearby_vector():
     assert model.centroids[1] == (0.0, 1.0)
 
 
-def test_a_zero_vector_has_no_segment_and_changes_nothing():
-    cfg = config()
-    model, _ = update_segments(SegmentModel(), message((1.0, 0.0, 0.0, 0.0), items=["i"]), cfg)
-    assert update_segments(model, message((0.0,) * 4, items=["j"]), cfg) == (model, None)
-    assert update_segments(SegmentModel(), message((0.0,) * 4), cfg) == (SegmentModel(), None)
+@PROPERTY
+@given(stream=st.lists(st.tuples(st.sampled_from([(1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)]),
+                                 st.lists(item_names, max_size=3)), max_size=12))
+def test_a_zero_vector_moves_nothing_and_is_shown_the_heaviest_segment(stream):
+    cfg = config(decay=0.8)
+    model = SegmentModel()
+    for n, (x, items) in enumerate(stream):
+        model, _ = update_segments(model, message(x, T0 + n, items), cfg)
+    after, assignment = update_segments(model, message((0.0,) * 4, T0 + 99, ["unseen"]), cfg)
+    assert after == model
+    if not model.centroids:
+        assert (assignment.segment, assignment.trend) == (0, ())
+    else:
+        heaviest = int(np.argmax(model.weights))
+        assert assignment.segment == heaviest
+        scores = model.trends[heaviest].scores
+        assert [item for item, _ in assignment.trend] == sorted(scores, key=lambda i: (-scores[i], i))
 
 
 @pytest.mark.parametrize("vector", [(1.0, 0.0), (1.0, 0.0, 0.0, 0.0, 0.0), (float("nan"), 0.0, 0.0, 1.0)])
@@ -311,7 +324,6 @@ def test_users_with_distinct_tastes_land_in_distinct_segments_through_hashed_pro
 
 # --- segment trends --------------------------------------------------------------------------------------------
 
-item_names = st.sampled_from([f"i{n}" for n in range(8)])
 trend_steps = st.lists(st.tuples(st.integers(0, 10 * 24 * HOUR_MS), st.lists(item_names, max_size=4)),
                        min_size=1, max_size=25)
 

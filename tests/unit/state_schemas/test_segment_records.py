@@ -31,8 +31,8 @@ def segment_models(draw):
         updates=draw(st.integers(0, 2 ** 53)))
 
 
-segment_updates = st.builds(SegmentUpdate, user_id=keys, ts=times,
-                            vector=st.lists(finite, max_size=40).map(tuple), items=st.lists(keys, max_size=10).map(tuple))
+segment_updates = st.builds(SegmentUpdate, user_id=keys, ts=times, vector=st.lists(finite, max_size=40).map(tuple),
+                            items=st.lists(keys, max_size=10).map(tuple))
 segment_assignments = st.builds(SegmentAssignment, user_id=keys, ts=times, segment=st.integers(0, 1000),
                                 trend=st.lists(st.tuples(keys, finite), max_size=20).map(tuple))
 
@@ -163,5 +163,4 @@ def test_models_and_assignments_written_by_the_segmenter_round_trip(steps):
                                       .encode())
         model, assignment = update_segments(model, update, config)
         assert SegmentModel.decode(model.encode()) == model
-        if assignment is not None:
-            assert SegmentAssignment.decode(assignment.encode()) == assignment
+        assert SegmentAssignment.decode(assignment.encode()) == assignment
