@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
-               "dead_letters": "demo.events-dead-letter"}
+               "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog"}
 DEMO_REDIS_PREFIX = "demo"
 DEMO_BAD_RECORDS = [
     b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
@@ -17,6 +17,10 @@ DEMO_BAD_RECORDS = [
     b'{"type": "teleport", "event_id": "bad-4", "user_id": "u1", "ts": 1700000000000}',
     b'{"type": "behaviour", "event_id": "bad-5", "user_id": "u1", "item_id": "i", "behavior": "view", '
     b'"ts": 99999999999999}',  # year 5138
+]
+DEMO_BAD_CATALOG = [
+    b'{"type": "catalog", "item_id": "bad-c1", "category_id": "cat-00", "price": 5.0, "ts": 1700000000000}',  # no title
+    b'{"type": "catalog", "item_id": "bad-c2", "title": "x", "category_id": "cat-00", "price": -1, "ts": 1700000000000}',
 ]
 
 
@@ -49,9 +53,13 @@ def demo(args) -> int:
                                            start_ms=start_ms)
     _step(3, total, f"generating {args.events} events for {args.users} shoppers and {args.items} items "
                     f"(Zipf popularity, sessions, daily rhythm, orders) plus {len(DEMO_BAD_RECORDS)} bad records")
+    listed = producer.publish(generator.generate_catalog(gen_config), broker.bootstrap, DEMO_TOPICS["catalog"],
+                              key_of=lambda item: item.item_id)
+    listed_bad = producer.publish_raw(DEMO_BAD_CATALOG, broker.bootstrap, DEMO_TOPICS["catalog"])
     sent = producer.publish(generator.generate_events(gen_config), broker.bootstrap, DEMO_TOPICS["events"])
     sent_bad = producer.publish_raw(DEMO_BAD_RECORDS, broker.bootstrap, DEMO_TOPICS["events"])
-    print(f"      published {sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
+    print(f"      published {listed} catalogue items and {listed_bad} bad ones to {DEMO_TOPICS['catalog']}, "
+          f"{sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
 
     config = load_config(args.config, overrides={
         "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
@@ -60,6 +68,7 @@ def demo(args) -> int:
                   "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
         "flink": {"execution_mode": args.mode},
         "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
+        "catalog": {"topic": DEMO_TOPICS["catalog"]},
     })
     _step(4, total, f"running the job on a local mini-cluster ({args.mode} mode, "
                     f"{config.flink.delivery_guarantee} delivery) until it has read every event")
@@ -83,7 +92,12 @@ def demo(args) -> int:
     for letter in dead_letters:
         print(f"      - {letter['reason']}")
     inbox = list(client.scan_iter(f"{DEMO_REDIS_PREFIX}:inbox:*:body", count=1000))
-    print(f"{len(inbox)} user inboxes in Redis ({redis_server.url}).")
+    profiles = list(client.scan_iter(f"{DEMO_REDIS_PREFIX}:profile:*", count=1000))
+    trending = client.zrevrange(f"{DEMO_REDIS_PREFIX}:trending:global", 0, 4)
+    print(f"{len(inbox)} user inboxes, {len(profiles)} profiles with top-N lists in Redis ({redis_server.url}); "
+          f"trending now: {', '.join(item.decode() for item in trending) or '-'}")
+    if profiles:
+        print(f"      a profile: {client.get(profiles[0]).decode()[:300]}")
     print(f"Read them again: notify-engine consume --bootstrap-servers {broker.bootstrap} "
           f"--topic {DEMO_TOPICS['notifications']} --max 10")
     return 0 if notifications else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -29,8 +30,27 @@ def events(dataset_dir):
                                                         limit=EVENTS))
 
 
-def run_job(config, events) -> list[tuple[str, str]]:
-    """Runs the aggregates over the events; returns every result written to Redis, in no particular order."""
+class RecordResults:
+    """Appends each result to a file of its own per subtask. (`execute_and_collect` would not do: it
+    runs only the collected stream's lineage, so nothing would reach Redis.)"""
+
+    def __new__(cls, folder: str):
+        from pyflink.datastream import ProcessFunction
+
+        class Record(ProcessFunction):
+            def open(self, ctx):
+                self.out = open(f"{folder}/{uuid.uuid4().hex}.tsv", "w")
+
+            def close(self):
+                self.out.close()
+
+            def process_element(self, value, ctx):
+                self.out.write(f"{value[0]}\t{value[1]}\n")  # JSON escapes tabs and newlines
+
+        return Record()
+
+
+def run_job(config, events, record_to: Path | None = None) -> None:
     from jobs.flink_functions import ADMITTED, event_time_watermarks
     from jobs.windowed_aggregations import add_windowed_aggregations
 
@@ -46,8 +66,10 @@ def run_job(config, events) -> list[tuple[str, str]]:
     env = create_environment(config, [], {"restart-strategy.type": "none"})
     stream = env.from_collection(rows, type_info=ADMITTED).assign_timestamps_and_watermarks(
         event_time_watermarks(config))
-    with add_windowed_aggregations(stream, config).execute_and_collect("windowed-aggregations-test") as results:
-        return [tuple(result) for result in results]
+    results = add_windowed_aggregations(stream, config)
+    if record_to is not None:
+        results.process(RecordResults(str(record_to))).name("record results")
+    env.execute("windowed-aggregations-test")
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +100,11 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(config, redis_server, events):
-    results = run_job(config, events)
+def run(config, redis_server, events, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("window-results")
+    run_job(config, events, record_to=folder)
     trending, counts = {}, {}
-    for kind, payload in results:
+    for kind, payload in (line.split("\t") for path in folder.iterdir() for line in path.read_text().splitlines()):
         if kind == "trending":
             ranked = TrendingList.decode(payload)
             assert (ranked.scope, ranked.window_end) not in trending, "a window was ranked twice"

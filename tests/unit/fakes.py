@@ -1,0 +1,33 @@
+"""Test doubles shared by the Flink-free unit tests."""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from state_schemas.state import ItemCard
+
+
+class FakeSide:
+    """The scorer's side inputs (item cards, trending, new listings) held in plain dicts.
+
+    `trending` and `arrivals` are keyed by category; the key None holds the global list, which a
+    category without a list of its own falls back to (as the job's reader merges the two).
+    """
+
+    def __init__(self, cards: Mapping[str, ItemCard] | None = None,
+                 trending: Mapping[str | None, Sequence[tuple[str, float]]] | None = None,
+                 arrivals: Mapping[str | None, Sequence[str]] | None = None):
+        self.card_map = dict(cards or {})
+        self.trending_by = dict(trending or {})
+        self.arrivals_by = dict(arrivals or {})
+
+    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
+        return {item: self.card_map[item] for item in items if item in self.card_map}
+
+    def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+        return list(self.trending_by.get(category, self.trending_by.get(None, ())))
+
+    def arrivals(self, category: str | None) -> Sequence[str]:
+        return list(self.arrivals_by.get(category, ()))
+
+
+EMPTY_SIDE = FakeSide()
