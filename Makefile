@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down bench eval clean
+.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ clean:
 
 bench: install
 	$(PY) bench/run.py
+
+bench-scoring: $(STAMP)
+	$(PY) bench/scoring.py
 
 eval: $(STAMP)
 	$(PY) evaluation/prequential.py

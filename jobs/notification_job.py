@@ -49,7 +49,7 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
     raw = env.from_source(sources.events, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
     admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
     timed = admitted.assign_timestamps_and_watermarks(event_time_watermarks(config)).name("event time").uid("event-time")
-    if config.trending.enabled:
+    if config.trending.enabled and config.redis.enabled:
         add_windowed_aggregations(timed, config)
     by_user = timed.key_by(routing_key, key_type=Types.STRING())
     contexts = by_user.process(TrackUserContextFunction(config), output_type=ROUTED).name("user context").uid("user-context")

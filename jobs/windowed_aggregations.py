@@ -192,7 +192,7 @@ def add_windowed_aggregations(events, config: JobConfig):
         .name("trending global").uid("trending-global")
 
     per_counts_window = TumblingEventTimeWindows.of(Time.milliseconds(settings.counts_window_ms))
-    counts_accumulator = Types.MAP(Types.STRING(), Types.INT())
+    counts_accumulator = Types.MAP(Types.STRING(), Types.LONG())
     user_counts = behaviours.key_by(lambda b: b[0], key_type=Types.STRING()).window(per_counts_window) \
         .aggregate(CountBehaviours(),
                    EmitCounts(functools.partial(trending.user_counts_scope,

@@ -1,10 +1,15 @@
 """The replay on a log built so that the right answers are known in advance."""
+import math
+
+import pytest
+
 from evaluation.prequential import evaluate
 from jobs.config import JobConfig
 from state_schemas.events import BehaviourEvent
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
+RECOMMENDERS = {"hybrid", "cf", "content", "segment", "trending", "affinity", "popularity"}
 
 
 def _event(n, user, item, behavior="view"):
@@ -12,18 +17,49 @@ def _event(n, user, item, behavior="view"):
                           category_id="c")
 
 
-def test_hybrid_recalls_the_co_viewed_item_and_popularity_the_popular_one():
+def co_viewed_and_popular_log(target_item="B"):
+    """Five shoppers view B then A (A's row holds B); thirty view C, by far the most popular item; then the
+    target views A and, later, puts `target_item` in the cart."""
     log = []
-    for u in range(5):  # five shoppers view B, then A: the row of A holds B
+    for u in range(5):
         log += [_event(len(log), f"w{u}", "B"), _event(len(log) + 1, f"w{u}", "A")]
-    for u in range(30):  # C is by far the most popular item
+    for u in range(30):
         log.append(_event(len(log), f"p{u}", "C"))
-    log += [_event(len(log), "target", "A"), _event(len(log) + 1, "target", "B", behavior="cart")]
+    log += [_event(len(log), "target", "A"), _event(len(log) + 1, "target", target_item, behavior="cart")]
+    return log
 
-    tallies, catalogue = evaluate(log, JobConfig(), k=1)
 
+def test_every_recommender_is_tallied_on_every_target():
+    tallies, catalogue = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
+    assert set(tallies) == RECOMMENDERS
     assert catalogue == 3
-    assert tallies["hybrid"].targets == 1
+    assert all(tally.targets == 1 for tally in tallies.values())  # one cart event: one target
+
+
+def test_hybrid_recalls_the_co_viewed_item_and_popularity_the_popular_one():
+    tallies, _ = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
     assert tallies["hybrid"].hit_rate == 1.0  # top-1 after viewing A: B, its co-viewed item
     assert tallies["popularity"].hit_rate == 0.0  # top-1 by popularity: C
     assert tallies["popularity"].recommended == {"C"}
+
+
+def test_each_signal_alone_ranks_by_that_signal():
+    tallies, _ = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
+    assert tallies["cf"].hit_rate == 1.0 and tallies["cf"].recommended == {"B"}  # A's only neighbour
+    assert tallies["trending"].hit_rate == 0.0 and tallies["trending"].recommended == {"C"}  # most viewed
+
+
+def test_a_hit_lower_in_the_list_counts_for_hit_rate_at_k_with_a_smaller_gain():
+    # After A, with k = 2: the co-viewed B first, so a cart of C is a hit at rank 2 for the hybrid.
+    tallies, _ = evaluate(co_viewed_and_popular_log(target_item="C"), JobConfig(), k=2)
+    assert tallies["hybrid"].hit_rate == 1.0
+    assert tallies["hybrid"].ndcg == pytest.approx(1 / math.log2(3))  # one relevant item at 0-based rank 1
+
+
+def test_a_shopper_without_history_gets_the_trending_items():
+    log = [_event(n, f"p{n}", "C") for n in range(30)] + [_event(30 + n, f"q{n}", "D") for n in range(5)]
+    log.append(_event(40, "newbie", "C", behavior="cart"))
+    tallies, catalogue = evaluate(log, JobConfig(), k=1)
+    assert catalogue == 2
+    assert tallies["hybrid"].targets == 1
+    assert tallies["hybrid"].hit_rate == 1.0 and tallies["hybrid"].recommended == {"C"}

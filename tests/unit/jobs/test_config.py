@@ -137,6 +137,34 @@ def test_an_integer_is_accepted_where_a_float_is_expected():
     ({"redis": {"inbox_size": 0}}, "redis.inbox_size must be >= 1"),
     ({"redis": {"ttl_hours": 0}}, "redis.ttl_hours must be > 0"),
     ({"privacy": {"pseudonym_key": "short"}}, "privacy.pseudonym_key must have at least 8 characters"),
+    ({"item_model": {"neighbour_refresh_ms": 0}}, "item_model.neighbour_refresh_ms must be > 0"),
+    ({"item_model": {"card_cache_ms": -1}}, "item_model.card_cache_ms must be >= 0"),
+    ({"item_model": {"card_flush_ms": -1}}, "item_model.card_flush_ms must be >= 0"),
+    ({"item_model": {"card_cache_size": 0}}, "item_model.card_cache_size must be >= 1"),
+    ({"catalog": {"max_price": 0.0}}, "catalog.max_price must be > 0"),
+    ({"catalog": {"terms_per_item": 0}}, "catalog.terms_per_item must be >= 1"),
+    ({"catalog": {"content_half_life_hours": 0.0}}, "catalog.content_half_life_hours must be > 0"),
+    ({"catalog": {"content_terms_per_user": 0}}, "catalog.content_terms_per_user must be >= 1"),
+    ({"trending": {"slide_ms": 0}}, "trending.slide_ms must be in (0, trending.window_ms]"),
+    ({"trending": {"slide_ms": 3600001}}, "trending.slide_ms must be in (0, trending.window_ms]"),
+    ({"trending": {"top_n": 0}}, "trending.top_n must be >= 1"),
+    ({"trending": {"counts_window_ms": 0}}, "trending.counts_window_ms must be > 0"),
+    ({"trending": {"read_cache_ms": -1}}, "trending.read_cache_ms must be >= 0"),
+    ({"segments": {"segments": 0}}, "segments.segments must be >= 1"),
+    ({"segments": {"dimensions": 1}}, "segments.dimensions must be >= 2"),
+    ({"segments": {"decay": 0.0}}, "segments.decay must be in (0, 1]"),
+    ({"segments": {"decay": 1.01}}, "segments.decay must be in (0, 1]"),
+    ({"segments": {"min_update_gap_ms": -1}}, "segments.min_update_gap_ms must be >= 0"),
+    ({"segments": {"trend_items": 0}}, "segments.trend_items must be >= 1"),
+    ({"segments": {"trend_half_life_hours": 0.0}}, "segments.trend_half_life_hours must be > 0"),
+    ({"scoring": {"weight_cf": -0.1}}, "scoring weights must be >= 0"),
+    ({"scoring": {"weight_content": -0.1}}, "scoring weights must be >= 0"),
+    ({"scoring": {"weight_segment": -0.1}}, "scoring weights must be >= 0"),
+    ({"scoring": {"weight_popularity": -0.1}}, "scoring weights must be >= 0"),
+    ({"scoring": {"weight_affinity": -0.1}}, "scoring weights must be >= 0"),
+    ({"scoring": {"diversity_penalty": -0.01}}, "scoring.diversity_penalty must be in [0, 1]"),
+    ({"scoring": {"diversity_penalty": 1.01}}, "scoring.diversity_penalty must be in [0, 1]"),
+    ({"scoring": {"top_n": 0}}, "scoring.top_n must be >= 1"),
 ], ids=lambda v: str(v)[:60])
 def test_values_out_of_range_are_rejected(overrides, message):
     assert message in rejected(overrides)
@@ -150,6 +178,11 @@ def test_values_out_of_range_are_rejected(overrides, message):
     {"item_model": {"row_cap": 5, "neighbours": 5}},
     {"intake": {"max_payload_bytes": 256}},
     {"redis": {"url": "unix:///tmp/redis.sock"}},
+    {"scoring": {"diversity_penalty": 0.0, "weight_cf": 0.0}},
+    {"scoring": {"diversity_penalty": 1.0}},
+    {"segments": {"decay": 1.0, "min_update_gap_ms": 0, "dimensions": 2, "segments": 1}},
+    {"trending": {"slide_ms": 3600000}},
+    {"item_model": {"card_cache_ms": 0, "card_flush_ms": 0, "card_cache_size": 1, "neighbour_refresh_ms": 1}},
 ], ids=lambda v: str(v)[:60])
 def test_values_at_the_edge_of_their_range_are_accepted(overrides):
     config = load_config(overrides=overrides)
@@ -171,14 +204,39 @@ def test_rendered_defaults_load_back_as_the_defaults(tmp_path):
     assert load_config(path) == JobConfig()
 
 
+def rendered_sections() -> dict[str, list[str]]:
+    """The rendered defaults split into sections: several sections share key names (enabled, top_n, topic)."""
+    sections, current = {}, None
+    for line in render_defaults().splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.startswith(" "):
+            current = line.rstrip(":")
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return sections
+
+
 def test_rendered_defaults_document_every_key():
-    lines = render_defaults().splitlines()
+    sections = rendered_sections()
+    assert list(sections) == [section.name for section in dataclasses.fields(JobConfig)]
     for section in dataclasses.fields(JobConfig):
-        assert f"{section.name}:" in lines
-        for item in dataclasses.fields(getattr(JobConfig(), section.name)):
-            line = next(line for line in lines if line.startswith(f"  {item.name}: "))
+        items = dataclasses.fields(getattr(JobConfig(), section.name))
+        lines = sections[section.name]
+        assert len(lines) == len(items)
+        for item, line in zip(items, lines):
+            assert line.startswith(f"  {item.name}: ")
             comment = line.split("  # ", 1)[1]
             assert comment.strip() and comment == item.metadata["doc"]
+
+
+def test_keys_shared_by_several_sections_render_each_sections_own_default():
+    sections = rendered_sections()
+    for section, key in [("catalog", "enabled"), ("trending", "enabled"), ("segments", "enabled"),
+                         ("trending", "top_n"), ("scoring", "top_n"), ("redis", "enabled")]:
+        line = next(line for line in sections[section] if line.startswith(f"  {key}: "))
+        assert yaml.safe_load(line.split("  # ", 1)[0]) == {key: getattr(getattr(JobConfig(), section), key)}
 
 
 # --- validation gaps found by these tests, since closed ----------------------------------------
@@ -195,3 +253,23 @@ def test_an_unknown_trigger_behaviour_is_rejected():
                                           ("profile", "min_trigger_gap_ms"), ("intake", "dedup_window_ms")])
 def test_negative_durations_are_rejected(section, key):
     assert f"{section}.{key}" in rejected({section: {key: -1}})
+
+
+# --- the scoring section ---------------------------------------------------------------------------
+
+def test_the_blend_weights_moved_from_policy_to_scoring():
+    """A config written for the previous release names the old keys: refuse it rather than ignore the weights."""
+    assert "unknown config key(s) policy.weight_cooccurrence" in rejected({"policy": {"weight_cooccurrence": 0.7}})
+    assert "unknown config key(s) policy.weight_affinity" in rejected({"policy": {"weight_affinity": 0.3}})
+    config = load_config(overrides={"scoring": {"weight_affinity": 0.3}})
+    assert config.scoring.weight_affinity == 0.3 and config.policy == JobConfig().policy
+
+
+def test_every_scoring_signal_takes_part_by_default():
+    scoring = JobConfig().scoring
+    assert all(w > 0 for w in [scoring.weight_cf, scoring.weight_content, scoring.weight_segment,
+                               scoring.weight_popularity, scoring.weight_affinity])
+
+
+def test_a_non_number_scoring_weight_is_rejected_with_its_path():
+    assert "config key scoring.weight_cf must be float" in rejected({"scoring": {"weight_cf": "high"}})

@@ -1,9 +1,9 @@
-"""push_policy: caps, gaps, cooldowns, opt-out, transactional before marketing, erasure, pseudonyms."""
+"""push_policy: the scorer hop's state (content vector, segment), caps, gaps, cooldowns, opt-out,
+transactional before marketing, serving records, erasure, pseudonyms."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import random
 from collections import Counter
 from dataclasses import replace
@@ -14,11 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs.config import JobConfig, load_config
-from operators.push_policy import (TRANSACTIONAL_TEMPLATES, handle, notification_id, pseudonym,
-                                   score_candidates)
+from operators.push_policy import (TRANSACTIONAL_TEMPLATES, decide_marketing, handle, notification_id,
+                                   pseudonym)
+from operators.scorer import Scored
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.outputs import Notification
-from state_schemas.state import CandidateSet, Neighbour, PushState
+from state_schemas.outputs import Notification, ServingRecord
+from state_schemas.segments import SegmentAssignment
+from state_schemas.state import DecayedScores, ItemCard, ItemSignal, Neighbour, PushState, UserSummary
+from tests.unit.fakes import FakeSide
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -26,25 +29,32 @@ MIDNIGHT = 1_699_920_000_000  # 2023-11-14 00:00:00 UTC
 T0 = MIDNIGHT + 10 * HOUR_MS
 CONFIG = JobConfig()
 POLICY = CONFIG.policy
+SCORING = CONFIG.scoring
 KEY = CONFIG.privacy.pseudonym_key
 USER = "u1"
 CREATED = 1_800_000_000_000
+NO_SIDE = FakeSide()  # no cards, nothing trending, no new listings: candidates come from the neighbours alone
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
+# Similarities of the default neighbours; each in its own category, so no diversity penalty applies.
+NEIGHBOURS = [("a", "ca", 0.6), ("b", "cb", 0.4), ("c", "cc", 0.2), ("d", "cd", 0.1)]
 
-def policy(**overrides):
-    return load_config(overrides={"policy": overrides}).policy
+
+def config(**policy) -> JobConfig:
+    return load_config(overrides={"policy": policy})
 
 
-def candidate_set(event_id="e1", ts=T0, item="trigger", behavior="view", neighbours=None, affinity=(),
-                  exclude=(), user=USER) -> CandidateSet:
+def item_signal(event_id="e1", ts=T0, item="trigger", behavior="view", neighbours=None, summary=None, trigger=True,
+                user=USER, vector=(), title=None) -> ItemSignal:
     event = BehaviourEvent(event_id=event_id, user_id=user, behavior=behavior, ts=ts, item_id=item,
                            category_id="ct").to_dict()
     if neighbours is None:
-        neighbours = [("a", "ca", 6.0), ("b", "cb", 4.0), ("c", "cc", 2.0), ("d", "cd", 1.0)]
-    return CandidateSet(event=event, trigger_category="ct", candidates=tuple(Neighbour(*n) for n in neighbours),
-                        affinity=tuple(affinity), exclude=tuple(exclude))
+        neighbours = NEIGHBOURS
+    if summary is None and trigger:
+        summary = UserSummary()
+    return ItemSignal(event=event, card=ItemCard(category_id="ct", title=title, vector=tuple(vector)), trigger=trigger,
+                      neighbours=tuple(Neighbour(*n) for n in neighbours), summary=summary)
 
 
 def order(status="shipped", order_id="o1", ts=T0, event_id=None, user=USER, carrier=None, items=("i1",)):
@@ -57,17 +67,17 @@ def feedback(action, ts=T0, event_id=None):
                          notification_id=None if action in ("unsubscribe", "resubscribe") else "n1")
 
 
-def step(state, message, config=POLICY, user=USER):
-    return handle(state, message, user, CREATED, config, KEY)
+def step(state, message, cfg=CONFIG, user=USER, side=NO_SIDE):
+    return handle(state, message, user, CREATED, side, cfg)
 
 
-def expected_score(co, top, aff, config=POLICY):
-    """The documented blend: co-occurrence relative to the best, damped by evidence, plus affinity."""
-    return config.weight_cooccurrence * (co / top) * (1 - math.exp(-co / 2)) + config.weight_affinity * aff
+def cf_only(sim, top=0.6, cfg=CONFIG):
+    """The scorer's CF term: the weight times the similarity relative to the strongest neighbour."""
+    return cfg.scoring.weight_cf * sim / top
 
 
-def local_day(ts, config=POLICY):
-    return (ts + config.utc_offset_minutes * 60_000) // DAY_MS
+def local_day(ts, cfg=CONFIG):
+    return (ts + cfg.policy.utc_offset_minutes * 60_000) // DAY_MS
 
 
 # --- pseudonyms and ids --------------------------------------------------------------------------
@@ -88,94 +98,212 @@ def test_notification_id_is_deterministic_and_separates_its_inputs():
 
 
 def test_the_same_inputs_give_the_same_notification():
-    cs = candidate_set()
-    assert step(PushState(), cs).notification == step(PushState(), cs).notification
+    signal = item_signal()
+    assert step(PushState(), signal).notification == step(PushState(), signal).notification
     shipped = order()
     assert step(PushState(), shipped).notification == step(PushState(), shipped).notification
 
 
-# --- scoring -------------------------------------------------------------------------------------
-
-def test_scores_blend_cooccurrence_and_affinity_and_rank_best_first():
-    cs = candidate_set(neighbours=[("a", "ca", 4.0), ("b", "cb", 2.0), ("c", None, 1.0)],
-                       affinity=[("cb", 1.0), ("ca", 0.25)])
-    scored = score_candidates(cs, PushState(), T0, POLICY)
-    expected = sorted([(expected_score(4, 4, 0.25), "a", "ca"), (expected_score(2, 4, 1.0), "b", "cb"),
-                       (expected_score(1, 4, 0.0), "c", None)], key=lambda e: -e[0])
-    assert [item for _, item, _ in scored] == [item for _, item, _ in expected]
-    assert [s for s, _, _ in scored] == pytest.approx([s for s, _, _ in expected], rel=1e-12)
-
-
-def test_scoring_drops_the_trigger_excluded_and_recently_sent_items():
-    cs = candidate_set(item="a", neighbours=[("a", "c", 5.0), ("b", "c", 5.0), ("c", "c", 5.0), ("d", "c", 5.0),
-                                             ("e", "c", 5.0)], exclude=["b"])
-    cooldown = POLICY.renotify_cooldown_ms
-    state = PushState(recent_items={"c": T0 - cooldown + 1, "d": T0 - cooldown})
-    assert [item for _, item, _ in score_candidates(cs, state, T0, POLICY)] == ["d", "e"]
-
+# --- what a marketing notification holds -----------------------------------------------------------
 
 def test_a_marketing_notification_names_the_best_items_and_says_why():
-    cs = candidate_set(event_id="trig-1", behavior="cart", affinity=[("cd", 1.0)])
-    result = step(PushState(), cs)
+    signal = item_signal(event_id="trig-1", behavior="cart", summary=UserSummary(categories=(("cd", 1.0),)))
+    result = step(PushState(), signal)
     n = result.notification
     assert result.suppressed is None
     assert n.kind == "marketing" and n.channel == POLICY.channel
     assert n.user == pseudonym(USER, KEY)
     assert n.notification_id == notification_id(pseudonym(USER, KEY), "trig-1", "marketing")
     assert n.source_event_id == "trig-1" and n.source_event_time == T0 and n.created_at == CREATED
-    scores = {"a": expected_score(6, 6, 0), "b": expected_score(4, 6, 0), "c": expected_score(2, 6, 0),
-              "d": expected_score(1, 6, 1.0)}
+    scores = {"a": cf_only(0.6), "b": cf_only(0.4), "c": cf_only(0.2),
+              "d": cf_only(0.1) + SCORING.weight_affinity * 1.0}  # the user shops category cd
     best = sorted(scores, key=lambda i: -scores[i])[:POLICY.items_per_notification]
+    assert best == ["a", "b", "d"]  # the affinity lifts d above c
     assert n.item_ids == tuple(best)
-    assert n.score == pytest.approx(scores[best[0]])
-    assert n.body == "3 items that go with what you added to your cart."
-    assert n.reason == "because you added to your cart item trigger"
+    assert n.score == pytest.approx(scores["a"])
+    assert n.body == "3 items picked for you."
+    assert "trigger" in n.reason  # the best pick is CF-led: the reason names the trigger item
     assert result.state.marketing_today == 1 and result.state.last_marketing_ts == T0
-    assert result.state.recent_items == {item: T0 for item in best}
+    categories = dict((item, category) for item, category, _ in NEIGHBOURS)
+    assert result.state.recent_items == {item: [T0, categories[item]] for item in best}
     assert result.state.marketing_day == local_day(T0)
     assert result.state.transactional_day == -1  # each kind keeps its own day
 
 
 def test_one_item_gets_the_singular_wording_and_the_channel_follows_config():
-    cs = candidate_set(neighbours=[("a", "ca", 6.0)], behavior="favourite")
-    n = step(PushState(), cs, policy(channel="email")).notification
-    assert n.body == "An item that goes with what you saved."
-    assert n.channel == "email"
+    signal = item_signal(neighbours=[("a", "ca", 0.6)], behavior="favourite")
+    n = step(PushState(), signal, config(channel="email")).notification
+    assert n.body == "An item picked for you."
+    assert n.channel == "email" and n.item_ids == ("a",)
 
 
 def test_candidates_below_min_score_are_not_sent():
-    weak = candidate_set(neighbours=[("a", "ca", 1.0)])  # 0.7 * (1 - e^-0.5) = 0.275
-    assert step(PushState(), weak, policy(min_score=0.3)).suppressed == "no_candidate"
-    assert step(PushState(), weak, policy(min_score=0.27)).notification.item_ids == ("a",)
+    weak = item_signal(neighbours=[("a", "ca", 0.3)])  # cf 1.0 alone: weight_cf exactly
+    assert step(PushState(), weak, config(min_score=SCORING.weight_cf + 0.01)).suppressed == "no_candidate"
+    assert step(PushState(), weak, config(min_score=SCORING.weight_cf)).notification.item_ids == ("a",)
 
 
 def test_nothing_to_recommend_is_suppressed_without_using_the_cap():
-    result = step(PushState(), candidate_set(neighbours=[]))
+    result = step(PushState(), item_signal(neighbours=[]))
     assert result.notification is None and result.suppressed == "no_candidate"
     assert result.state.marketing_today == 0 and result.state.last_marketing_ts is None
 
 
+def scored(item, score, category=None, reason=None):
+    return Scored(item, score, category, reason or f"reason for {item}", (score, 0.0, 0.0, 0.0, 0.0))
+
+
+def test_decide_marketing_sends_the_first_ranked_items_at_or_above_min_score():
+    cfg = config(min_score=0.2, items_per_notification=2).policy
+    ranked = [scored("x", 0.9, "c1", "why x"), scored("y", 0.2, "c2"), scored("z", 0.19, "c3")]
+    result = decide_marketing(PushState(), item_signal(), ranked, T0, CREATED, "pseudo", cfg)
+    assert result.notification.item_ids == ("x", "y")
+    assert result.notification.reason == "why x" and result.notification.score == 0.9
+    assert result.notification.user == "pseudo"
+    assert result.state.recent_items == {"x": [T0, "c1"], "y": [T0, "c2"]}
+    only_weak = decide_marketing(PushState(), item_signal(), [scored("z", 0.19)], T0, CREATED, "pseudo", cfg)
+    assert only_weak.suppressed == "no_candidate" and only_weak.state.marketing_today == 0
+
+
+def test_recent_items_keep_only_sends_within_the_cooldown():
+    cfg = config(renotify_cooldown_ms=DAY_MS).policy
+    state = PushState(recent_items={"old": [T0 - DAY_MS, "c1"], "young": [T0 - DAY_MS + 1, None]})
+    result = decide_marketing(state, item_signal(), [scored("x", 0.9)], T0, CREATED, "p", cfg)
+    assert result.state.recent_items == {"young": [T0 - DAY_MS + 1, None], "x": [T0, None]}
+
+
 def test_an_item_is_not_recommended_again_within_the_cooldown():
-    config = policy(min_marketing_gap_ms=0, items_per_notification=1)
+    cfg = config(min_marketing_gap_ms=0, items_per_notification=1)
     state = PushState()
     sent = []
     for n in range(3):
-        result = step(state, candidate_set(event_id=f"e{n}", ts=T0 + n), config)
+        result = step(state, item_signal(event_id=f"e{n}", ts=T0 + n), cfg)
         state = result.state
         sent.extend(result.notification.item_ids)
     assert sent == ["a", "b", "c"]
-    later = T0 + config.renotify_cooldown_ms
-    assert step(state, candidate_set(event_id="late", ts=later), config).notification.item_ids == ("a",)
+    later = T0 + cfg.policy.renotify_cooldown_ms
+    assert step(state, item_signal(event_id="late", ts=later), cfg).notification.item_ids == ("a",)
+
+
+def test_a_push_state_written_before_the_upgrade_still_honours_its_cooldown():
+    """PushState v1 kept item -> time notified; it decodes to item -> [time, unknown category]."""
+    v1 = orjson.dumps({"v": 1, "mday": local_day(T0), "mk": 1, "tday": -1, "tx": 0, "last": T0 - 2 * HOUR_MS,
+                       "recent": {"a": T0 - 2 * HOUR_MS}, "txk": {}, "out": False}).decode()
+    state = PushState.decode(v1)
+    assert state.recent_items == {"a": [T0 - 2 * HOUR_MS, None]}
+    result = step(state, item_signal(event_id="e9"))
+    assert result.notification.item_ids == ("b", "c", "d")
+    assert result.state.recent_items["a"] == [T0 - 2 * HOUR_MS, None]
+    assert result.state.marketing_today == 2
+    assert PushState.decode(result.state.encode()) == result.state
+
+
+# --- what the hop keeps of the user: content vector, segment --------------------------------------
+
+def test_every_item_signal_moves_the_content_vector_with_its_behaviour_weight():
+    half_life = int(CONFIG.catalog.content_half_life_hours * HOUR_MS)
+    first = item_signal(event_id="e1", trigger=False, behavior="view", vector=[("red", 0.6), ("shoe", 0.8)])
+    second = item_signal(event_id="e2", ts=T0 + half_life, trigger=False, behavior="cart", vector=[("red", 1.0)])
+    state = step(step(PushState(), first).state, second).state
+    view, cart = CONFIG.profile.event_weights["view"], CONFIG.profile.event_weights["cart"]
+    assert state.content.at == T0 + half_life
+    assert state.content.scores == pytest.approx({"red": view * 0.6 / 2 + cart * 1.0, "shoe": view * 0.8 / 2})
+
+
+def test_a_non_trigger_signal_sends_nothing_and_touches_no_counter():
+    state = PushState(marketing_day=local_day(T0), marketing_today=1, last_marketing_ts=T0 - DAY_MS)
+    result = step(state, item_signal(trigger=False, vector=[("red", 1.0)]))
+    assert result.notification is None and result.serving == () and result.suppressed is None
+    assert replace(result.state, content=state.content) == state
+
+
+def test_a_zero_weight_behaviour_or_an_item_without_vector_leaves_the_content_vector_alone():
+    no_views = load_config(overrides={"profile": {"event_weights": {"cart": 4.0}}})
+    assert step(PushState(), item_signal(trigger=False, vector=[("red", 1.0)]), no_views).state.content == \
+        DecayedScores()
+    assert step(PushState(), item_signal(trigger=False)).state.content == DecayedScores()
+
+
+def test_the_content_vector_steers_the_ranking():
+    side = FakeSide(cards={"red": ItemCard(category_id="c1", vector=(("red", 1.0),)),
+                           "blue": ItemCard(category_id="c2", vector=(("blue", 1.0),))})
+    state = step(PushState(), item_signal(event_id="e0", trigger=False, vector=[("red", 1.0)]), side=side).state
+    result = step(state, item_signal(neighbours=[("blue", "c2", 0.5), ("red", "c1", 0.5)]), side=side)
+    assert result.notification.item_ids == ("red", "blue")
+    assert result.notification.score == pytest.approx(SCORING.weight_cf + SCORING.weight_content)
+
+
+def test_a_segment_assignment_is_kept_and_its_trend_becomes_candidates():
+    assignment = SegmentAssignment(user_id=USER, ts=T0 - 1, segment=3, trend=(("peer", 1.0), ("other", 0.6)))
+    state = step(PushState(), assignment).state
+    assert state.segment == 3 and state.segment_trend == (("peer", 1.0), ("other", 0.6))
+    assert replace(state, segment=None, segment_trend=()) == PushState()
+    result = step(state, item_signal(neighbours=[]))
+    assert result.notification.item_ids == ("peer", "other")
+    assert result.notification.score == pytest.approx(SCORING.weight_segment * 1.0)
+
+
+def test_a_new_assignment_replaces_the_previous_segment():
+    state = step(PushState(), SegmentAssignment(USER, T0, 1, (("x", 1.0),))).state
+    state = step(state, SegmentAssignment(USER, T0 + 1, 2, ())).state
+    assert state.segment == 2 and state.segment_trend == ()
+
+
+def test_a_new_user_with_only_trending_items_still_gets_a_notification():
+    side = FakeSide(cards={"hot": ItemCard(category_id="ct")}, trending={None: [("hot", 9.0), ("warm", 3.0)]})
+    result = step(PushState(), item_signal(neighbours=[], summary=UserSummary(categories=(("ct", 1.0),))), side=side)
+    assert result.notification.item_ids[0] == "hot"
+    assert result.notification.score == pytest.approx(SCORING.weight_popularity + SCORING.weight_affinity)
+
+
+# --- serving records -----------------------------------------------------------------------------
+
+def test_a_trigger_publishes_the_profile_and_the_top_n_under_the_pseudonym():
+    summary = UserSummary(categories=(("cd", 1.0),), brands=(("acme", 1.0),), price_bands=(("p2", 1.0),),
+                          active_hours=(("10", 1.0),), last_purchase={"cd": ["z", T0 - 5]})
+    state = PushState(segment=4, content=DecayedScores(at=T0, scores={f"t{n}": float(n) for n in range(15)}))
+    cfg = load_config(overrides={"scoring": {"top_n": 3}})
+    result = step(state, item_signal(summary=summary), cfg)
+    profile, top = result.serving
+    user = pseudonym(USER, KEY)
+    assert (profile.kind, profile.user, profile.at) == ("profile", user, T0)
+    assert (top.kind, top.user, top.at) == ("topn", user, T0)
+    assert profile.body["categories"] == (("cd", 1.0),) and profile.body["brands"] == (("acme", 1.0),)
+    assert profile.body["price_bands"] == (("p2", 1.0),) and profile.body["active_hours"] == (("10", 1.0),)
+    assert profile.body["last_purchase"] == {"cd": ["z", T0 - 5]} and profile.body["segment"] == 4
+    assert [term for term, _ in profile.body["content"]] == [f"t{n}" for n in range(14, 4, -1)]  # strongest ten
+    expected = {"a": cf_only(0.6), "b": cf_only(0.4), "d": cf_only(0.1) + SCORING.weight_affinity}
+    assert [item for item, _, _ in top.body["items"]] == ["a", "b", "d"]  # top_n = 3 of the four
+    assert [score for _, score, _ in top.body["items"]] == pytest.approx([expected[i] for i in "abd"], abs=1e-6)
+    assert "trigger" in top.body["items"][0][2]
+    for record in result.serving:  # what the sink writes reads back as the same JSON
+        decoded = ServingRecord.decode(record.encode())
+        assert (decoded.kind, decoded.user, decoded.at) == (record.kind, record.user, record.at)
+        assert decoded.body == orjson.loads(orjson.dumps(record.body))
+
+
+def test_serving_records_are_written_even_when_the_cap_suppresses_the_push():
+    cfg = config(daily_marketing_cap=0)
+    result = step(PushState(), item_signal(), cfg)
+    assert result.suppressed == "daily_cap" and result.notification is None
+    assert [r.kind for r in result.serving] == ["profile", "topn"]
+
+
+def test_no_serving_records_without_a_profile_or_a_trigger():
+    assert step(PushState(), item_signal(trigger=False)).serving == ()
+    no_summary = replace(item_signal(), summary=None)
+    result = step(PushState(), no_summary)
+    assert result.serving == () and result.notification is not None
 
 
 # --- marketing caps and gaps ---------------------------------------------------------------------
 
 def test_the_daily_cap_suppresses_marketing_until_the_next_local_day():
-    config = policy(daily_marketing_cap=2, min_marketing_gap_ms=0, renotify_cooldown_ms=1)
+    cfg = config(daily_marketing_cap=2, min_marketing_gap_ms=0, renotify_cooldown_ms=1)
     state = PushState()
     outcomes = []
     for n, ts in enumerate([T0, T0 + 1, T0 + 2, MIDNIGHT + DAY_MS]):
-        result = step(state, candidate_set(event_id=f"e{n}", ts=ts), config)
+        result = step(state, item_signal(event_id=f"e{n}", ts=ts), cfg)
         state = result.state
         outcomes.append(result.suppressed or "sent")
     assert outcomes == ["sent", "sent", "daily_cap", "sent"]
@@ -185,53 +313,59 @@ def test_the_daily_cap_suppresses_marketing_until_the_next_local_day():
 def test_the_local_day_follows_the_utc_offset():
     late_evening = MIDNIGHT + 23 * HOUR_MS + 30 * 60_000  # 23:30 UTC
     for offset, expected in [(0, "daily_cap"), (60, None)]:  # at UTC+1 it is already 00:30 the next day
-        config = policy(daily_marketing_cap=1, min_marketing_gap_ms=0, utc_offset_minutes=offset,
-                        renotify_cooldown_ms=1)
-        first = step(PushState(), candidate_set(event_id="e1", ts=MIDNIGHT + 21 * HOUR_MS), config)
+        cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=0, utc_offset_minutes=offset,
+                     renotify_cooldown_ms=1)
+        first = step(PushState(), item_signal(event_id="e1", ts=MIDNIGHT + 21 * HOUR_MS), cfg)
         assert first.notification is not None
-        assert step(first.state, candidate_set(event_id="e2", ts=late_evening), config).suppressed == expected
+        assert step(first.state, item_signal(event_id="e2", ts=late_evening), cfg).suppressed == expected
 
 
 def test_two_marketing_sends_keep_the_minimum_gap():
-    config = policy(renotify_cooldown_ms=1)
-    gap = config.min_marketing_gap_ms
-    first = step(PushState(), candidate_set(event_id="e1", ts=T0), config)
-    assert step(first.state, candidate_set(event_id="e2", ts=T0 + gap - 1), config).suppressed == "min_gap"
-    assert step(first.state, candidate_set(event_id="e3", ts=T0 + gap), config).notification is not None
+    cfg = config(renotify_cooldown_ms=1)
+    gap = cfg.policy.min_marketing_gap_ms
+    first = step(PushState(), item_signal(event_id="e1", ts=T0), cfg)
+    assert step(first.state, item_signal(event_id="e2", ts=T0 + gap - 1), cfg).suppressed == "min_gap"
+    assert step(first.state, item_signal(event_id="e3", ts=T0 + gap), cfg).notification is not None
     # A trigger older than the last send is never sent (marketing goes out in event-time order).
-    assert step(first.state, candidate_set(event_id="e4", ts=T0 - gap), config).suppressed == "min_gap"
+    assert step(first.state, item_signal(event_id="e4", ts=T0 - gap), cfg).suppressed == "min_gap"
 
 
 def test_a_zero_cap_sends_no_marketing():
-    assert step(PushState(), candidate_set(), policy(daily_marketing_cap=0)).suppressed == "daily_cap"
+    assert step(PushState(), item_signal(), config(daily_marketing_cap=0)).suppressed == "daily_cap"
 
 
 def test_a_late_trigger_from_a_day_already_used_cannot_exceed_that_days_cap():
     """The day rolls over on a later message; a late trigger from the old day must still respect its cap."""
-    config = policy(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
-    state = step(PushState(), candidate_set(event_id="d0-a", ts=MIDNIGHT + 10 * HOUR_MS), config).state
-    nothing = candidate_set(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
-    state = step(state, nothing, config).state  # next day, nothing to send: the day rolls anyway
-    late = step(state, candidate_set(event_id="d0-b", ts=MIDNIGHT + 20 * HOUR_MS), config)
-    assert late.notification is None
+    cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
+    state = step(PushState(), item_signal(event_id="d0-a", ts=MIDNIGHT + 10 * HOUR_MS), cfg).state
+    nothing = item_signal(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
+    state = step(state, nothing, cfg).state  # next day, nothing to send: the day rolls anyway
+    late = step(state, item_signal(event_id="d0-b", ts=MIDNIGHT + 20 * HOUR_MS), cfg)
+    assert late.notification is None and late.suppressed == "late_day"
 
 
 def test_a_late_trigger_from_a_day_without_marketing_may_still_be_sent():
-    config = policy(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
-    nothing = candidate_set(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
-    state = step(PushState(), nothing, config).state  # the marketing day rolls to day 1
-    late = step(state, candidate_set(event_id="d0", ts=MIDNIGHT + 20 * HOUR_MS), config)
+    cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
+    nothing = item_signal(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
+    state = step(PushState(), nothing, cfg).state  # the marketing day rolls to day 1
+    late = step(state, item_signal(event_id="d0", ts=MIDNIGHT + 20 * HOUR_MS), cfg)
     assert late.notification is not None
 
 
-def test_orders_do_not_roll_the_marketing_day_and_candidates_do_not_roll_the_transactional_day():
-    config = policy(daily_marketing_cap=1, daily_transactional_cap=1, min_marketing_gap_ms=0,
-                    renotify_cooldown_ms=1)
-    state = step(PushState(), candidate_set(event_id="m0", ts=T0), config).state
-    state = step(state, order(order_id="o0", ts=T0), config).state
-    state = step(state, order(order_id="o1", ts=T0 + DAY_MS), config).state  # transactional day 1
+def test_orders_do_not_roll_the_marketing_day_and_signals_do_not_roll_the_transactional_day():
+    cfg = config(daily_marketing_cap=1, daily_transactional_cap=1, min_marketing_gap_ms=0, renotify_cooldown_ms=1)
+    state = step(PushState(), item_signal(event_id="m0", ts=T0), cfg).state
+    state = step(state, order(order_id="o0", ts=T0), cfg).state
+    state = step(state, order(order_id="o1", ts=T0 + DAY_MS), cfg).state  # transactional day 1
     assert state.marketing_day == local_day(T0) and state.transactional_day == local_day(T0) + 1
-    assert step(state, candidate_set(event_id="m1", ts=T0 + 1), config).suppressed == "daily_cap"
+    assert step(state, item_signal(event_id="m1", ts=T0 + 1), cfg).suppressed == "daily_cap"
+
+
+def test_non_trigger_signals_and_segments_do_not_roll_the_marketing_day():
+    state = PushState(marketing_day=local_day(T0), marketing_today=1)
+    state = step(state, item_signal(event_id="x", ts=T0 + DAY_MS, trigger=False)).state
+    state = step(state, SegmentAssignment(USER, T0 + DAY_MS, 0, ())).state
+    assert state.marketing_day == local_day(T0) and state.marketing_today == 1
 
 
 # --- transactional -------------------------------------------------------------------------------
@@ -274,20 +408,20 @@ def test_the_same_order_status_is_notified_once_even_from_a_new_event():
 
 
 def test_the_transactional_cap_applies_per_day():
-    config = policy(daily_transactional_cap=2)
+    cfg = config(daily_transactional_cap=2)
     state, outcomes = PushState(), []
     for n, ts in enumerate([T0, T0 + 1, T0 + 2, MIDNIGHT + DAY_MS]):
-        result = step(state, order(order_id=f"o{n}", ts=ts), config)
+        result = step(state, order(order_id=f"o{n}", ts=ts), cfg)
         state = result.state
         outcomes.append(result.suppressed or "sent")
     assert outcomes == ["sent", "sent", "transactional_cap", "sent"]
 
 
 def test_transactional_is_not_blocked_by_an_exhausted_marketing_cap_or_gap():
-    config = policy(daily_marketing_cap=1)
-    state = step(PushState(), candidate_set(), config).state
-    assert step(state, candidate_set(event_id="e2", ts=T0 + 2 * HOUR_MS), config).suppressed == "daily_cap"
-    result = step(state, order(ts=T0 + 1), config)
+    cfg = config(daily_marketing_cap=1)
+    state = step(PushState(), item_signal(), cfg).state
+    assert step(state, item_signal(event_id="e2", ts=T0 + 2 * HOUR_MS), cfg).suppressed == "daily_cap"
+    result = step(state, order(ts=T0 + 1), cfg)
     assert result.notification is not None and result.notification.kind == "transactional"
     assert result.state.marketing_today == 1
 
@@ -297,27 +431,29 @@ def test_transactional_is_not_blocked_by_an_exhausted_marketing_cap_or_gap():
 def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscribing():
     state = step(PushState(), feedback("unsubscribe")).state
     assert state.opted_out
-    marketing = step(state, candidate_set(ts=T0 + 1))
+    marketing = step(state, item_signal(ts=T0 + 1))
     assert marketing.notification is None and marketing.suppressed == "opted_out"
     transactional = step(state, order(ts=T0 + 1))
     assert transactional.notification.kind == "transactional"
     state = step(state, feedback("resubscribe", ts=T0 + 2)).state
     assert not state.opted_out
-    assert step(state, candidate_set(ts=T0 + 3)).notification.kind == "marketing"
+    assert step(state, item_signal(ts=T0 + 3)).notification.kind == "marketing"
 
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
 def test_other_feedback_changes_nothing(action):
-    state = PushState(marketing_day=3, marketing_today=1, opted_out=True, recent_items={"a": T0})
+    state = PushState(marketing_day=3, marketing_today=1, opted_out=True, recent_items={"a": [T0, "ca"]},
+                      segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
     assert result.state == state and result.notification is None
 
 
 def test_erasure_clears_the_push_state():
-    state = step(step(PushState(), candidate_set()).state, order(ts=T0 + 1)).state
-    assert state.transactional_keys and state.recent_items
+    state = step(step(PushState(), item_signal(vector=[("red", 1.0)])).state, order(ts=T0 + 1)).state
+    state = step(state, SegmentAssignment(USER, T0 + 1, 1, (("x", 1.0),))).state
+    assert state.transactional_keys and state.recent_items and state.content.scores and state.segment == 1
     result = step(state, ErasureRequest(event_id="x", user_id=USER, ts=T0 + 2))
-    assert result.state is None and result.notification is None
+    assert result.state is None and result.notification is None and result.serving == ()
 
 
 def test_an_unexpected_message_is_refused():
@@ -329,16 +465,24 @@ def test_an_unexpected_message_is_refused():
 
 # User ids from an alphabet nothing else in a notification uses, so a leak cannot hide in a coincidence.
 user_ids = st.text("ZQXJWVK", min_size=3, max_size=12).map(lambda s: "ZQXJ" + s)
+# Something trending, so triggers without neighbours have candidates too.
+TRENDING_SIDE = FakeSide(cards={"i5": ItemCard(category_id="c1")}, trending={None: [("i5", 4.0), ("i6", 2.0)]})
 
 
 def build_message(n: int, kind: str, ts: int, rng: random.Random):
     """One message; its details come from a seeded generator so each message costs hypothesis three draws."""
-    if kind == "candidates":
+    if kind == "signal":
         items = rng.sample([f"i{k}" for k in range(12)], rng.choice([0, 0, 1, 2, 3, 6]))
-        return candidate_set(event_id=f"e{n}", ts=ts, item=rng.choice(["i0", "i1", "t"]),
-                             neighbours=[(i, rng.choice(["c1", "c2", None]), float(rng.randint(1, 9))) for i in items],
-                             affinity=[(c, rng.random()) for c in rng.sample(["c1", "c2"], rng.randint(0, 2))],
-                             exclude=rng.sample(["i2", "i3"], rng.randint(0, 2)))
+        trigger = rng.random() < 0.8
+        summary = UserSummary(categories=tuple((c, rng.random()) for c in rng.sample(["c1", "c2"], rng.randint(0, 2))),
+                              purchased=tuple(rng.sample(["i2", "i3"], rng.randint(0, 2))))
+        return item_signal(event_id=f"e{n}", ts=ts, item=rng.choice(["i0", "i1", "t"]), trigger=trigger,
+                           neighbours=[(i, rng.choice(["c1", "c2", None]), rng.randint(1, 9) / 10) for i in items],
+                           summary=summary if trigger else None,
+                           vector=rng.choice([(), [("red", 1.0)], [("blue", 0.6), ("red", 0.8)]]))
+    if kind == "segment":
+        return SegmentAssignment(user_id=USER, ts=ts, segment=rng.randrange(4),
+                                 trend=tuple((f"i{k}", 1.0 / (j + 1)) for j, k in enumerate(rng.sample(range(12), 2))))
     if kind == "order":
         return order(status=rng.choice(["placed", "shipped", "delivered", "cancelled", "price_drop"]),
                      order_id=rng.choice(["o1", "o2", "o3"]), ts=ts, event_id=f"e{n}",
@@ -348,14 +492,15 @@ def build_message(n: int, kind: str, ts: int, rng: random.Random):
     return ErasureRequest(event_id=f"e{n}", user_id=USER, ts=ts)
 
 
+def event_time(message):
+    return message.event["ts"] if isinstance(message, ItemSignal) else message.ts
+
+
 def messages(with_erasure=False):
     """Messages in event-time order, as in-order lanes merged in any interleaving, or in any order at all."""
-    kinds = ["candidates"] * 6 + ["order"] * 3 + ["feedback"] + (["erase"] if with_erasure else [])
+    kinds = ["signal"] * 6 + ["segment"] + ["order"] * 3 + ["feedback"] + (["erase"] if with_erasure else [])
     drafts = st.lists(st.tuples(st.sampled_from(kinds), st.integers(0, 3 * DAY_MS), st.integers(0, 2 ** 32)),
                       max_size=40)
-
-    def event_time(message):
-        return message.event["ts"] if isinstance(message, CandidateSet) else message.ts
 
     def build(args):
         drafts, arrival, rng = args
@@ -385,36 +530,36 @@ def interleave(lanes: list[list], rng: random.Random) -> list:
     return out
 
 
-policies = st.builds(lambda cap, gap, tx_cap, offset, items: policy(
+configs = st.builds(lambda cap, gap, tx_cap, offset, items: config(
     daily_marketing_cap=cap, min_marketing_gap_ms=gap, daily_transactional_cap=tx_cap, utc_offset_minutes=offset,
     items_per_notification=items, renotify_cooldown_ms=DAY_MS, min_score=0.05),
     st.integers(0, 3), st.sampled_from([0, 1, HOUR_MS, 5 * HOUR_MS]), st.integers(0, 3),
     st.sampled_from([-300, 0, 60, 330]), st.integers(1, 3))
 
 
-def replay(sequence, config, user=USER):
+def replay(sequence, cfg, user=USER):
     state, results = PushState(), []
     for message in sequence:
-        result = handle(state, message, user, CREATED, config, KEY)
+        result = handle(state, message, user, CREATED, TRENDING_SIDE, cfg)
         results.append(result)
         state = result.state if result.state is not None else PushState()
     return results
 
 
 @PROPERTY
-@given(sequence=messages(), config=policies)
-def test_marketing_per_local_day_never_exceeds_the_cap_and_sends_keep_the_gap(sequence, config):
-    results = replay(sequence, config)
+@given(sequence=messages(), cfg=configs)
+def test_marketing_per_local_day_never_exceeds_the_cap_and_sends_keep_the_gap(sequence, cfg):
+    results = replay(sequence, cfg)
     times = [r.notification.source_event_time for r in results
              if r.notification is not None and r.notification.kind == "marketing"]
-    per_day = Counter(local_day(t, config) for t in times)
-    assert all(count <= config.daily_marketing_cap for count in per_day.values())
+    per_day = Counter(local_day(t, cfg) for t in times)
+    assert all(count <= cfg.policy.daily_marketing_cap for count in per_day.values())
     ordered = sorted(times)
-    assert all(b - a >= config.min_marketing_gap_ms for a, b in zip(ordered, ordered[1:]))
+    assert all(b - a >= cfg.policy.min_marketing_gap_ms for a, b in zip(ordered, ordered[1:]))
     for result in results:
         if result.state is not None:
-            assert result.state.marketing_today <= config.daily_marketing_cap
-            assert result.state.transactional_today <= config.daily_transactional_cap
+            assert result.state.marketing_today <= cfg.policy.daily_marketing_cap
+            assert result.state.transactional_today <= cfg.policy.daily_transactional_cap
 
 
 @settings(max_examples=300, deadline=None)
@@ -422,36 +567,40 @@ def test_marketing_per_local_day_never_exceeds_the_cap_and_sends_keep_the_gap(se
                          max_size=16),
        rng=st.randoms(use_true_random=False), cap=st.integers(1, 3), gap=st.sampled_from([0, 1, HOUR_MS]))
 def test_marketing_cap_holds_around_midnight_when_paths_interleave(triggers, rng, cap, gap):
-    """Candidates reach the push hop through several item-hop subtasks: each in order, merged in any order."""
-    config = policy(daily_marketing_cap=cap, min_marketing_gap_ms=gap)
+    """Signals reach the scorer through several item-hop subtasks: each in order, merged in any order."""
+    cfg = config(daily_marketing_cap=cap, min_marketing_gap_ms=gap)
     lanes = [[], []]
     for n, (lane, offset, empty) in enumerate(triggers):
-        neighbours = [] if empty else [(f"x{n}", "c1", 5.0)]
-        lanes[lane].append(candidate_set(event_id=f"e{n}", ts=MIDNIGHT + DAY_MS + offset, neighbours=neighbours))
+        neighbours = [] if empty else [(f"x{n}", f"c{n}", 0.5)]
+        lanes[lane].append(item_signal(event_id=f"e{n}", ts=MIDNIGHT + DAY_MS + offset, neighbours=neighbours))
     for lane in lanes:
-        lane.sort(key=lambda cs: cs.event["ts"])
-    times = [r.notification.source_event_time for r in replay(interleave(lanes, rng), config)
-             if r.notification is not None]
-    assert all(count <= cap for count in Counter(local_day(t, config) for t in times).values())
+        lane.sort(key=event_time)
+    state, times = PushState(), []
+    for message in interleave(lanes, rng):
+        result = step(state, message, cfg)
+        state = result.state
+        if result.notification is not None:
+            times.append(result.notification.source_event_time)
+    assert all(count <= cap for count in Counter(local_day(t, cfg) for t in times).values())
     ordered = sorted(times)
     assert all(b - a >= gap for a, b in zip(ordered, ordered[1:]))
 
 
 @PROPERTY
-@given(sequence=messages(), config=policies)
-def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, config):
+@given(sequence=messages(), cfg=configs)
+def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, cfg):
     """Model: a notified status of an order not yet notified is sent while the day's transactional cap allows."""
-    results = replay(sequence, config)
+    results = replay(sequence, cfg)
     notified, day, today = set(), -1, 0  # the transactional day only moves forward, on order events
     for message, result in zip(sequence, results):
         if not isinstance(message, OrderEvent):
             assert result.notification is None or result.notification.kind == "marketing"
             continue
-        if local_day(message.ts, config) > day:
-            day, today = local_day(message.ts, config), 0
+        if local_day(message.ts, cfg) > day:
+            day, today = local_day(message.ts, cfg), 0
         key = (message.order_id, message.status)
         should_send = message.status in TRANSACTIONAL_TEMPLATES and key not in notified \
-            and today < config.daily_transactional_cap
+            and today < cfg.policy.daily_transactional_cap
         assert (result.notification is not None) == should_send
         if should_send:
             assert result.notification.kind == "transactional"
@@ -463,9 +612,9 @@ def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, co
 
 
 @PROPERTY
-@given(sequence=messages(), config=policies)
-def test_an_opted_out_user_never_gets_marketing(sequence, config):
-    results = replay(sequence, config)
+@given(sequence=messages(), cfg=configs)
+def test_an_opted_out_user_never_gets_marketing(sequence, cfg):
+    results = replay(sequence, cfg)
     opted_out = False
     for message, result in zip(sequence, results):
         if isinstance(message, FeedbackEvent) and message.action in ("unsubscribe", "resubscribe"):
@@ -475,22 +624,47 @@ def test_an_opted_out_user_never_gets_marketing(sequence, config):
 
 
 @PROPERTY
-@given(sequence=messages(with_erasure=True), config=policies)
-def test_erasure_always_clears_the_state(sequence, config):
-    for message, result in zip(sequence, replay(sequence, config)):
+@given(sequence=messages(), cfg=configs)
+def test_marketing_only_follows_triggers_and_never_names_an_excluded_item(sequence, cfg):
+    results = replay(sequence, cfg)
+    recent: dict[str, int] = {}
+    for message, result in zip(sequence, results):
+        if result.state is None:
+            recent = {}
+        n = result.notification
+        if n is None or n.kind != "marketing":
+            continue
+        assert isinstance(message, ItemSignal) and message.trigger
+        assert message.event["item_id"] not in n.item_ids
+        assert not set(message.summary.purchased) & set(n.item_ids)
+        now = message.event["ts"]
+        assert not [i for i in n.item_ids if i in recent and now - recent[i] < cfg.policy.renotify_cooldown_ms]
+        assert len(n.item_ids) == len(set(n.item_ids)) <= cfg.policy.items_per_notification
+        assert n.score >= cfg.policy.min_score
+        recent.update({i: now for i in n.item_ids})
+
+
+@PROPERTY
+@given(sequence=messages(with_erasure=True), cfg=configs)
+def test_erasure_always_clears_the_state(sequence, cfg):
+    for message, result in zip(sequence, replay(sequence, cfg)):
         assert (result.state is None) == isinstance(message, ErasureRequest)
 
 
 @PROPERTY
-@given(sequence=messages(), user=user_ids, config=policies)
-def test_the_raw_user_id_never_appears_in_a_notification(sequence, user, config):
+@given(sequence=messages(), user=user_ids, cfg=configs)
+def test_the_raw_user_id_never_appears_in_a_notification_or_serving_record(sequence, user, cfg):
     def as_user(message):
-        if isinstance(message, CandidateSet):
+        if isinstance(message, ItemSignal):
             return replace(message, event=dict(message.event, user_id=user))
         return replace(message, user_id=user)
 
     sequence = [as_user(m) for m in sequence]
-    for result in replay(sequence, config, user=user):
+    for result in replay(sequence, cfg, user=user):
+        for record in result.serving:
+            encoded = record.encode().encode()
+            assert user.encode() not in encoded
+            assert orjson.loads(encoded)["user"] == pseudonym(user, KEY)
         if result.notification is None:
             continue
         encoded = result.notification.encode()
@@ -501,9 +675,19 @@ def test_the_raw_user_id_never_appears_in_a_notification(sequence, user, config)
 
 
 @PROPERTY
-@given(sequence=messages(), config=policies)
-def test_replaying_the_same_messages_gives_the_same_notifications(sequence, config):
-    first = [r.notification for r in replay(sequence, config)]
-    assert first == [r.notification for r in replay(sequence, config)]
-    ids = [n.notification_id for n in first if n is not None]
+@given(sequence=messages(), cfg=configs)
+def test_replaying_the_same_messages_gives_the_same_notifications_and_state(sequence, cfg):
+    first, second = replay(sequence, cfg), replay(sequence, cfg)
+    assert [r.notification for r in first] == [r.notification for r in second]
+    assert [r.serving for r in first] == [r.serving for r in second]
+    assert [r.state for r in first] == [r.state for r in second]
+    ids = [r.notification.notification_id for r in first if r.notification is not None]
     assert len(ids) == len(set(ids))
+
+
+@PROPERTY
+@given(sequence=messages(with_erasure=True), cfg=configs)
+def test_every_state_the_hop_writes_survives_its_encoding(sequence, cfg):
+    for result in replay(sequence, cfg):
+        if result.state is not None:
+            assert PushState.decode(result.state.encode()) == result.state
