@@ -64,10 +64,10 @@ class Popularity:
         return [item for item, _ in ranked if item not in exclude][:n]
 
 
-def only(signal: str) -> ScoringConfig:
+def only(signal: str, scoring: ScoringConfig) -> ScoringConfig:
     weights = {name: 0.0 for name in SIGNAL_WEIGHTS.values()}
     weights[SIGNAL_WEIGHTS[signal]] = 1.0
-    return replace(ScoringConfig(), **weights)
+    return replace(scoring, **weights)
 
 
 def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, now: int) -> ItemSignal:
@@ -93,7 +93,7 @@ def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringC
 
 
 def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int) -> tuple[dict[str, Tally], int]:
-    variants = {"hybrid": config.scoring, **{name: only(name) for name in SIGNAL_WEIGHTS}}
+    variants = {"hybrid": config.scoring, **{name: only(name, config.scoring) for name in SIGNAL_WEIGHTS}}
     tallies = {name: Tally(k) for name in [*variants, "popularity"]}
     popularity = Popularity(config)
     pipeline, out = LocalPipeline(config, DictStore()), Outputs()

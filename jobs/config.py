@@ -130,7 +130,7 @@ class ScoringConfig:
     weight_segment: float = doc(0.1, "blend weight of the user's segment trend")
     weight_popularity: float = doc(0.1, "blend weight of trending popularity (cold start for new users and items)")
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
-    diversity_penalty: float = doc(0.3, "score x (1 - penalty x sim) against each item notified recently")
+    diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, in the same category")
     top_n: int = doc(20, "recommendations per user written to Redis")
 
 
@@ -148,7 +148,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    enabled: bool = doc(True, "write each user's latest notifications to a Redis inbox")
+    enabled: bool = doc(True, "write inboxes and trending to Redis (item cards, profiles and top-N always use it)")
     url: str = doc("redis://127.0.0.1:26379/0", "Redis the job writes to")
     key_prefix: str = doc("notify", "prefix of every key the job writes")
     inbox_size: int = doc(20, "notifications kept per user inbox")

@@ -13,7 +13,7 @@ from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueSt
 
 from jobs.config import JobConfig
 from jobs.side_inputs import ItemCardStore, RedisSideInputs
-from operators import catalog_intake, inbox, intake, item_model, push_policy, segments, user_context
+from operators import catalog_intake, inbox, intake, item_model, push_policy, segments, trending, user_context
 from operators.content import item_terms, tfidf_vector
 from state_schemas import codec
 from state_schemas.events import CatalogItem, decode_event
@@ -369,7 +369,17 @@ class StoreServingInRedisFunction(ProcessFunction):
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         record = ServingRecord.decode(value)
-        key = f"{self.config.key_prefix}:{record.kind}:{record.user}"
+        prefix = self.config.key_prefix
+        if record.kind == "erase":
+            # Everything served under the pseudonym: profile, top-N, inbox, windowed counts.
+            keys = [f"{prefix}:profile:{record.user}", f"{prefix}:topn:{record.user}",
+                    f"{prefix}:topn:{record.user}:reason", inbox.inbox_key(record.user, prefix),
+                    inbox.inbox_key(record.user, prefix) + ":body",
+                    *self.client.scan_iter(trending.counts_key(prefix, f"user:{record.user}", "*"), count=1000)]
+            self.client.delete(*keys)
+            self.written.inc()
+            return
+        key = f"{prefix}:{record.kind}:{record.user}"
         ttl = int(self.config.ttl_hours * 3600)
         pipe = self.client.pipeline(transaction=True)
         if record.kind == "topn":

@@ -44,6 +44,11 @@ def _fact(value: str) -> str:
     return " ".join(value.lower().split())
 
 
+def normalised_brand(brand: str | None) -> str | None:
+    """The brand as content terms spell it, so profile and content vectors agree."""
+    return _fact(brand) or None if brand else None
+
+
 def title_words(title: str) -> list[str]:
     return [word for word in _WORD.findall(title.lower())
             if len(word) >= 2 and word not in STOPWORDS and not word.isdigit()]

@@ -19,7 +19,7 @@ from state_schemas.state import ItemCard, ItemModel, ItemSignal, ItemUpdate, Lis
 
 from . import catalog_intake, intake, item_model, push_policy, segments, user_context
 from .content import Vocabulary, item_terms, tfidf_vector
-from .trending import TrendingWindows
+from .trending import TrendingWindows, last_window_end
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
@@ -60,14 +60,22 @@ class MemorySideInputs:
                                        config.profile.event_weights)
         self.listings: dict[str, dict[str, int]] = {}
         self.now = 0
+        self.window_ms, self.slide_ms = config.trending.window_ms, config.trending.slide_ms
+        self.trending_end, self.trending_lists = None, {}
 
     def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
         return {item: self.item_cards[item] for item in items if item in self.item_cards}
 
     def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+        # Lists change only when a window ends, as the job's Redis lists do: computed once per window.
+        end = last_window_end(self.now, self.window_ms, self.slide_ms)
+        if end != self.trending_end:
+            self.trending_end, self.trending_lists = end, {}
         merged: dict[str, float] = {}
         for scope in ([category] if category is not None else []) + [None]:
-            for item, score in self.windows.top(self.now, self.top_n, category=scope):
+            if scope not in self.trending_lists:
+                self.trending_lists[scope] = self.windows.top(self.now, self.top_n, category=scope)
+            for item, score in self.trending_lists[scope]:
                 merged.setdefault(item, score)
         return list(merged.items())
 

@@ -203,7 +203,8 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(message, SegmentAssignment):
         return PushStep(state=replace(state, segment=message.segment, segment_trend=message.trend))
     if isinstance(message, ErasureRequest):
-        return PushStep(state=None)
+        erase = ServingRecord("erase", pseudonym(user_id, config.privacy.pseudonym_key), message.ts, {})
+        return PushStep(state=None, serving=(erase,))
     if isinstance(message, FeedbackEvent):
         return apply_feedback(state, message)
     if isinstance(message, OrderEvent):

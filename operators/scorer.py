@@ -91,6 +91,8 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
                   affinity.get(item_category, 0.0) if item_category else 0.0)
         parts = [w * v for w, v in zip(weights, values)]
         score = sum(parts)
+        if score <= 0:  # no signal supports it: nothing honest to say about it
+            continue
         for sent in sent_categories:
             if sent == item_category:
                 score *= 1.0 - scoring.diversity_penalty

@@ -13,7 +13,7 @@ from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, 
 from state_schemas.segments import SegmentUpdate
 from state_schemas.state import HistoryEntry, ItemUpdate, UserContext, UserSummary
 
-from .content import price_band
+from .content import normalised_brand, price_band
 from .decay import add_to_scores, top_scores
 from .segments import profile_vector
 
@@ -87,7 +87,7 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
     hour = str((event.ts // HOUR_MS) % 24)
     state = replace(state,
                     category_affinity=_add(state.category_affinity, event.category_id, weight, event.ts, profile),
-                    brand_affinity=_add(state.brand_affinity, event.brand, weight, event.ts, profile),
+                    brand_affinity=_add(state.brand_affinity, normalised_brand(event.brand), weight, event.ts, profile),
                     price_affinity=_add(state.price_affinity, price_band(event.price), weight, event.ts, profile),
                     active_hours=_add(state.active_hours, hour, 1.0, event.ts, profile))
     if event.item_id is None:  # a search: it shapes the profile but names no item
@@ -102,7 +102,8 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
     if event.behavior == "purchase":
         if event.item_id not in purchased:
             purchased = (purchased + (event.item_id,))[-PURCHASES_KEPT:]
-        if event.category_id is not None:
+        known = last_purchase.get(event.category_id) if event.category_id is not None else None
+        if event.category_id is not None and (known is None or event.ts >= known[1]):  # a late one is older
             last_purchase = {**last_purchase, event.category_id: [event.item_id, event.ts]}
             if len(last_purchase) > profile.max_categories:
                 last_purchase = dict(sorted(last_purchase.items(), key=lambda kv: kv[1][1])[-profile.max_categories:])

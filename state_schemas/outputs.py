@@ -104,7 +104,7 @@ class ServingRecord:
     Each record replaces the previous one of its kind (idempotent on replay)."""
 
     VERSION = 1
-    KINDS = frozenset({"profile", "topn"})
+    KINDS = frozenset({"profile", "topn", "erase"})  # erase: delete everything served about the user
 
     kind: str
     user: str  # pseudonym

@@ -12,7 +12,7 @@ import pytest
 
 from notify_engine import datasets, producer
 from operators.push_policy import pseudonym
-from state_schemas.events import BehaviourEvent, CatalogItem
+from state_schemas.events import BehaviourEvent, CatalogItem, ErasureRequest
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 from tests.unit.operators.test_item_model import batch_neighbours
 
@@ -49,7 +49,8 @@ def run(broker, redis_server, connector_jar, dataset_dir):
     end = taobao[-1].ts
     cold = [BehaviourEvent(event_id="cold-1", user_id="cold-shopper", behavior="view", ts=end + 1000,
                            item_id="bag-seen", category_id=BAG_CATEGORY)]
-    events = taobao + cold
+    erased = ErasureRequest(event_id="erase-1", user_id=taobao[0].user_id, ts=end + 2000)
+    events = taobao + cold + [erased]
     topics = make_topics(broker, partitions=1)  # one partition: the batch sees the job's order
     producer.publish(CATALOG, broker.bootstrap, topics.catalog, key_of=lambda item: item.item_id)
     producer.publish_raw(BAD_CATALOG.values(), broker.bootstrap, topics.catalog)
@@ -65,7 +66,7 @@ def run(broker, redis_server, connector_jar, dataset_dir):
 
 def test_neighbours_in_redis_equal_a_batch_recompute_after_the_stream_drains(run, redis_server):
     config, events, _, _ = run
-    expected = batch_neighbours([(e.user_id, e.item_id) for e in events], HISTORY, K)
+    expected = batch_neighbours([(e.user_id, e.item_id) for e in events if isinstance(e, BehaviourEvent)], HISTORY, K)
     client = redis_server.client()
     with_rows = {item: top for item, top in expected.items() if top}
     assert len(with_rows) > 200, "the slice should give many items a co-occurrence row"
@@ -108,3 +109,12 @@ def test_profiles_and_top_n_are_served_from_redis_under_pseudonyms_with_a_ttl(ru
         assert key.decode().rsplit(":", 1)[1] not in raw_users
         assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600
     assert list(client.scan_iter(f"{prefix}:topn:*"))
+
+
+def test_an_erased_shopper_has_nothing_left_in_redis(run, redis_server):
+    config, events, _, _ = run
+    erased = pseudonym(events[-1].user_id, config.privacy.pseudonym_key)
+    client = redis_server.client()
+    assert list(client.scan_iter(f"{config.redis.key_prefix}:*{erased}*")) == []
+    other = pseudonym("cold-shopper", config.privacy.pseudonym_key)
+    assert client.exists(f"{config.redis.key_prefix}:profile:{other}")  # the delete is targeted

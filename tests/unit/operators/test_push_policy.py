@@ -453,7 +453,9 @@ def test_erasure_clears_the_push_state():
     state = step(state, SegmentAssignment(USER, T0 + 1, 1, (("x", 1.0),))).state
     assert state.transactional_keys and state.recent_items and state.content.scores and state.segment == 1
     result = step(state, ErasureRequest(event_id="x", user_id=USER, ts=T0 + 2))
-    assert result.state is None and result.notification is None and result.serving == ()
+    assert result.state is None and result.notification is None
+    # and asks the serving writer to delete what Redis holds under the user's pseudonym
+    assert [(r.kind, r.user) for r in result.serving] == [("erase", pseudonym(USER, CONFIG.privacy.pseudonym_key))]
 
 
 def test_an_unexpected_message_is_refused():

@@ -288,8 +288,6 @@ def test_the_last_purchase_keeps_the_most_recent_categories_when_bounded():
     assert state.last_purchase == {"c2": ["i2", T0 + 2], "c3": ["i3", T0 + 3]}
 
 
-@pytest.mark.xfail(strict=True, reason="production bug: user_context._observe_behaviour overwrites "
-                                       "last_purchase[category] with a late (older) purchase")
 def test_a_late_purchase_does_not_replace_a_newer_last_purchase():
     state, _ = run([behaviour("e1", "new", "purchase", ts=T0 + HOUR_MS, category="shoes"),
                     behaviour("e2", "old", "purchase", ts=T0, category="shoes")])

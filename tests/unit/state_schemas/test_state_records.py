@@ -284,7 +284,8 @@ def test_every_state_field_is_encoded():
     rich = {
         UserContext: UserContext(seen={"e": 1}, history=(HistoryEntry("i", "c", "view", 1),),
                                  category_affinity=DecayedScores(1, {"c": 1.0}), purchased=("i",), last_trigger_ts=1,
-                                 brand_affinity=DecayedScores(1, {"b": 1.0}), price_affinity=DecayedScores(1, {"p1": 1.0}),
+                                 brand_affinity=DecayedScores(1, {"b": 1.0}),
+                                 price_affinity=DecayedScores(1, {"p1": 1.0}),
                                  active_hours=DecayedScores(1, {"3": 1.0}), last_purchase={"c": ["i", 1]},
                                  last_segment_ts=1),
         ItemModel: ItemModel(category_id="c", price=1.0, interactions=1, popularity=1.0, popularity_at=1,
