@@ -62,20 +62,21 @@ class MemorySideInputs:
         self.now = 0
         self.window_ms, self.slide_ms = config.trending.window_ms, config.trending.slide_ms
         self.trending_end, self.trending_lists = None, {}
+        self.trending_enabled = config.trending.enabled and config.redis.enabled
 
     def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
         return {item: self.item_cards[item] for item in items if item in self.item_cards}
 
     def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+        if not self.trending_enabled:  # the job writes no lists then, so its scorer reads none
+            return []
         # Lists change only when a window ends, as the job's Redis lists do: computed once per window.
         end = last_window_end(self.now, self.window_ms, self.slide_ms)
         if end != self.trending_end:
-            self.trending_end, self.trending_lists = end, {}
+            self.trending_end, self.trending_lists = end, self.windows.tops(self.now, self.top_n)
         merged: dict[str, float] = {}
         for scope in ([category] if category is not None else []) + [None]:
-            if scope not in self.trending_lists:
-                self.trending_lists[scope] = self.windows.top(self.now, self.top_n, category=scope)
-            for item, score in self.trending_lists[scope]:
+            for item, score in self.trending_lists.get(scope, ()):
                 merged.setdefault(item, score)
         return list(merged.items())
 

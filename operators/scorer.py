@@ -9,6 +9,7 @@ the cold-start paths for new users and for new items that have no interactions y
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
 
@@ -103,17 +104,22 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
 
 
 def diversify(scored: list[Scored], penalty: float) -> list[Scored]:
-    """Greedy: after each pick, candidates of the picked category lose `penalty` of their score."""
-    remaining = sorted(scored, key=lambda s: (-s.score, s.item_id))
+    """Greedy: after each pick, candidates of the picked category lose `penalty` of their score.
+
+    Lazy evaluation (scores only ever go down): a popped candidate whose score is still current is
+    the best; a stale one is re-pushed with its adjusted score. O(n log n), not O(n^2)."""
     if not penalty:
-        return remaining
+        return sorted(scored, key=lambda s: (-s.score, s.item_id))
+    heap = [(-s.score, s.item_id, 0, s) for s in scored]
+    heapq.heapify(heap)
     picked, seen = [], {}
-    while remaining:
-        def adjusted(s: Scored) -> float:
-            return s.score * (1.0 - penalty) ** seen.get(s.category_id, 0) if s.category_id else s.score
-        best = min(remaining, key=lambda s: (-adjusted(s), s.item_id))
-        remaining.remove(best)
-        picked.append(Scored(best.item_id, adjusted(best), best.category_id, best.reason, best.signals))
-        if best.category_id:
-            seen[best.category_id] = seen.get(best.category_id, 0) + 1
+    while heap:
+        negative, item_id, counted, entry = heapq.heappop(heap)
+        times = seen.get(entry.category_id, 0) if entry.category_id else 0
+        if times != counted:
+            heapq.heappush(heap, (-entry.score * (1.0 - penalty) ** times, item_id, times, entry))
+            continue
+        picked.append(Scored(entry.item_id, -negative, entry.category_id, entry.reason, entry.signals))
+        if entry.category_id:
+            seen[entry.category_id] = times + 1
     return picked

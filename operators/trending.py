@@ -101,6 +101,21 @@ class TrendingWindows:
     def top(self, now: int, n: int, category: str | None = None) -> list[tuple[str, float]]:
         """The top n of the last window ended at or before `now`: globally, or of one category.
         `now` may not be so far behind the newest observed event that this window was dropped."""
+        totals = self._totals(now)
+        return top_items(((item, score) for item, (score, item_category) in totals.items()
+                          if category is None or item_category == category), n)
+
+    def tops(self, now: int, n: int) -> dict[str | None, list[tuple[str, float]]]:
+        """Every category's top n (and the global one, under None) of that window, in one pass."""
+        totals = self._totals(now)
+        grouped: dict[str | None, list[tuple[str, float]]] = {None: []}
+        for item, (score, item_category) in totals.items():
+            grouped[None].append((item, score))
+            if item_category is not None:
+                grouped.setdefault(item_category, []).append((item, score))
+        return {scope: top_items(scored, n) for scope, scored in grouped.items()}
+
+    def _totals(self, now: int) -> dict[str, tuple[float, str | None]]:
         end = last_window_end(now, self._window, self._slide)
         start = end - self._window
         if self._horizon is not None and start < self._horizon:
@@ -112,5 +127,4 @@ class TrendingWindows:
                 for item, (score, item_category) in pane.items():
                     total, seen = totals.get(item, (0.0, None))
                     totals[item] = (total + score, merge_category(seen, item_category))
-        return top_items(((item, score) for item, (score, item_category) in totals.items()
-                          if category is None or item_category == category), n)
+        return totals

@@ -196,3 +196,19 @@ def test_a_late_event_counts_while_its_window_can_still_be_asked_for():
 def test_windows_need_a_slide_no_longer_than_the_window():
     with pytest.raises(ValueError):
         TrendingWindows(100, 200, WEIGHTS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 9), st.sampled_from(["c1", "c2", None]),
+                                 st.sampled_from(["view", "cart", "purchase"]), st.integers(0, 7_200_000)),
+                       max_size=60),
+       n=st.integers(1, 5))
+def test_all_tops_at_once_equal_each_top_asked_alone(events, n):
+    windows = TrendingWindows(3_600_000, 600_000, {"view": 1.0, "cart": 4.0, "purchase": 8.0})
+    for item, category, behavior, ts in sorted(events, key=lambda e: e[3]):
+        windows.observe(f"i{item}", category, behavior, ts)
+    now = max((e[3] for e in events), default=0)
+    tops = windows.tops(now, n)
+    assert tops[None] == windows.top(now, n)
+    for category in ("c1", "c2"):
+        assert tops.get(category, []) == windows.top(now, n, category=category)
