@@ -119,6 +119,8 @@ class SegmentConfig:
     dimensions: int = doc(32, "hashed profile-vector dimensions")
     decay: float = doc(0.999, "forgetting factor of centroid weights per update (1.0 never forgets)")
     min_update_gap_ms: int = doc(3600000, "a user's profile vector is sent to the segmenter at most this often")
+    min_history: int = doc(3, "users with fewer recent items have no profile worth clustering yet (and would "
+                              "flood the single segmenter with one-event visitors)")
     trend_items: int = doc(20, "items each segment's trend list keeps")
     trend_half_life_hours: float = doc(24.0, "half-life of a segment's item scores")
 
@@ -224,6 +226,7 @@ class JobConfig:
             (self.segments.dimensions >= 2, "segments.dimensions must be >= 2"),
             (0 < self.segments.decay <= 1, "segments.decay must be in (0, 1]"),
             (self.segments.min_update_gap_ms >= 0, "segments.min_update_gap_ms must be >= 0"),
+            (self.segments.min_history >= 1, "segments.min_history must be >= 1"),
             (self.segments.trend_items >= 1, "segments.trend_items must be >= 1"),
             (self.segments.trend_half_life_hours > 0, "segments.trend_half_life_hours must be > 0"),
             (all(_is_number(w) and w >= 0 for w in (self.scoring.weight_cf, self.scoring.weight_content,

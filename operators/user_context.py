@@ -115,8 +115,8 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
                         last_trigger_ts=event.ts if trigger else state.last_trigger_ts)
     summary = summarise(new_state) if trigger else None
     to_segmenter = None
-    if segments.enabled and (new_state.last_segment_ts is None
-                             or event.ts - new_state.last_segment_ts >= segments.min_update_gap_ms):
+    if segments.enabled and len(history) >= segments.min_history and (
+            new_state.last_segment_ts is None or event.ts - new_state.last_segment_ts >= segments.min_update_gap_ms):
         features = profile_features(summary or summarise(new_state))
         to_segmenter = SegmentUpdate(user_id=event.user_id, ts=event.ts,
                                      vector=profile_vector(features, segments.dimensions),

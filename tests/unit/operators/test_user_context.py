@@ -19,7 +19,8 @@ from state_schemas.state import DecayedScores, HistoryEntry, ItemUpdate, UserCon
 HOUR_MS = 3_600_000
 T0 = 1_700_000_000_000
 CONFIG = JobConfig()
-INTAKE, PROFILE, SEGMENTS = CONFIG.intake, CONFIG.profile, CONFIG.segments
+INTAKE, PROFILE = CONFIG.intake, CONFIG.profile
+SEGMENTS = load_config(overrides={"segments": {"min_history": 1}}).segments  # the gap alone, unless said
 GAP = PROFILE.min_trigger_gap_ms
 SEGMENT_GAP = SEGMENTS.min_update_gap_ms
 HALF_LIFE = int(PROFILE.half_life_hours * HOUR_MS)
@@ -441,7 +442,7 @@ def test_disabled_segments_send_nothing_and_a_zero_gap_sends_on_every_item_event
     off = load_config(overrides={"segments": {"enabled": False}}).segments
     state, steps = run([behaviour("e1", "a"), behaviour("e2", "b", ts=T0 + SEGMENT_GAP)], segments=off)
     assert all(s.to_segmenter is None for s in steps) and state.last_segment_ts is None
-    every = load_config(overrides={"segments": {"min_update_gap_ms": 0}}).segments
+    every = load_config(overrides={"segments": {"min_history": 1, "min_update_gap_ms": 0}}).segments
     _, steps = run([behaviour("e1", "a"), behaviour("e2", "b"), behaviour("e3", "c", ts=T0 + 1)], segments=every)
     assert all(s.to_segmenter is not None for s in steps)
 
@@ -451,7 +452,7 @@ def test_disabled_segments_send_nothing_and_a_zero_gap_sends_on_every_item_event
        gap=st.sampled_from([0, 1, 60_000, HOUR_MS]))
 def test_segment_updates_follow_the_gap_exactly(deltas, gap):
     """Model, for event time that never goes back: send when nothing was sent yet or the gap has passed."""
-    segments = load_config(overrides={"segments": {"min_update_gap_ms": gap}}).segments
+    segments = load_config(overrides={"segments": {"min_history": 1, "min_update_gap_ms": gap}}).segments
     state, clock, last_sent = UserContext(), T0, None
     for n, (delta, search) in enumerate(deltas):
         clock += delta
@@ -465,3 +466,12 @@ def test_segment_updates_follow_the_gap_exactly(deltas, gap):
             assert step.to_segmenter.ts == clock
         assert step.state.last_segment_ts == last_sent
         state = step.state
+
+
+def test_a_user_is_segmented_only_once_the_history_reaches_min_history():
+    segments = load_config(overrides={"segments": {"min_history": 3, "min_update_gap_ms": 0}}).segments
+    _, steps = run([behaviour("e1", "a"), behaviour("e2", "b", ts=T0 + 1), behaviour("e3", "a", ts=T0 + 2),
+                    behaviour("e4", "c", ts=T0 + 3)], segments=segments)
+    # a, b, a again (still two distinct items), then c: the third distinct item
+    assert [step.to_segmenter is not None for step in steps] == [False, False, False, True]
+    assert steps[-1].to_segmenter.items == ("b", "a", "c")
