@@ -92,18 +92,28 @@ def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringC
     return [entry.item_id for entry in ranked[:k]]
 
 
-def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int) -> tuple[dict[str, Tally], int]:
+def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int,
+             novel: dict[str, Tally] | None = None) -> tuple[dict[str, Tally], int]:
+    """Tallies per recommender; `novel`, if given, also tallies the targets that are not the
+    shopper's latest item (the engine never pushes the item just seen, popularity may)."""
     variants = {"hybrid": config.scoring, **{name: only(name, config.scoring) for name in SIGNAL_WEIGHTS}}
     tallies = {name: Tally(k) for name in [*variants, "popularity"]}
+    if novel is not None:
+        novel.update({name: Tally(k) for name in tallies})
     popularity = Popularity(config)
     pipeline, out = LocalPipeline(config, DictStore()), Outputs()
     wall_clock = int(time.time() * 1000)
     for event in tqdm(events, desc="prequential replay", unit="ev", mininterval=0.5):
         if event.behavior in TARGETS and event.item_id is not None:
-            bought = set(UserContext.decode(pipeline.store.get("u:" + event.user_id)).purchased)
-            for name, scoring in variants.items():
-                tallies[name].add(recommend(pipeline, event.user_id, event.ts, scoring, k), event.item_id)
-            tallies["popularity"].add(popularity.top(k, event.ts, bought), event.item_id)
+            context = UserContext.decode(pipeline.store.get("u:" + event.user_id))
+            ranked = {name: recommend(pipeline, event.user_id, event.ts, scoring, k)
+                      for name, scoring in variants.items()}
+            ranked["popularity"] = popularity.top(k, event.ts, set(context.purchased))
+            is_novel = not context.history or context.history[-1].item_id != event.item_id
+            for name, items in ranked.items():
+                tallies[name].add(items, event.item_id)
+                if novel is not None and is_novel:
+                    novel[name].add(items, event.item_id)
         pipeline.process(encode(event), wall_clock, out)
         if event.item_id is not None:
             popularity.learn(event)
@@ -143,12 +153,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     events = datasets.sorted_by_time(datasets.read_events(args.dataset, limit=args.limit))
-    tallies, catalogue = evaluate(events, load_config(args.config), args.k)
+    novel: dict[str, Tally] = {}
+    tallies, catalogue = evaluate(events, load_config(args.config), args.k, novel)
     print(f"\n{args.dataset.name}: {len(events)} events, {tallies['popularity'].targets} cart/purchase targets, "
           f"{catalogue} items")
     print(f"{'recommender':<16}{'HR@' + str(args.k):>10}{'NDCG@' + str(args.k):>10}{'coverage':>10}")
     for name, tally in tallies.items():
         print(f"{name:<16}{tally.hit_rate:>10.4f}{tally.ndcg:>10.4f}{tally.coverage(catalogue):>10.4f}")
+    print(f"\nthe {novel['hybrid'].targets} targets that are not the shopper's latest item "
+          f"({novel['hybrid'].targets / max(tallies['hybrid'].targets, 1):.0%}):")
+    for name in ("hybrid", "popularity"):
+        print(f"{name:<16}{novel[name].hit_rate:>10.4f}{novel[name].ndcg:>10.4f}")
     popularity = tallies["popularity"].hit_rate
     ratio = tallies["hybrid"].hit_rate / popularity if popularity else float("inf")
     print(f"hybrid vs popularity: HR@{args.k} x{ratio:.2f} ({tallies['hybrid'].hit_rate - popularity:+.4f})")

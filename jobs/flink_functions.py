@@ -28,7 +28,8 @@ ROUTED = Types.TUPLE([Types.STRING(), Types.STRING(), Types.STRING()])
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 TO_PUSH_POLICY = OutputTag("to-push-policy", ROUTED)
 TO_SEGMENTER = OutputTag("to-segmenter", ROUTED)
-SERVING = OutputTag("serving", Types.STRING())
+# Scorer output: (KIND_NOTIFICATION | KIND_SERVING, JSON), in the order decided
+DECIDED = Types.TUPLE([Types.STRING(), Types.STRING()])
 
 END_OF_STREAM = 2**63 - 1  # event-time timers here fire only when a bounded input ends
 KIND_EVENT = "event"
@@ -36,6 +37,8 @@ KIND_UPDATE = "update"
 KIND_CATALOG = "catalog"
 KIND_SIGNAL = "signal"
 KIND_SEGMENT = "segment"
+KIND_NOTIFICATION = "notification"
+KIND_SERVING = "serving"
 SEGMENTER_KEY = "segments"  # one small global model: k centroids and k trend lists
 
 
@@ -278,6 +281,7 @@ class UpdateItemModelFunction(KeyedProcessFunction):
                                                   self.config.item_model)
         self.state.update(refreshed.encode())
         self.cards.publish_neighbours(ctx.get_current_key(), refreshed.neighbours)
+        yield from ()  # emits nothing; process mode needs an iterable back, not None
 
 
 class SegmentUsersFunction(KeyedProcessFunction):
@@ -344,16 +348,18 @@ class DecideNotificationsFunction(KeyedProcessFunction):
         else:
             self.state.update(step.state.encode())
         for record in step.serving:
-            yield SERVING, record.encode()
+            yield KIND_SERVING, record.encode()
         if step.notification is not None:
             self.sent.inc()
-            yield step.notification.encode().decode()
+            yield KIND_NOTIFICATION, step.notification.encode().decode()
         elif step.suppressed is not None:
             self.suppressed.inc()
 
 
-class StoreServingInRedisFunction(ProcessFunction):
-    """Profiles and top-N lists for serving: each write replaces the previous one (idempotent), with a TTL."""
+class WriteToRedisFunction(ProcessFunction):
+    """The one Redis writer after the scorer, so a user's writes keep their order (an erasure is
+    never overtaken by an older inbox write): inbox entries, profiles and top-N lists, erasures.
+    Notifications pass on to the Kafka sink. Every write is idempotent on replay."""
 
     def __init__(self, config: JobConfig):
         self.config = config.redis
@@ -362,13 +368,39 @@ class StoreServingInRedisFunction(ProcessFunction):
         import redis
 
         self.client = redis.Redis.from_url(self.config.url, socket_timeout=10)
-        self.written = ctx.get_metrics_group().counter("serving_writes")
+        metrics = ctx.get_metrics_group()
+        self.inbox_writes = metrics.counter("inbox_writes")
+        self.serving_writes = metrics.counter("serving_writes")
 
     def close(self):
         self.client.close()
 
-    def process_element(self, value: str, ctx: ProcessFunction.Context):
-        record = ServingRecord.decode(value)
+    def process_element(self, value, ctx: ProcessFunction.Context):
+        kind, payload = value
+        if kind == KIND_SERVING:
+            self._serve(ServingRecord.decode(payload))
+            self.serving_writes.inc()
+            return
+        if self.config.enabled:
+            self._store_in_inbox(Notification.decode(payload))
+            self.inbox_writes.inc()
+        yield payload
+
+    def _store_in_inbox(self, notification: Notification) -> None:
+        write = inbox.inbox_write(notification, self.config)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(write.body_key, write.notification_id, write.body)
+        pipe.zadd(write.index_key, {write.notification_id: write.score})
+        # Keep the newest `keep` entries; bodies of dropped ids are removed with them.
+        pipe.zrange(write.index_key, 0, -(write.keep + 1))
+        pipe.zremrangebyrank(write.index_key, 0, -(write.keep + 1))
+        pipe.expire(write.index_key, write.ttl_s)
+        pipe.expire(write.body_key, write.ttl_s)
+        dropped = pipe.execute()[2]
+        if dropped:
+            self.client.hdel(write.body_key, *dropped)
+
+    def _serve(self, record: ServingRecord) -> None:
         prefix = self.config.key_prefix
         if record.kind == "erase":
             # Everything served under the pseudonym: profile, top-N, inbox, windowed counts.
@@ -377,7 +409,6 @@ class StoreServingInRedisFunction(ProcessFunction):
                     inbox.inbox_key(record.user, prefix) + ":body",
                     *self.client.scan_iter(trending.counts_key(prefix, f"user:{record.user}", "*"), count=1000)]
             self.client.delete(*keys)
-            self.written.inc()
             return
         key = f"{prefix}:{record.kind}:{record.user}"
         ttl = int(self.config.ttl_hours * 3600)
@@ -393,36 +424,3 @@ class StoreServingInRedisFunction(ProcessFunction):
             pipe.set(key, codec.dumps(record.body))
         pipe.expire(key, ttl)
         pipe.execute()
-        self.written.inc()
-
-
-class StoreInboxInRedisFunction(ProcessFunction):
-    """Writes each notification to the user's Redis inbox and passes it on to the Kafka sink."""
-
-    def __init__(self, config: JobConfig):
-        self.config = config.redis
-
-    def open(self, ctx: RuntimeContext):
-        import redis
-
-        self.client = redis.Redis.from_url(self.config.url, socket_timeout=10)
-        self.written = ctx.get_metrics_group().counter("inbox_writes")
-
-    def close(self):
-        self.client.close()
-
-    def process_element(self, value: str, ctx: ProcessFunction.Context):
-        write = inbox.inbox_write(Notification.decode(value), self.config)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(write.body_key, write.notification_id, write.body)
-        pipe.zadd(write.index_key, {write.notification_id: write.score})
-        # Keep the newest `keep` entries; bodies of dropped ids are removed with them.
-        pipe.zrange(write.index_key, 0, -(write.keep + 1))
-        pipe.zremrangebyrank(write.index_key, 0, -(write.keep + 1))
-        pipe.expire(write.index_key, write.ttl_s)
-        pipe.expire(write.body_key, write.ttl_s)
-        dropped = pipe.execute()[2]
-        if dropped:
-            self.client.hdel(write.body_key, *dropped)
-        self.written.inc()
-        yield value

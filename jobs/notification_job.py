@@ -39,11 +39,11 @@ class JobSinks:
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from pyflink.common import Types, WatermarkStrategy
 
-    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, ROUTED, SERVING, TO_PUSH_POLICY, TO_SEGMENTER,
+    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, DECIDED, ROUTED, TO_PUSH_POLICY, TO_SEGMENTER,
                                       AdmitCatalogFunction, AdmitEventsFunction, DecideNotificationsFunction,
-                                      SegmentUsersFunction, StoreInboxInRedisFunction, StoreServingInRedisFunction,
-                                      TrackUserContextFunction, UpdateItemModelFunction, WeighCatalogTermsFunction,
-                                      catalog_watermarks, event_time_watermarks, routing_key)
+                                      SegmentUsersFunction, TrackUserContextFunction, UpdateItemModelFunction,
+                                      WeighCatalogTermsFunction, WriteToRedisFunction, catalog_watermarks,
+                                      event_time_watermarks, routing_key)
     from jobs.windowed_aggregations import add_windowed_aggregations
 
     raw = env.from_source(sources.events, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
@@ -67,13 +67,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         assignments = contexts.get_side_output(TO_SEGMENTER).key_by(routing_key, key_type=Types.STRING()).process(SegmentUsersFunction(config), output_type=ROUTED).name("segment users").uid("segment-users").set_parallelism(1)
         to_policy = to_policy.union(assignments)
         dead_letters.append(assignments.get_side_output(DEAD_LETTERS))
-    notifications = to_policy.key_by(routing_key, key_type=Types.STRING()).process(DecideNotificationsFunction(config), output_type=Types.STRING()).name("score and decide").uid("push-policy")
-    notifications.get_side_output(SERVING).process(StoreServingInRedisFunction(config)).name("redis profiles and top-N").uid("redis-serving")
-    delivered = notifications
-    if config.redis.enabled:
-        delivered = notifications.process(StoreInboxInRedisFunction(config), output_type=Types.STRING()).name("redis inbox").uid("redis-inbox")
-    delivered.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
-    dead_letters += [signals.get_side_output(DEAD_LETTERS), notifications.get_side_output(DEAD_LETTERS)]
+    decided = to_policy.key_by(routing_key, key_type=Types.STRING()).process(DecideNotificationsFunction(config), output_type=DECIDED).name("score and decide").uid("push-policy")
+    notifications = decided.process(WriteToRedisFunction(config), output_type=Types.STRING()).name("redis inbox, profiles, top-N").uid("redis-inbox")
+    notifications.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
+    dead_letters += [signals.get_side_output(DEAD_LETTERS), decided.get_side_output(DEAD_LETTERS)]
     dead_letters[0].union(*dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink").uid("dead-letter-sink")
     return notifications
 

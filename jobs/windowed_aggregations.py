@@ -164,6 +164,7 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         pipe.expire(key, self.ttl_s)
         pipe.execute()
         self.written.inc()
+        yield from ()  # a sink-like step; process mode needs an iterable back, not None
 
 
 def add_windowed_aggregations(events, config: JobConfig):
