@@ -219,11 +219,12 @@ def naive_baseline(env: Services, topics: Topics, config: JobConfig, limit: int)
     return processed / elapsed
 
 
-def job_throughput(env: Services, events: list[BehaviourEvent], label: str, **job) -> float:
+def job_throughput(env: Services, events: list[BehaviourEvent], label: str, overrides: dict | None = None,
+                   **job) -> float:
     """Sustained events/s of a bounded job draining a preloaded topic, from its progress markers."""
     topics = new_topics(env)
     publish_records(env.broker.bootstrap, topics.events, with_markers(events), label)
-    config = job_config(env, topics, bounded=True, **job)
+    config = job_config(env, topics, bounded=True, **job).with_overrides(overrides or {})
     with ticker(label):
         notification_job.run(config, [env.jar], job_name=label, extra_flink=BATCH_FLINK)
     return sustained_rate(marker_times(env, topics.dead_letters))

@@ -16,7 +16,7 @@ from jobs.side_inputs import ItemCardStore, RedisSideInputs
 from operators import catalog_intake, inbox, intake, item_model, push_policy, segments, trending, user_context
 from operators.content import item_terms, tfidf_vector
 from state_schemas import codec
-from state_schemas.events import CatalogItem, decode_event
+from state_schemas.events import BehaviourEvent, CatalogItem, decode_event
 from state_schemas.outputs import DeadLetter, Notification, ServingRecord
 from state_schemas.segments import SegmentAssignment, SegmentModel, SegmentUpdate
 from state_schemas.state import ItemModel, ItemSignal, ItemUpdate, ListedItem, PushState, UserContext
@@ -28,6 +28,7 @@ ROUTED = Types.TUPLE([Types.STRING(), Types.STRING(), Types.STRING()])
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 TO_PUSH_POLICY = OutputTag("to-push-policy", ROUTED)
 TO_SEGMENTER = OutputTag("to-segmenter", ROUTED)
+ACCEPTED = OutputTag("accepted-behaviour", ADMITTED)  # deduplicated behaviour events, for the windows
 # Scorer output: (KIND_NOTIFICATION | KIND_SERVING, JSON), in the order decided
 DECIDED = Types.TUPLE([Types.STRING(), Types.STRING()])
 
@@ -141,6 +142,8 @@ class TrackUserContextFunction(KeyedProcessFunction):
 
     def open(self, ctx: RuntimeContext):
         self.state = _value_state(ctx, "user-context", self.config.flink.state_ttl_hours)
+        # PyFlink refuses a side output nobody consumes: only feed the windows when they exist.
+        self.windows_on = self.config.trending.enabled and self.config.redis.enabled
         metrics = ctx.get_metrics_group()
         self.duplicates = metrics.counter("events_duplicate")
         self.erasures = metrics.counter("users_erased")
@@ -149,7 +152,8 @@ class TrackUserContextFunction(KeyedProcessFunction):
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         user_id, _, payload = value
         try:
-            step = user_context.observe(UserContext.decode(self.state.value()), decode_event(payload),
+            event = decode_event(payload)
+            step = user_context.observe(UserContext.decode(self.state.value()), event,
                                         self.config.intake, self.config.profile, self.config.segments)
         except Exception as exc:  # a bug must not take the job down with it; the record is kept
             self.failures.inc()
@@ -163,6 +167,8 @@ class TrackUserContextFunction(KeyedProcessFunction):
             self.state.update(step.state.encode())
         if step.duplicate:
             self.duplicates.inc()
+        elif self.windows_on and isinstance(event, BehaviourEvent):
+            yield ACCEPTED, value
         if step.to_item_hop is not None:
             yield step.to_item_hop.event["item_id"], KIND_UPDATE, step.to_item_hop.encode()
         if step.to_segmenter is not None:

@@ -1,7 +1,8 @@
 """The notification job: behaviour events and the catalogue in, personalised notifications out.
 
-    events ─► admit (dead letters ─► DLQ) ─► watermarks ─┬─► windows: trending, behaviour counts ─► Redis
+    events ─► admit (dead letters ─► DLQ) ─► watermarks
            ─► key_by(user)  user context: dedup, history, profile ─► key_by(const) segmenter (k-means) ──┐
+                            └─ deduplicated behaviour ─► windows: trending, behaviour counts ─► Redis     │
     catalog ─► admit ─► key_by(const) TF-IDF weigher ─┐                                                 │
            ─► key_by(item)  item model: catalogue join, CF rows, cosine top-K (cards ⇄ Redis) ─┐        │
                             orders/feedback/erasure ─────────────────────────────────────────┴───────┴─►
@@ -39,7 +40,7 @@ class JobSinks:
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from pyflink.common import Types, WatermarkStrategy
 
-    from jobs.flink_functions import (ADMITTED, DEAD_LETTERS, DECIDED, ROUTED, TO_PUSH_POLICY, TO_SEGMENTER,
+    from jobs.flink_functions import (ACCEPTED, ADMITTED, DEAD_LETTERS, DECIDED, ROUTED, TO_PUSH_POLICY, TO_SEGMENTER,
                                       AdmitCatalogFunction, AdmitEventsFunction, DecideNotificationsFunction,
                                       SegmentUsersFunction, TrackUserContextFunction, UpdateItemModelFunction,
                                       WeighCatalogTermsFunction, WriteToRedisFunction, catalog_watermarks,
@@ -49,10 +50,12 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
     raw = env.from_source(sources.events, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
     admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
     timed = admitted.assign_timestamps_and_watermarks(event_time_watermarks(config)).name("event time").uid("event-time")
-    if config.trending.enabled and config.redis.enabled:
-        add_windowed_aggregations(timed, config)
     by_user = timed.key_by(routing_key, key_type=Types.STRING())
     contexts = by_user.process(TrackUserContextFunction(config), output_type=ROUTED).name("user context").uid("user-context")
+    if config.trending.enabled and config.redis.enabled:
+        # Python operators pass no timestamps to side outputs: event time is read again.
+        accepted = contexts.get_side_output(ACCEPTED).assign_timestamps_and_watermarks(event_time_watermarks(config)).name("accepted event time").uid("accepted-event-time")
+        add_windowed_aggregations(accepted, config)
     to_items = contexts
     dead_letters = [admitted.get_side_output(DEAD_LETTERS), contexts.get_side_output(DEAD_LETTERS)]
     if sources.catalog is not None:
