@@ -19,7 +19,6 @@ sys.path.insert(0, str(ROOT))
 
 from pyflink.common import Types  # noqa: E402
 from pyflink.datastream import OutputTag  # noqa: E402
-from pyflink.datastream.data_stream import DataStream  # noqa: E402
 from pyflink.datastream.state import ValueStateDescriptor  # noqa: E402
 
 from bench import harness  # noqa: E402
@@ -52,22 +51,11 @@ def without_state_ttl():
 
 
 @contextmanager
-def without_watermarks():
-    """What the event-time stage costs: a Java operator between two Python functions of the source chain."""
-    saved = DataStream.assign_timestamps_and_watermarks
-    DataStream.assign_timestamps_and_watermarks = lambda self, strategy: self
-    try:
-        yield
-    finally:
-        DataStream.assign_timestamps_and_watermarks = saved
-
-
-@contextmanager
 def current():
     yield
 
 
-VARIANTS = {"pickled_tuples": pickled_tuples, "no_state_ttl": without_state_ttl, "no_watermarks": without_watermarks}
+VARIANTS = {"pickled_tuples": pickled_tuples, "no_state_ttl": without_state_ttl}
 # What each personalisation stage costs: the same job with it switched off in config.
 CONFIG_VARIANTS = {"no_trending": {"trending": {"enabled": False}}, "no_segments": {"segments": {"enabled": False}}}
 

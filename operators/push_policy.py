@@ -10,7 +10,7 @@ import hmac
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from state_schemas.events import ErasureRequest, FeedbackEvent, InputEvent, OrderEvent
+from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.outputs import Notification, ServingRecord
 from state_schemas.segments import SegmentAssignment
 from state_schemas.state import ItemSignal, PushState
