@@ -299,18 +299,25 @@ class SegmentUsersFunction(KeyedProcessFunction):
     def open(self, ctx: RuntimeContext):
         self.state = ctx.get_state(ValueStateDescriptor("segment-model", Types.STRING()))
         self.failures = ctx.get_metrics_group().counter("segmenter_failures")
+        # The last model written, decoded: validating k x d floats on every update was most of
+        # this operator's cost. State stays the truth: the cache is used only if it matches it.
+        self.decoded: tuple[str | None, SegmentModel] = (None, SegmentModel())
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         try:
             raw = self.state.value()
-            model = SegmentModel.decode(raw) if raw is not None else SegmentModel()
-            model, assignment = segments.update_segments(model, SegmentUpdate.decode(value[2]), self.config.segments)
+            if raw != self.decoded[0]:
+                self.decoded = (raw, SegmentModel.decode(raw) if raw is not None else SegmentModel())
+            model, assignment = segments.update_segments(self.decoded[1], SegmentUpdate.decode(value[2]),
+                                                         self.config.segments)
         except Exception as exc:
             self.failures.inc()
             yield DEAD_LETTERS, _dead_letter(f"segmenter failed: {exc!r}", "segmenter", value[2],
                                              ctx.timer_service().current_processing_time())
             return
-        self.state.update(model.encode())
+        encoded = model.encode()
+        self.state.update(encoded)
+        self.decoded = (encoded, model)
         yield assignment.user_id, KIND_SEGMENT, assignment.encode()
 
 

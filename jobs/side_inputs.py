@@ -118,27 +118,41 @@ class RedisSideInputs:
     def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
         return self.card_store.get_many(items)
 
-    def _cached(self, key: str, read: Callable[[], list]) -> list:
-        now, cached = self.clock(), self.lists.get(key)
-        if cached is None or now - cached[0] > self.cache_ms:
-            cached = (now, read())
-            self.lists[key] = cached
-        return cached[1]
+    def _lists(self, category: str | None) -> dict[str, list]:
+        """Trending (category and global) and new listings for a trigger, in one pipelined round
+        trip for whichever of them the cache holds no fresh copy of."""
+        store, now = self.card_store, self.clock()
+        keys = {"t:global": trending_keys.trending_key(store.prefix, "global")}
+        if category is not None:
+            keys["t:cat:" + category] = trending_keys.trending_key(store.prefix, f"cat:{category}")
+            keys["a:" + category] = arrivals_key(store.prefix, category)
+        stale = [name for name in keys if name not in self.lists or now - self.lists[name][0] > self.cache_ms]
+        if stale:
+            pipe = store.client.pipeline(transaction=False)
+            for name in stale:
+                if name.startswith("t:"):  # small sets, read whole: Redis breaks ties unlike top_items
+                    pipe.zrevrange(keys[name], 0, -1, withscores=True)
+                else:
+                    pipe.zrevrange(keys[name], 0, ARRIVALS_READ - 1)
+            for name, found in zip(stale, pipe.execute()):
+                if name.startswith("t:"):
+                    value = trending_keys.ranked_members(found, self.top_n)
+                else:
+                    value = [_text(m) for m in found]
+                self.lists[name] = (now, value)
+        return {name: self.lists[name][1] for name in keys}
 
     def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
-        store = self.card_store
-        scopes = ["global"] if category is None else [f"cat:{category}", "global"]
+        lists = self._lists(category)
         merged: dict[str, float] = {}
-        for scope in scopes:
-            for item, score in self._cached("t:" + scope, lambda s=scope: trending_keys.read_trending(
-                    store.client, store.prefix, s, self.top_n)):
+        for name in ([f"t:cat:{category}"] if category is not None else []) + ["t:global"]:
+            for item, score in lists[name]:
                 merged.setdefault(item, score)
         return list(merged.items())
 
     def arrivals(self, category: str | None) -> Sequence[str]:
-        if category is None:
-            return []
-        store = self.card_store
-        return self._cached("a:" + category, lambda: [
-            raw.decode() if isinstance(raw, bytes) else raw
-            for raw in store.client.zrevrange(arrivals_key(store.prefix, category), 0, ARRIVALS_READ - 1)])
+        return [] if category is None else self._lists(category)["a:" + category]
+
+
+def _text(member) -> str:
+    return member.decode() if isinstance(member, bytes) else member

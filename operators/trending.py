@@ -63,7 +63,11 @@ def counts_key(prefix: str, scope: str, window_start: int) -> str:
 def read_trending(client, prefix: str, scope: str, n: int) -> list[tuple[str, float]]:
     """The scope's top n from Redis. The set holds at most `trending.top_n` items; it is read whole and
     ranked here because Redis orders equal scores by member descending, not as `top_items` does."""
-    members = client.zrevrange(trending_key(prefix, scope), 0, -1, withscores=True)
+    return ranked_members(client.zrevrange(trending_key(prefix, scope), 0, -1, withscores=True), n)
+
+
+def ranked_members(members, n: int) -> list[tuple[str, float]]:
+    """A trending set's (member, score) pairs as read from Redis, ranked as `top_items` ranks."""
     return top_items(((m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in members), n)
 
 
