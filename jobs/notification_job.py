@@ -37,6 +37,13 @@ class JobSinks:
     dead_letters: object
 
 
+def fan_out(single, output_type, name: str):
+    """A single-instance stage's output, spread over the job's parallelism. PyFlink keys a union
+    through a map that follows its inputs by forward partitioning, which a change of parallelism
+    forbids, so the spread is an explicit rebalance into a pass-through map."""
+    return single.rebalance().map(lambda record: record, output_type=output_type).name(f"spread {name}").uid(f"spread-{name}")
+
+
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from pyflink.common import Types, WatermarkStrategy
 
@@ -62,13 +69,14 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         listings = env.from_source(sources.catalog, catalog_watermarks(config), "catalog").uid("catalog-source")
         admitted_listings = listings.process(AdmitCatalogFunction(config), output_type=ROUTED).name("admit catalog").uid("admit-catalog")
         weighed = admitted_listings.key_by(routing_key, key_type=Types.STRING()).process(WeighCatalogTermsFunction(config), output_type=ROUTED).name("weigh catalog terms").uid("weigh-catalog-terms").set_parallelism(1)
+        weighed = fan_out(weighed, ROUTED, "catalog")
         to_items = contexts.union(weighed)
         dead_letters.append(admitted_listings.get_side_output(DEAD_LETTERS))
     signals = to_items.key_by(routing_key, key_type=Types.STRING()).process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
     to_policy = signals.union(contexts.get_side_output(TO_PUSH_POLICY))
     if config.segments.enabled:
         assignments = contexts.get_side_output(TO_SEGMENTER).key_by(routing_key, key_type=Types.STRING()).process(SegmentUsersFunction(config), output_type=ROUTED).name("segment users").uid("segment-users").set_parallelism(1)
-        to_policy = to_policy.union(assignments)
+        to_policy = to_policy.union(fan_out(assignments, ROUTED, "segments"))
         dead_letters.append(assignments.get_side_output(DEAD_LETTERS))
     decided = to_policy.key_by(routing_key, key_type=Types.STRING()).process(DecideNotificationsFunction(config), output_type=DECIDED).name("score and decide").uid("push-policy")
     notifications = decided.process(WriteToRedisFunction(config), output_type=Types.STRING()).name("redis inbox, profiles, top-N").uid("redis-inbox")
