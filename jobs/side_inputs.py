@@ -144,11 +144,8 @@ class RedisSideInputs:
 
     def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
         lists = self._lists(category)
-        merged: dict[str, float] = {}
-        for name in ([f"t:cat:{category}"] if category is not None else []) + ["t:global"]:
-            for item, score in lists[name]:
-                merged.setdefault(item, score)
-        return list(merged.items())
+        own = lists[f"t:cat:{category}"] if category is not None else ()
+        return trending_keys.category_then_global(own, lists["t:global"])
 
     def arrivals(self, category: str | None) -> Sequence[str]:
         return [] if category is None else self._lists(category)["a:" + category]

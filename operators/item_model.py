@@ -89,13 +89,11 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
         popularity_at=popularity_at,
         row=row,
     )
-    if new_state.listed_at is None:
+    facts = (new_state.category_id, new_state.brand, new_state.price)
+    if new_state.listed_at is None and (facts != (state.category_id, state.brand, state.price) or not state.vector):
         # Not in the catalogue (yet): a content vector from the facts events carry, so content
         # scoring still works; no IDF, since document frequencies come with catalogue records.
-        vector = tfidf_vector(event_terms(new_state.category_id, new_state.brand, new_state.price), {}, 0,
-                              terms_per_item)
-        if vector != state.vector:
-            new_state = replace(new_state, vector=vector)
+        new_state = replace(new_state, vector=tfidf_vector(event_terms(*facts), {}, 0, terms_per_item))
     if update.trigger and new_state.row:
         new_state = refresh_neighbours(new_state, cards, config)
     enriched = dict(event)
@@ -103,10 +101,11 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
                         ("price", new_state.price)):
         if value is not None:
             enriched[name] = value
-    signal = ItemSignal(event=enriched, card=new_state.card(), trigger=update.trigger,
+    card = new_state.card()
+    signal = ItemSignal(event=enriched, card=card, trigger=update.trigger,
                         neighbours=new_state.neighbours if update.trigger else (), summary=update.summary)
     refresh = next_refresh(ts, config) if row is not state.row else None
-    return ItemStep(state=new_state, card=new_state.card(), signal=signal, refresh_at=refresh)
+    return ItemStep(state=new_state, card=card, signal=signal, refresh_at=refresh)
 
 
 def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, float], ...]) -> ItemStep:

@@ -19,7 +19,7 @@ from state_schemas.state import ItemCard, ItemModel, ItemSignal, ItemUpdate, Lis
 
 from . import catalog_intake, intake, item_model, push_policy, segments, user_context
 from .content import Vocabulary, item_terms, tfidf_vector
-from .trending import TrendingWindows, last_window_end
+from .trending import TrendingWindows, category_then_global, last_window_end
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
@@ -74,11 +74,8 @@ class MemorySideInputs:
         end = last_window_end(self.now, self.window_ms, self.slide_ms)
         if end != self.trending_end:
             self.trending_end, self.trending_lists = end, self.windows.tops(self.now, self.top_n)
-        merged: dict[str, float] = {}
-        for scope in ([category] if category is not None else []) + [None]:
-            for item, score in self.trending_lists.get(scope, ()):
-                merged.setdefault(item, score)
-        return list(merged.items())
+        own = self.trending_lists.get(category, ()) if category is not None else ()
+        return category_then_global(own, self.trending_lists.get(None, ()))
 
     def arrivals(self, category: str | None) -> Sequence[str]:
         listed = self.listings.get(category or "", {})

@@ -66,6 +66,15 @@ def read_trending(client, prefix: str, scope: str, n: int) -> list[tuple[str, fl
     return ranked_members(client.zrevrange(trending_key(prefix, scope), 0, -1, withscores=True), n)
 
 
+def category_then_global(category_list, global_list) -> list[tuple[str, float]]:
+    """What the scorer sees as trending for a trigger: its category's list first, then the global
+    list's other items (an item in both keeps its category score)."""
+    merged: dict[str, float] = {}
+    for item, score in [*category_list, *global_list]:
+        merged.setdefault(item, score)
+    return list(merged.items())
+
+
 def ranked_members(members, n: int) -> list[tuple[str, float]]:
     """A trending set's (member, score) pairs as read from Redis, ranked as `top_items` ranks."""
     return top_items(((m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in members), n)
