@@ -135,6 +135,33 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
 
 
 DRAIN_S = 3
+QUIET_S = 5.0  # no new notification for this long: the job has worked through its backlog
+
+
+def topic_end(env: "Services", topic: str) -> int:
+    """Sum of the topic's end offsets over its partitions."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    reader = KafkaConsumer(bootstrap_servers=env.broker.bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        return sum(reader.end_offsets(partitions).values())
+    finally:
+        reader.close()
+
+
+def wait_until_quiet(env: "Services", topic: str, quiet_s: float, deadline: float) -> float:
+    """Blocks until no record has been added to `topic` for `quiet_s`; returns the seconds waited."""
+    started = last_change = time.monotonic()
+    last = topic_end(env, topic)
+    while time.monotonic() - last_change < quiet_s:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic} was still growing at the deadline")
+        time.sleep(0.5)
+        end = topic_end(env, topic)
+        if end != last:
+            last, last_change = end, time.monotonic()
+    return last_change - started
 LOW_LATENCY_FLINK = {"restart-strategy.type": "none", "execution.buffer-timeout.interval": "5 ms"}
 BATCH_FLINK = {"restart-strategy.type": "none"}
 
@@ -264,6 +291,10 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
             while last_marker not in marker_times(env, topics.dead_letters):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the job did not catch up with the warm-up events in 10 minutes")
+            # The last marker only says the admit step has read the warm-up: the hops behind it may
+            # still hold thousands of buffered records, and paced events would queue behind them.
+            drained_after = wait_until_quiet(env, topics.notifications, QUIET_S, deadline)
+        tqdm.write(f"  the notifications topic went quiet {drained_after:.1f} s after the last warm-up marker")
 
         arrivals: dict[str, float] = {}
         stop = threading.Event()

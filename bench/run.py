@@ -42,19 +42,27 @@ def cluster_rate(env, events, parallelism, workdir):
     return harness.sustained_rate(harness.marker_times(env, topics.dead_letters))
 
 
+class Figures(dict):
+    """The run's figures, each printed the moment it is measured: a run cut short still shows them."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        print(f"  = {key} {value:,.3f}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
                         help="Taobao UserBehavior or REES46 CSV (default: the shared Taobao stream)")
-    parser.add_argument("--events", type=int, default=60000, help="events of the 1x workload")
+    parser.add_argument("--events", type=int, default=20000, help="events of the 1x workload")
     parser.add_argument("--scale", type=int, default=10, help="population factor of the scaled workload")
-    parser.add_argument("--scale-events", type=int, default=24000,
-                        help="events of the base log that --scale multiplies; far more than Flink's network buffers hold")
-    parser.add_argument("--naive-events", type=int, default=15000)
+    parser.add_argument("--scale-events", type=int, default=2000,
+                        help="events of the base log that --scale multiplies (x10: far more than Flink's network buffers hold)")
+    parser.add_argument("--naive-events", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--latency-rate", type=float,
                         help="events/s fed to the latency runs (default: half the job's measured events/s)")
-    parser.add_argument("--warm-events", type=int, default=40000,
+    parser.add_argument("--warm-events", type=int, default=10000,
                         help="events replayed before the latency runs, so the models are warm")
     parser.add_argument("--skip-cluster", action="store_true", help="skip parallelism 1 vs 2 on a standalone cluster")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -71,7 +79,8 @@ def main(argv=None) -> int:
           f"{len({e.user_id for e in scale_base})} users (1x) or {len({e.user_id for e in scaled})} ({args.scale}x)",
           flush=True)
     env = harness.start_services(workdir)
-    results: dict[str, float] = {}
+    results = Figures()
+    started = time.monotonic()
     try:
         base_config = harness.job_config(env, harness.Topics("x", "y", "z", "w"), bounded=True, mode="thread",
                                          guarantee="at-least-once")
@@ -100,7 +109,8 @@ def main(argv=None) -> int:
             measured = harness.latency(env, latency_events, warm_events=args.warm_events, rate=rate,
                                        seconds=args.latency_seconds, mode="thread", guarantee=guarantee,
                                        checkpoint_ms=checkpoint_ms)
-            results.update({f"latency_{name}_{k}": v for k, v in vars(measured).items()})
+            for k, v in vars(measured).items():
+                results[f"latency_{name}_{k}"] = v
 
         if not args.skip_cluster:
             from notify_engine.cluster import StandaloneCluster
@@ -137,7 +147,7 @@ def main(argv=None) -> int:
     print("\nmeasured (this run):")
     for key, value in {**results, **extra}.items():
         print(f"  {key:<40} {value:,.3f}")
-    print(f"report: {report}")
+    print(f"report: {report}; the whole run took {time.monotonic() - started:.0f} s")
     print(" ".join(f"{k}={v:.3f}" if "ratio" in k else f"{k}={v:.1f}" for k, v in ratios.items()))
     return 0
 
