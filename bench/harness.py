@@ -7,16 +7,17 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+from msgspec.structs import replace
 from tqdm import tqdm
 
+from config import JobConfig, load_config
 from jobs import notification_job
-from jobs.config import JobConfig, load_config
 from notify_engine import consumer, datasets, services
+from notify_engine.services import JobTopics as Topics
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs
 from state_schemas.events import BehaviourEvent, encode
 
@@ -37,6 +38,11 @@ def scale_population(events: list[BehaviourEvent], factor: int) -> list[Behaviou
 
 
 MARKER_EVERY = 500
+
+
+def keyed_records(events: list[BehaviourEvent]) -> list[tuple[bytes, bytes]]:
+    """(key, payload) records as a producer keyed by user sends them."""
+    return [(event.user_id.encode(), encode(event)) for event in events]
 
 
 def with_markers(events: list[BehaviourEvent], every: int = MARKER_EVERY) -> list[tuple[bytes | None, bytes]]:
@@ -70,15 +76,18 @@ def marker_times(env: "Services", topic: str) -> dict[int, int]:
     return times
 
 
-def sustained_rate(times: dict[int, int], trim: float = 0.2) -> float:
-    """events/s between the markers at `trim` and `1 - trim` of the stream. The first few thousand events
-    fill network buffers without backpressure, so the admit operator's markers only track the whole
-    pipeline once those are full: start-up, buffer fill and drain are excluded."""
-    ordered = sorted(times.items())
-    if len(ordered) < 5:
-        raise RuntimeError(f"only {len(ordered)} progress markers came back; the run is too short to measure")
-    low, high = ordered[int(len(ordered) * trim)], ordered[int(len(ordered) * (1 - trim)) - 1]
-    return (high[0] - low[0]) / max((high[1] - low[1]) / 1000, 1e-3)
+def run_rate(events: int, finished_at_ms: float, notifications: list) -> float:
+    """events/s over a whole bounded run, from the job's first output to its end: start-up is left out
+    (nothing comes out before the first event has crossed every hop), and so is reading progress from
+    where the job admits records, which runs far ahead of its last hop while buffers fill."""
+    if not notifications:
+        raise RuntimeError("the job sent no notification: there is no first output to time the run from")
+    first = min(n.created_at for n in notifications)
+    return events / max((finished_at_ms - first) / 1000, 1e-3)
+
+
+def job_output(env: "Services", topic: str) -> list:
+    return list(consumer.read_notifications(env.broker.bootstrap, topic, idle_timeout_s=2.0))
 
 
 def repeat_in_time(events: list[BehaviourEvent], factor: int) -> list[BehaviourEvent]:
@@ -103,20 +112,8 @@ def start_services(workdir: Path) -> Services:
     return Services(broker, redis_server, services.ensure_connector_jar())
 
 
-@dataclass
-class Topics:
-    events: str
-    notifications: str
-    dead_letters: str
-    catalog: str
-
-
 def new_topics(env: Services, partitions: int = 2) -> Topics:
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(f"bench-events-{run}", f"bench-notifications-{run}", f"bench-dlq-{run}", f"bench-catalog-{run}")
-    env.broker.create_topics({topics.events: partitions, topics.notifications: partitions,
-                              topics.dead_letters: 1, topics.catalog: 1})
-    return topics
+    return env.broker.fresh_topics("bench-", partitions)
 
 
 def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guarantee: str,
@@ -248,13 +245,14 @@ def naive_baseline(env: Services, topics: Topics, config: JobConfig, limit: int)
 
 def job_throughput(env: Services, events: list[BehaviourEvent], label: str, overrides: dict | None = None,
                    **job) -> float:
-    """Sustained events/s of a bounded job draining a preloaded topic, from its progress markers."""
+    """events/s of a bounded job draining a preloaded topic, from its first output to its end."""
     topics = new_topics(env)
-    publish_records(env.broker.bootstrap, topics.events, with_markers(events), label)
+    publish_records(env.broker.bootstrap, topics.events, keyed_records(events), label)
     config = job_config(env, topics, bounded=True, **job).with_overrides(overrides or {})
     with ticker(label):
         notification_job.run(config, [env.jar], job_name=label, extra_flink=BATCH_FLINK)
-    return sustained_rate(marker_times(env, topics.dead_letters))
+    finished = time.time() * 1000
+    return run_rate(len(events), finished, job_output(env, topics.notifications))
 
 
 @dataclass

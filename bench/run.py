@@ -17,17 +17,17 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from bench import harness  # noqa: E402
-from jobs.config import to_dict  # noqa: E402
+from config import to_dict  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
 
 
 def cluster_rate(env, events, parallelism, workdir):
-    """Sustained events/s of a bounded job on the standalone cluster, from its progress markers."""
+    """events/s of a bounded job on the standalone cluster, from its first output to its end."""
     from notify_engine.cluster import StandaloneCluster
 
     topics = harness.new_topics(env, partitions=2)
-    harness.publish_records(env.broker.bootstrap, topics.events, harness.with_markers(events),
+    harness.publish_records(env.broker.bootstrap, topics.events, harness.keyed_records(events),
                             f"cluster p={parallelism}")
     config = harness.job_config(env, topics, bounded=True, mode="thread", guarantee="at-least-once",
                                 parallelism=parallelism)
@@ -39,7 +39,8 @@ def cluster_rate(env, events, parallelism, workdir):
         state = cluster.wait_for(job_id, {"FINISHED", "FAILED", "CANCELED"}, timeout=900)
     if state != "FINISHED":
         raise RuntimeError(f"cluster job {job_id} ended {state}")
-    return harness.sustained_rate(harness.marker_times(env, topics.dead_letters))
+    finished = time.time() * 1000
+    return harness.run_rate(len(events), finished, harness.job_output(env, topics.notifications))
 
 
 class Figures(dict):
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
 
         naive_topics = harness.new_topics(env)
         harness.publish_records(env.broker.bootstrap, naive_topics.events,
-                                harness.with_markers(events[: args.naive_events]), "naive input")
+                                harness.keyed_records(events[: args.naive_events]), "naive input")
         results["naive_eps"] = harness.naive_baseline(env, naive_topics, base_config, args.naive_events)
 
         for mode, guarantee in (("thread", "at-least-once"), ("thread", "exactly-once"),

@@ -22,9 +22,10 @@ sys.path.insert(0, str(ROOT))
 from tqdm import tqdm  # noqa: E402
 
 from bench.harness import load_events, repeat_in_time, scale_population  # noqa: E402
-from jobs.config import load_config  # noqa: E402
+from config import load_config  # noqa: E402
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs  # noqa: E402
 from state_schemas.events import encode  # noqa: E402
+from state_schemas.hops import ITEM_MODEL, PUSH_POLICY  # noqa: E402
 from state_schemas.state import ItemModel, PushState  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
@@ -47,11 +48,11 @@ def bounds(store: DictStore) -> dict[str, int]:
     """The largest per-key work seen: what config bounds, whatever the population."""
     rows, neighbours, terms = [0], [0], [0]
     for key, raw in store.items():
-        if key.startswith("i:"):
+        if key.startswith(ITEM_MODEL + ":"):
             model = ItemModel.decode(raw)
             rows.append(len(model.row))
             neighbours.append(len(model.neighbours))
-        elif key.startswith("p:"):
+        elif key.startswith(PUSH_POLICY + ":"):
             terms.append(len(PushState.decode(raw).content.scores))
     return {"max_row": max(rows), "max_neighbours": max(neighbours), "max_content_terms": max(terms)}
 

@@ -18,36 +18,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyflink.common import Types  # noqa: E402
-from pyflink.datastream import OutputTag  # noqa: E402
 from pyflink.datastream.state import ValueStateDescriptor  # noqa: E402
 
 from bench import harness  # noqa: E402
-from jobs import flink_functions  # noqa: E402
+from jobs import stage_functions  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
 
 
 @contextmanager
-def pickled_tuples():
-    """Hop envelopes as pickled tuples of str instead of typed Flink tuples (payloads stay JSON)."""
-    saved = flink_functions.ADMITTED, flink_functions.ROUTED, flink_functions.TO_PUSH_POLICY
-    flink_functions.ADMITTED = flink_functions.ROUTED = Types.PICKLED_BYTE_ARRAY()
-    flink_functions.TO_PUSH_POLICY = OutputTag("to-push-policy", flink_functions.ROUTED)
-    try:
-        yield
-    finally:
-        flink_functions.ADMITTED, flink_functions.ROUTED, flink_functions.TO_PUSH_POLICY = saved
-
-
-@contextmanager
 def without_state_ttl():
     """What state TTL (bounded idle state) costs."""
-    saved = flink_functions._value_state
-    flink_functions._value_state = lambda ctx, name, ttl: ctx.get_state(ValueStateDescriptor(name, Types.STRING()))
+    saved = stage_functions._value_state
+    stage_functions._value_state = lambda ctx, name, ttl: ctx.get_state(ValueStateDescriptor(name, Types.STRING()))
     try:
         yield
     finally:
-        flink_functions._value_state = saved
+        stage_functions._value_state = saved
 
 
 @contextmanager
@@ -55,7 +42,7 @@ def current():
     yield
 
 
-VARIANTS = {"pickled_tuples": pickled_tuples, "no_state_ttl": without_state_ttl}
+VARIANTS = {"no_state_ttl": without_state_ttl}
 # What each personalisation stage costs: the same job with it switched off in config.
 CONFIG_VARIANTS = {"no_trending": {"trending": {"enabled": False}}, "no_segments": {"segments": {"enabled": False}}}
 

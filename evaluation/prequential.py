@@ -16,19 +16,20 @@ Last line: hr10_hybrid=<x> hr10_popularity=<y> ndcg10_hybrid=<z> coverage=<c>
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import heapq
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from msgspec.structs import replace  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evaluation.metrics import Tally  # noqa: E402
-from jobs.config import JobConfig, ScoringConfig, load_config  # noqa: E402
+from config import JobConfig, ScoringConfig, load_config  # noqa: E402
 from notify_engine import datasets  # noqa: E402
 from operators.decay import decayed_add, decayed_value  # noqa: E402
 from operators.item_model import refresh_neighbours  # noqa: E402
@@ -36,11 +37,12 @@ from operators.local_pipeline import DictStore, LocalPipeline, Outputs  # noqa: 
 from operators.scorer import rank  # noqa: E402
 from operators.user_context import summarise  # noqa: E402
 from state_schemas.events import BehaviourEvent, encode  # noqa: E402
-from state_schemas.state import ItemModel, ItemSignal, PushState, UserContext  # noqa: E402
+from state_schemas.hops import ITEM_MODEL, PUSH_POLICY, USER_CONTEXT, ItemSignal  # noqa: E402
+from state_schemas.state import UserContext  # noqa: E402
+from state_schemas.units import HOUR_MS  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_small.csv"
 TARGETS = frozenset({"cart", "purchase"})
-HOUR_MS = 3_600_000
 SIGNAL_WEIGHTS = {"cf": "weight_cf", "content": "weight_content", "segment": "weight_segment",
                   "trending": "weight_popularity", "affinity": "weight_affinity"}
 
@@ -67,27 +69,26 @@ class Popularity:
 def only(signal: str, scoring: ScoringConfig) -> ScoringConfig:
     weights = {name: 0.0 for name in SIGNAL_WEIGHTS.values()}
     weights[SIGNAL_WEIGHTS[signal]] = 1.0
-    return replace(scoring, **weights)
+    return dataclasses.replace(scoring, **weights)
 
 
 def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, now: int) -> ItemSignal:
     """What the item hop would send for the shopper's latest item, had it been a trigger now."""
     latest = context.history[-1]
-    state = ItemModel.decode(pipeline.store.get("i:" + latest.item_id))
+    state = pipeline.state(ITEM_MODEL, latest.item_id)
     neighbours = refresh_neighbours(state, pipeline.side.cards, pipeline.config.item_model).neighbours
-    event = {"event_id": "eval", "user_id": user_id, "item_id": latest.item_id, "ts": now,
-             "behavior": latest.behavior}
+    event = BehaviourEvent(event_id="eval", user_id=user_id, item_id=latest.item_id, ts=now, behavior=latest.behavior)
     return ItemSignal(event=event, card=state.card(), trigger=True, neighbours=neighbours, summary=summarise(context))
 
 
 def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int) -> list[str]:
-    store, config = pipeline.store, pipeline.config
+    config = pipeline.config
     pipeline.side.now = now
-    context = UserContext.decode(store.get("u:" + user_id))
+    context: UserContext = pipeline.state(USER_CONTEXT, user_id)
     if not context.history:  # a new shopper: the scorer's cold-start path
         return [item for item, _ in pipeline.side.trending(None)][:k]
     # Quality of the ranking, not of the cooldown: items already notified stay eligible here.
-    state = replace(PushState.decode(store.get("p:" + user_id)), recent_items={})
+    state = replace(pipeline.state(PUSH_POLICY, user_id), recent_items={})
     ranked = rank(trigger_signal(pipeline, context, user_id, now), state, pipeline.side, now, scoring, config.policy)
     return [entry.item_id for entry in ranked[:k]]
 
@@ -105,7 +106,7 @@ def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int,
     wall_clock = int(time.time() * 1000)
     for event in tqdm(events, desc="prequential replay", unit="ev", mininterval=0.5):
         if event.behavior in TARGETS and event.item_id is not None:
-            context = UserContext.decode(pipeline.store.get("u:" + event.user_id))
+            context = pipeline.state(USER_CONTEXT, event.user_id)
             ranked = {name: recommend(pipeline, event.user_id, event.ts, scoring, k)
                       for name, scoring in variants.items()}
             ranked["popularity"] = popularity.top(k, event.ts, set(context.purchased))

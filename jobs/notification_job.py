@@ -1,14 +1,17 @@
 """The notification job: behaviour events and the catalogue in, personalised notifications out.
 
-    events ─► admit (dead letters ─► DLQ) ─► watermarks
-           ─► key_by(user)  user context: dedup, history, profile ─► key_by(const) segmenter (k-means) ──┐
-                            └─ deduplicated behaviour ─► windows: trending, behaviour counts ─► Redis     │
-    catalog ─► admit ─► key_by(const) TF-IDF weigher ─┐                                                 │
-           ─► key_by(item)  item model: catalogue join, CF rows, cosine top-K (cards ⇄ Redis) ─┐        │
-                            orders/feedback/erasure ─────────────────────────────────────────┴───────┴─►
-           ─► key_by(user)  scorer + push policy (side inputs from Redis) ─► Redis profile, top-N
-           ─► Redis inbox (idempotent) ─► notifications topic
+    events ─► admit ─► event time ─► by_user: user context (dedup, history, profile)
+    user context ─► by_item: item model (catalogue join, CF rows, cosine top-K, cards ⇄ Redis)
+                 ─► one instance: segmenter (streaming k-means)
+                 ─► windows (Flink SQL): trending, behaviour counts ─► Redis
+    catalog ─► admit ─► event time ─► by_item: catalogue terms
+    catalogue terms ─► one instance: vocabulary (TF-IDF) ─► by_item: item model
+    item model, segmenter, user context (orders, feedback, erasure) ─► by_user: push policy
+    push policy (score, decide; inbox, profile, top-N ─► Redis) ─► notifications topic
+    every stage's rejects ─► dead-letter topic
 
+Each stage is a shell over a step of `operators/`, named in `operators/topology.py`; each message
+names the stage it goes to and the key it is routed by (`state_schemas/hops.py`).
 Submit to a cluster with `flink run -py jobs/notification_job.py -j <connector.jar> -- --config FILE`.
 """
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by `flink run -py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.config import JobConfig, load_config  # noqa: E402
+from config import JobConfig, load_config  # noqa: E402
 from jobs.runtime import create_environment  # noqa: E402
+from operators.topology import BY_ITEM, BY_USER, ONE_INSTANCE  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -37,52 +41,104 @@ class JobSinks:
     dead_letters: object
 
 
-def fan_out(single, output_type, name: str):
-    """A single-instance stage's output, spread over the job's parallelism. PyFlink keys a union
-    through a map that follows its inputs by forward partitioning, which a change of parallelism
-    forbids, so the spread is an explicit rebalance into a pass-through map."""
-    return single.rebalance().map(lambda record: record, output_type=output_type).name(f"spread {name}").uid(f"spread-{name}")
+class _Dataflow:
+    """Adds stages one line at a time and keeps every stage's dead letters for one sink."""
+
+    def __init__(self, env, config: JobConfig):
+        from pyflink.common import Types
+
+        self.env, self.config, self.dead_letters, self.string = env, config, [], Types.STRING()
+
+    def source(self, source, admit, name: str, event_time_uid: str):
+        """A Kafka source, its admission (rejects to the dead letters) and event time from the admitted records."""
+        from pyflink.common import WatermarkStrategy
+
+        from jobs.stage_functions import HOP, event_time_watermarks
+
+        raw = self.env.from_source(source, WatermarkStrategy.no_watermarks(), name).uid(f"{name}-source")
+        admitted = self.stage(raw, admit, f"admit {name}", f"admit-{name}", output_type=HOP)
+        return admitted.assign_timestamps_and_watermarks(event_time_watermarks(self.config)) \
+            .name(f"{name} event time").uid(event_time_uid)
+
+    def stage(self, stream, function, name: str, uid: str, output_type=None):
+        """A stage reading `stream`; its dead letters join the others. A keyed stage must be fed by the
+        edge its topology names, so the wiring here and `operators/topology.py` cannot disagree."""
+        from jobs.stage_functions import DEAD_LETTERS, HOP
+
+        edge = getattr(stream, "edge", None)
+        wanted = getattr(function, "stage", None)
+        if wanted is not None and edge != wanted.keyed_by:
+            raise ValueError(f"stage {uid} is keyed by {wanted.keyed_by}, but fed by {edge or 'no keyed edge'}")
+        out = stream.process(function, output_type=output_type or HOP).name(name).uid(uid)
+        if edge == ONE_INSTANCE:
+            out = out.set_parallelism(1)
+        self.dead_letters.append(out.get_side_output(DEAD_LETTERS))
+        return out
+
+    @staticmethod
+    def keyed(edge: str):
+        """An edge: the union of streams, keyed by each record's routing key, which names a user, an item
+        or the one global key; `edge` says which, as the diagram does."""
+        def key(*streams):
+            from pyflink.common import Types
+
+            from jobs.stage_functions import routing_key
+
+            merged = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
+            keyed_stream = merged.key_by(routing_key, key_type=Types.STRING())
+            keyed_stream.edge = edge
+            return keyed_stream
+        return key
+
+    @staticmethod
+    def spread(single, name: str):
+        """A single-instance stage's output, spread over the job's parallelism. PyFlink keys a union
+        through a map that follows its inputs by forward partitioning, which a change of parallelism
+        forbids, so the spread is an explicit rebalance into a pass-through map."""
+        from jobs.stage_functions import HOP
+
+        return single.rebalance().map(lambda record: record, output_type=HOP).name(f"spread {name}") \
+            .uid(f"spread-{name}")
 
 
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
-    from pyflink.common import Types, WatermarkStrategy
-
-    from jobs.flink_functions import (ACCEPTED, ADMITTED, DEAD_LETTERS, DECIDED, ROUTED, TO_PUSH_POLICY, TO_SEGMENTER,
-                                      AdmitCatalogFunction, AdmitEventsFunction, DecideNotificationsFunction,
-                                      SegmentUsersFunction, TrackUserContextFunction, UpdateItemModelFunction,
-                                      WeighCatalogTermsFunction, WriteToRedisFunction, catalog_watermarks,
-                                      event_time_watermarks, routing_key)
+    from jobs import stage_functions as f
     from jobs.windowed_aggregations import add_windowed_aggregations
+    from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY, WINDOWS
 
-    raw = env.from_source(sources.events, WatermarkStrategy.no_watermarks(), "events").uid("events-source")
-    admitted = raw.process(AdmitEventsFunction(config), output_type=ADMITTED).name("admit events").uid("admit-events")
-    timed = admitted.assign_timestamps_and_watermarks(event_time_watermarks(config)).name("event time").uid("event-time")
-    by_user = timed.key_by(routing_key, key_type=Types.STRING())
-    contexts = by_user.process(TrackUserContextFunction(config), output_type=ROUTED).name("user context").uid("user-context")
-    if config.trending.enabled and config.redis.enabled:
-        # Python operators pass no timestamps to side outputs: event time is read again.
-        accepted = contexts.get_side_output(ACCEPTED).assign_timestamps_and_watermarks(event_time_watermarks(config)).name("accepted event time").uid("accepted-event-time")
-        add_windowed_aggregations(accepted, config)
-    to_items = contexts
-    dead_letters = [admitted.get_side_output(DEAD_LETTERS), contexts.get_side_output(DEAD_LETTERS)]
+    flow = _Dataflow(env, config)
+    by_user, by_item, one_instance = flow.keyed(BY_USER), flow.keyed(BY_ITEM), flow.keyed(ONE_INSTANCE)
+    events = flow.source(sources.events, f.AdmitEventsFunction(config), "events", "event-time")
+    sides = (PUSH_POLICY,) + (SEGMENTER,) * config.segments.enabled + (WINDOWS,) * config.windows_enabled
+    contexts = flow.stage(by_user(events), f.TrackUserContextFunction(config, ITEM_MODEL, sides), "user context",
+                          USER_CONTEXT)
+    listings = []
     if sources.catalog is not None:
-        listings = env.from_source(sources.catalog, catalog_watermarks(config), "catalog").uid("catalog-source")
-        admitted_listings = listings.process(AdmitCatalogFunction(config), output_type=ROUTED).name("admit catalog").uid("admit-catalog")
-        weighed = admitted_listings.key_by(routing_key, key_type=Types.STRING()).process(WeighCatalogTermsFunction(config), output_type=ROUTED).name("weigh catalog terms").uid("weigh-catalog-terms").set_parallelism(1)
-        weighed = fan_out(weighed, ROUTED, "catalog")
-        to_items = contexts.union(weighed)
-        dead_letters.append(admitted_listings.get_side_output(DEAD_LETTERS))
-    signals = to_items.key_by(routing_key, key_type=Types.STRING()).process(UpdateItemModelFunction(config), output_type=ROUTED).name("item model").uid("item-model")
-    to_policy = signals.union(contexts.get_side_output(TO_PUSH_POLICY))
+        catalog = flow.source(sources.catalog, f.AdmitCatalogFunction(config), "catalog", "catalog-event-time")
+        terms = flow.stage(by_item(catalog), f.ObserveCatalogTermsFunction(config, VOCABULARY), "catalog terms",
+                           CATALOG_TERMS)
+        vocabulary = flow.stage(one_instance(terms), f.WeighCatalogTermsFunction(config, ITEM_MODEL),
+                                "weigh catalog terms", VOCABULARY)
+        listings = [flow.spread(vocabulary, "catalog")]
+    signals = flow.stage(by_item(contexts, *listings), f.UpdateItemModelFunction(config, PUSH_POLICY), "item model",
+                         ITEM_MODEL)
+    assignments = []
     if config.segments.enabled:
-        assignments = contexts.get_side_output(TO_SEGMENTER).key_by(routing_key, key_type=Types.STRING()).process(SegmentUsersFunction(config), output_type=ROUTED).name("segment users").uid("segment-users").set_parallelism(1)
-        to_policy = to_policy.union(fan_out(assignments, ROUTED, "segments"))
-        dead_letters.append(assignments.get_side_output(DEAD_LETTERS))
-    decided = to_policy.key_by(routing_key, key_type=Types.STRING()).process(DecideNotificationsFunction(config), output_type=DECIDED).name("score and decide").uid("push-policy")
-    notifications = decided.process(WriteToRedisFunction(config), output_type=Types.STRING()).name("redis inbox, profiles, top-N").uid("redis-inbox")
+        segmented = flow.stage(one_instance(contexts.get_side_output(f.side_output(SEGMENTER))),
+                               f.SegmentUsersFunction(config, PUSH_POLICY), "segment users", SEGMENTER)
+        assignments = [flow.spread(segmented, "segments")]
+    to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments)
+    notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
+                               PUSH_POLICY, output_type=flow.string)
+    if config.windows_enabled:
+        # Python operators pass no timestamps to side outputs: event time is read again.
+        accepted = contexts.get_side_output(f.side_output(WINDOWS)) \
+            .assign_timestamps_and_watermarks(f.event_time_watermarks(config)).name("accepted event time") \
+            .uid("accepted-event-time")
+        add_windowed_aggregations(accepted, config)
     notifications.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
-    dead_letters += [signals.get_side_output(DEAD_LETTERS), decided.get_side_output(DEAD_LETTERS)]
-    dead_letters[0].union(*dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink").uid("dead-letter-sink")
+    flow.dead_letters[0].union(*flow.dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink") \
+        .uid("dead-letter-sink")  # every stage has a dead-letter output, so there are always several
     return notifications
 
 
@@ -133,8 +189,8 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
     env = create_environment(config, jars, extra_flink)
     sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications"),
                      dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
-    sources = JobSources(events=kafka_source(config, config.kafka.events_topic),
-                         catalog=kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None)
+    catalog = kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None
+    sources = JobSources(events=kafka_source(config, config.kafka.events_topic), catalog=catalog)
     build_pipeline(env, sources, sinks, config)
     if wait:
         return env.execute(job_name)

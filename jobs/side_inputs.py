@@ -1,4 +1,4 @@
-"""Redis as the job's shared read model: what one key's operator needs to know of other keys.
+"""Redis as the job's shared read model, and the writer of every effect a step asks for.
 
 Item cards (counts, popularity, vector, stock) are published by each item's hop and read by
 other items (cosine denominators) and by the scorer (candidate vectors, stock). Writes are
@@ -9,36 +9,32 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping
 
-from operators import trending as trending_keys
+import orjson
+
+from operators import steps, trending
 from state_schemas.codec import SchemaError
-from state_schemas.state import ItemCard, Neighbour
+from state_schemas.redis_keys import RedisKeys
+from state_schemas.state import ItemCard
 
-ARRIVALS_KEPT = 200
 ARRIVALS_READ = 20
-
-
-def card_key(prefix: str, item: str) -> str:
-    return f"{prefix}:card:{item}"
-
-
-def arrivals_key(prefix: str, category: str) -> str:
-    return f"{prefix}:arrivals:{category}"
-
-
-def neighbours_key(prefix: str, item: str) -> str:
-    return f"{prefix}:neighbours:{item}"
 
 
 def _now_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
+def read_trending(client, keys: RedisKeys, scope: str, n: int) -> list[tuple[str, float]]:
+    """The scope's top n from Redis. The set holds at most `trending.top_n` items; it is read whole and
+    ranked here because Redis orders equal scores by member descending, not as `top_items` does."""
+    return trending.ranked_members(client.zrevrange(keys.trending(scope), 0, -1, withscores=True), n)
+
+
 class ItemCardStore:
-    def __init__(self, client, prefix: str, ttl_s: int, cache_ms: int, cache_size: int, flush_ms: int,
+    def __init__(self, client, keys: RedisKeys, ttl_s: int, cache_ms: int, cache_size: int, flush_ms: int,
                  clock: Callable[[], int] = _now_ms):
-        self.client, self.prefix, self.ttl_s = client, prefix, ttl_s
+        self.client, self.keys, self.ttl_s = client, keys, ttl_s
         self.cache_ms, self.cache_size, self.flush_ms = cache_ms, cache_size, flush_ms
         self.clock = clock
         self.pending: dict[str, ItemCard] = {}
@@ -55,7 +51,7 @@ class ItemCardStore:
         if self.pending:
             pipe = self.client.pipeline(transaction=False)
             for item, card in self.pending.items():
-                pipe.set(card_key(self.prefix, item), card.encode(), ex=self.ttl_s)
+                pipe.set(self.keys.card(item), card.encode(), ex=self.ttl_s)
             pipe.execute()
             self.pending.clear()
         self.last_flush = self.clock()
@@ -78,7 +74,7 @@ class ItemCardStore:
                 missing.append(item)
         if missing:
             self.flush()  # this instance's own latest counts first
-            for item, raw in zip(missing, self.client.mget([card_key(self.prefix, i) for i in missing])):
+            for item, raw in zip(missing, self.client.mget([self.keys.card(i) for i in missing])):
                 card = None
                 if raw is not None:
                     try:
@@ -90,42 +86,25 @@ class ItemCardStore:
                     found[item] = card
         return found
 
-    def list_item(self, item: str, category: str, listed_at: int) -> None:
-        key = arrivals_key(self.prefix, category)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zadd(key, {item: listed_at})
-        pipe.zremrangebyrank(key, 0, -(ARRIVALS_KEPT + 1))
-        pipe.expire(key, self.ttl_s)
-        pipe.execute()
-
-    def publish_neighbours(self, item: str, neighbours: Sequence[Neighbour]) -> None:
-        key = neighbours_key(self.prefix, item)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(key)
-        if neighbours:
-            pipe.zadd(key, {n.item_id: n.similarity for n in neighbours})
-            pipe.expire(key, self.ttl_s)
-        pipe.execute()
-
 
 class RedisSideInputs:
-    """The scorer's side inputs (operators.scorer.SideInputs) read from Redis through caches."""
+    """What a step reads of other keys (operators.steps.SideInputs), from Redis through caches."""
 
     def __init__(self, cards: ItemCardStore, top_n: int, cache_ms: int, clock: Callable[[], int] = _now_ms):
         self.card_store, self.top_n, self.cache_ms, self.clock = cards, top_n, cache_ms, clock
         self.lists: dict[str, tuple[int, list]] = {}
 
-    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
-        return self.card_store.get_many(items)
+    def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
+        return self.card_store.get_many(items, fresh=fresh)
 
     def _lists(self, category: str | None) -> dict[str, list]:
         """Trending (category and global) and new listings for a trigger, in one pipelined round
         trip for whichever of them the cache holds no fresh copy of."""
         store, now = self.card_store, self.clock()
-        keys = {"t:global": trending_keys.trending_key(store.prefix, "global")}
+        keys = {"t:global": store.keys.trending("global")}
         if category is not None:
-            keys["t:cat:" + category] = trending_keys.trending_key(store.prefix, f"cat:{category}")
-            keys["a:" + category] = arrivals_key(store.prefix, category)
+            keys["t:cat:" + category] = store.keys.trending(trending.category_scope(category))
+            keys["a:" + category] = store.keys.arrivals(category)
         stale = [name for name in keys if name not in self.lists or now - self.lists[name][0] > self.cache_ms]
         if stale:
             pipe = store.client.pipeline(transaction=False)
@@ -136,19 +115,76 @@ class RedisSideInputs:
                     pipe.zrevrange(keys[name], 0, ARRIVALS_READ - 1)
             for name, found in zip(stale, pipe.execute()):
                 if name.startswith("t:"):
-                    value = trending_keys.ranked_members(found, self.top_n)
+                    value = trending.ranked_members(found, self.top_n)
                 else:
                     value = [_text(m) for m in found]
                 self.lists[name] = (now, value)
         return {name: self.lists[name][1] for name in keys}
 
-    def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+    def trending(self, category: str | None) -> list[tuple[str, float]]:
         lists = self._lists(category)
         own = lists[f"t:cat:{category}"] if category is not None else ()
-        return trending_keys.category_then_global(own, lists["t:global"])
+        return trending.category_then_global(own, lists["t:global"])
 
-    def arrivals(self, category: str | None) -> Sequence[str]:
+    def arrivals(self, category: str | None) -> list[str]:
         return [] if category is None else self._lists(category)["a:" + category]
+
+
+class RedisEffects:
+    """Carries out the effects a step returns, in order; every write is idempotent on replay."""
+
+    def __init__(self, client, cards: ItemCardStore):
+        self.client, self.cards = client, cards
+        self.keys = cards.keys
+
+    def apply(self, effect) -> None:
+        if isinstance(effect, steps.PublishCard):
+            self.cards.publish(effect.item_id, effect.card)
+            return
+        if isinstance(effect, steps.StoreInInbox):
+            self._store_in_inbox(effect)
+            return
+        pipe = self.client.pipeline(transaction=True)
+        if isinstance(effect, steps.ListNewArrival):
+            key = self.keys.arrivals(effect.category_id)
+            pipe.zadd(key, {effect.item_id: effect.listed_at})
+            pipe.zremrangebyrank(key, 0, -(effect.keep + 1))
+            pipe.expire(key, self.cards.ttl_s)
+        elif isinstance(effect, steps.PublishNeighbours):
+            key = self.keys.neighbours(effect.item_id)
+            pipe.delete(key)
+            if effect.neighbours:
+                pipe.zadd(key, {n.item_id: n.similarity for n in effect.neighbours})
+                pipe.expire(key, self.cards.ttl_s)
+        elif isinstance(effect, steps.ReplaceValue):
+            pipe.set(effect.key, orjson.dumps(effect.value), ex=effect.ttl_s)
+        elif isinstance(effect, steps.ReplaceRanking):
+            pipe.delete(effect.key, effect.reasons_key)
+            if effect.entries:
+                pipe.zadd(effect.key, {item: score for item, score, _ in effect.entries})
+                pipe.hset(effect.reasons_key, mapping={item: reason for item, _, reason in effect.entries})
+                pipe.expire(effect.key, effect.ttl_s)
+                pipe.expire(effect.reasons_key, effect.ttl_s)
+        elif isinstance(effect, steps.DeleteKeys):
+            found = [key for pattern in effect.patterns for key in self.client.scan_iter(pattern, count=1000)]
+            pipe.delete(*effect.keys, *found)
+        else:
+            raise TypeError(f"no Redis writer for {type(effect).__name__}")
+        pipe.execute()
+
+    def _store_in_inbox(self, effect: steps.StoreInInbox) -> None:
+        notification = effect.notification
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(effect.body_key, notification.notification_id, notification.encode())
+        pipe.zadd(effect.index_key, {notification.notification_id: float(notification.source_event_time)})
+        # Keep the newest `keep` entries; bodies of dropped ids are removed with them.
+        pipe.zrange(effect.index_key, 0, -(effect.keep + 1))
+        pipe.zremrangebyrank(effect.index_key, 0, -(effect.keep + 1))
+        pipe.expire(effect.index_key, effect.ttl_s)
+        pipe.expire(effect.body_key, effect.ttl_s)
+        dropped = pipe.execute()[2]
+        if dropped:
+            self.client.hdel(effect.body_key, *dropped)
 
 
 def _text(member) -> str:

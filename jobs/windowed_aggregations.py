@@ -19,12 +19,13 @@ from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeCon
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import Schema, StreamTableEnvironment
 
-from jobs.config import JobConfig
+from config import JobConfig
 from operators import trending
-from state_schemas import codec
 from state_schemas.codec import SchemaError
-from state_schemas.events import BEHAVIOURS, BehaviourEvent, decode_event
-from state_schemas.trending import GLOBAL, BehaviourCounts, TrendingList
+from state_schemas.events import BEHAVIOURS
+from state_schemas.hops import AcceptedBehaviour
+from state_schemas.redis_keys import RedisKeys
+from state_schemas.trending import GLOBAL, BehaviourCounts, PendingRanks, TrendingList
 
 COUNTED = sorted(BEHAVIOURS)
 BEHAVIOUR_ROW = Types.ROW_NAMED(["user_scope", "item", "category", "behavior", "weight", "ts"],
@@ -40,7 +41,7 @@ KIND_COUNTS = "counts"
 
 
 class ReadBehavioursFunction(ProcessFunction):
-    """Behaviour events as flat rows for SQL; orders, feedback and erasures carry no behaviour."""
+    """Deduplicated behaviour events as flat rows for SQL."""
 
     def __init__(self, config: JobConfig):
         self.weights = dict(config.profile.event_weights)
@@ -51,15 +52,14 @@ class ReadBehavioursFunction(ProcessFunction):
 
     def process_element(self, value, ctx: ProcessFunction.Context):
         try:
-            event = decode_event(value[2])
-        except SchemaError:  # already sent to the dead-letter topic upstream
+            event = AcceptedBehaviour.decode(value[2]).event
+        except SchemaError:  # written by the user context stage: only a bug gets here
             self.unreadable.inc()
             return
-        if isinstance(event, BehaviourEvent):
-            # The user leaves Python only as a pseudonym: SQL state never holds raw ids.
-            yield Row(trending.user_counts_scope(event.user_id, self.key), event.item_id or "",
-                      event.category_id or "", event.behavior,
-                      trending.weight(event.behavior, event.item_id, self.weights), event.ts)
+        # The user leaves Python only as a pseudonym: SQL state never holds raw ids.
+        yield Row(trending.user_counts_scope(event.user_id, self.key), event.item_id or "",
+                  event.category_id or "", event.behavior,
+                  trending.weight(event.behavior, event.item_id, self.weights), event.ts)
 
 
 class AssembleTrendingLists(KeyedProcessFunction):
@@ -70,24 +70,20 @@ class AssembleTrendingLists(KeyedProcessFunction):
         self.pending = ctx.get_state(ValueStateDescriptor("pending-ranks", Types.STRING()))
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        scope, window_end, item, score = value
-        raw = self.pending.value()
-        pending = codec.loads_object(raw, "pending ranks") if raw else {}
-        pending.setdefault(str(window_end), []).append([item, score])
-        self.pending.update(codec.dumps_str(pending))
+        _, window_end, item, score = value
+        pending = trending.collect_ranked(PendingRanks.decode(self.pending.value()), window_end, item, score)
+        self.pending.update(pending.encode())
         ctx.timer_service().register_event_time_timer(window_end)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        raw = self.pending.value()
-        pending = codec.loads_object(raw, "pending ranks") if raw else {}
-        for end in sorted(int(key) for key in pending if int(key) <= timestamp):
-            ranked = pending.pop(str(end))
-            items = trending.top_items(((item, score) for item, score in ranked), len(ranked))
-            yield KIND_TRENDING, TrendingList(scope=ctx.get_current_key(), window_end=end, items=tuple(items)).encode()
-        if pending:
-            self.pending.update(codec.dumps_str(pending))
-        else:
+        pending, lists = trending.complete_lists(PendingRanks.decode(self.pending.value()), ctx.get_current_key(),
+                                                 timestamp)
+        if pending is None:
             self.pending.clear()
+        else:
+            self.pending.update(pending.encode())
+        for ranked in lists:
+            yield KIND_TRENDING, ranked.encode()
 
 
 def _epoch_ms(column: str) -> str:
@@ -115,6 +111,7 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         import redis
 
         self.client = redis.Redis.from_url(self.config.url, socket_timeout=10)
+        self.keys = RedisKeys(self.config.key_prefix)
         self.ttl_s = max(1, int(self.config.ttl_hours * 3600))
         self.written = ctx.get_metrics_group().counter("window_results_written")
 
@@ -126,12 +123,12 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         pipe = self.client.pipeline(transaction=True)
         if kind == KIND_TRENDING:
             ranked = TrendingList.decode(payload)
-            key = trending.trending_key(self.config.key_prefix, ranked.scope)
+            key = self.keys.trending(ranked.scope)
             pipe.delete(key)
             pipe.zadd(key, dict(ranked.items))
         else:
             counted = BehaviourCounts.decode(payload)
-            key = trending.counts_key(self.config.key_prefix, counted.scope, counted.window_start)
+            key = self.keys.counts(counted.scope, counted.window_start)
             pipe.delete(key)
             pipe.hset(key, mapping=counted.counts)
         pipe.expire(key, self.ttl_s)
@@ -170,8 +167,8 @@ def add_windowed_aggregations(events, config: JobConfig):
                                                ORDER BY score DESC, item ASC) AS rn FROM item_scores)
             WHERE rn <= {settings.top_n}""")).map(_ranked, output_type=RANKED)
         ranked = top if ranked is None else ranked.union(top)
-    lists = ranked.key_by(lambda r: r[0], key_type=Types.STRING()).process(AssembleTrendingLists(), output_type=WINDOW_RESULT) \
-        .name("trending lists").uid("trending-lists")
+    lists = (ranked.key_by(lambda r: r[0], key_type=Types.STRING())
+             .process(AssembleTrendingLists(), output_type=WINDOW_RESULT).name("trending lists").uid("trending-lists"))
 
     columns = ", ".join(f"SUM(CASE WHEN behavior = '{b}' THEN 1 ELSE 0 END) AS `{b}`" for b in COUNTED)
     tumble = f"TABLE(TUMBLE(TABLE behaviours, DESCRIPTOR(rt), {interval(settings.counts_window_ms)}))"

@@ -29,8 +29,9 @@ def _step(number: int, total: int, text: str) -> None:
 
 
 def demo(args) -> int:
+    from config import load_config
     from jobs import notification_job
-    from jobs.config import load_config
+    from state_schemas.redis_keys import RedisKeys
 
     from . import consumer, generator, producer, services
 
@@ -91,9 +92,10 @@ def demo(args) -> int:
           f"{len(dead_letters)} dead letters:")
     for letter in dead_letters:
         print(f"      - {letter['reason']}")
-    inbox = list(client.scan_iter(f"{DEMO_REDIS_PREFIX}:inbox:*:body", count=1000))
-    profiles = list(client.scan_iter(f"{DEMO_REDIS_PREFIX}:profile:*", count=1000))
-    trending = client.zrevrange(f"{DEMO_REDIS_PREFIX}:trending:global", 0, 4)
+    keys = RedisKeys(DEMO_REDIS_PREFIX)
+    inbox = list(client.scan_iter(keys.inbox_bodies("*"), count=1000))
+    profiles = list(client.scan_iter(keys.profile("*"), count=1000))
+    trending = client.zrevrange(keys.trending("global"), 0, 4)
     print(f"{len(inbox)} user inboxes, {len(profiles)} profiles with top-N lists in Redis ({redis_server.url}); "
           f"trending now: {', '.join(item.decode() for item in trending) or '-'}")
     if profiles:
@@ -104,8 +106,8 @@ def demo(args) -> int:
 
 
 def run_job(args) -> int:
+    from config import load_config
     from jobs import notification_job
-    from jobs.config import load_config
 
     from .services import ensure_connector_jar
 
@@ -114,7 +116,7 @@ def run_job(args) -> int:
 
 
 def produce(args) -> int:
-    from jobs.config import load_config
+    from config import load_config
 
     from . import datasets, generator, producer
 
@@ -133,7 +135,7 @@ def produce(args) -> int:
 
 
 def print_config(args) -> int:
-    from jobs.config import render_defaults
+    from config import render_defaults
 
     sys.stdout.write(render_defaults())
     return 0

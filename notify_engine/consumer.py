@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 
-from operators.push_policy import pseudonym
+from operators.privacy import pseudonym
 from state_schemas.codec import SchemaError
 from state_schemas.outputs import DeadLetter, Notification
 
@@ -136,7 +136,7 @@ def format_line(notification: Notification) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.config import load_config
+    from config import load_config
 
     parser = argparse.ArgumentParser(prog="notify-engine consume",
                                      description="Read notifications from the notifications topic.")

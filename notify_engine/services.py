@@ -250,6 +250,14 @@ class KafkaBroker:
         finally:
             admin.close()
 
+    def fresh_topics(self, prefix: str, partitions: int = 2) -> "JobTopics":
+        """A new set of the job's topics, named `<prefix><role>-<run>`, for one test or benchmark run."""
+        run = uuid.uuid4().hex[:8]
+        topics = JobTopics(events=f"{prefix}events-{run}", notifications=f"{prefix}notifications-{run}",
+                           dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}")
+        self.create_topics({topics.events: partitions, topics.notifications: partitions, topics.dead_letters: 1,
+                            topics.catalog: 1})
+        return topics
 
     def delete_topics(self, topics: list[str], timeout: float = 30.0) -> None:
         """Delete topics that exist and wait until the broker has forgotten them."""
@@ -319,6 +327,14 @@ class RedisServer:
 
     def stop(self) -> None:
         _stop_pid_file(self.pid_file)
+
+
+@dataclass(frozen=True)
+class JobTopics:
+    events: str
+    notifications: str
+    dead_letters: str
+    catalog: str
 
 
 def default_broker(port: int = 29092) -> KafkaBroker:

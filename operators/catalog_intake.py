@@ -1,29 +1,20 @@
 """Checks a raw catalogue record must pass before it is joined into item state; a failure carries the reason."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from config import CatalogConfig, IntakeConfig
 from state_schemas.codec import SchemaError
 from state_schemas.events import CatalogItem, decode_catalog_item
 
-from .intake import Rejected
-
-if TYPE_CHECKING:
-    from jobs.config import CatalogConfig, IntakeConfig
+from .intake import Rejected, check_size, check_time
 
 
-def admit_catalog(raw: bytes, now_ms: int, catalog: "CatalogConfig", limits: "IntakeConfig") -> CatalogItem:
-    if len(raw) > limits.max_payload_bytes:
-        raise Rejected(f"oversized payload: {len(raw)} bytes > {limits.max_payload_bytes}")
+def admit_catalog(raw: bytes, now_ms: int, catalog: CatalogConfig, limits: IntakeConfig) -> CatalogItem:
+    check_size(raw, limits)
     try:
         item = decode_catalog_item(raw)
     except SchemaError as exc:  # also a negative price: "field 'price' must be >= 0.0, got -1.0"
         raise Rejected(str(exc)) from None
-    if item.ts < limits.min_event_time_ms:
-        raise Rejected(f"absurd timestamp: ts={item.ts} is before {limits.min_event_time_ms}")
-    if item.ts > now_ms + limits.max_future_skew_ms:
-        raise Rejected(f"absurd timestamp: ts={item.ts} is more than {limits.max_future_skew_ms} ms "
-                       f"ahead of the clock ({now_ms})")
+    check_time(item.ts, now_ms, limits)
     if item.price > catalog.max_price:
         raise Rejected(f"absurd price: field 'price' is {item.price}, above catalog.max_price {catalog.max_price}")
     # YAML reads bare numeric ids as ints; the schema turns numeric ids into strings.

@@ -131,39 +131,3 @@ def add_vector(user: DecayedScores, item_vector: SparseVector, weight: float, no
     if len(updated) > max_terms:
         updated = dict(sorted(updated.items(), key=lambda kv: (-kv[1], kv[0]))[:max_terms])
     return DecayedScores(at=at, scores=updated)
-
-
-class Vocabulary:
-    """Document frequencies for Flink-free replays (evaluation, local pipeline, tests).
-
-    Each item is one document however often it is re-published: the helper remembers every item's
-    last term set and, when it changes, moves the item's counts from the old terms to the new ones.
-    That memory grows with the catalogue, which is fine in a replay; the Flink job counts per
-    catalogue record in keyed state instead.
-    """
-
-    __slots__ = ("documents", "document_frequency", "_item_terms")
-
-    def __init__(self) -> None:
-        self.documents = 0
-        self.document_frequency: dict[str, int] = {}
-        self._item_terms: dict[str, frozenset[str]] = {}
-
-    def observe(self, item_id: str, term_counts: Mapping[str, int]) -> None:
-        terms = frozenset(term for term, count in term_counts.items() if count > 0)
-        previous = self._item_terms.get(item_id)
-        if previous is None:
-            self.documents += 1
-            previous = frozenset()
-        for term in previous - terms:
-            remaining = self.document_frequency[term] - 1
-            if remaining:
-                self.document_frequency[term] = remaining
-            else:
-                del self.document_frequency[term]
-        for term in terms - previous:
-            self.document_frequency[term] = self.document_frequency.get(term, 0) + 1
-        self._item_terms[item_id] = terms
-
-    def vector(self, term_counts: Mapping[str, int], max_terms: int) -> tuple[tuple[str, float], ...]:
-        return tfidf_vector(term_counts, self.document_frequency, self.documents, max_terms)

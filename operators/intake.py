@@ -1,13 +1,9 @@
 """Checks a raw record must pass before it enters keyed state; a failure carries the reason."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from config import IntakeConfig
 from state_schemas.codec import SchemaError
 from state_schemas.events import InputEvent, decode_event
-
-if TYPE_CHECKING:
-    from jobs.config import IntakeConfig
 
 
 class Rejected(Exception):
@@ -18,16 +14,24 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def admit(raw: bytes, now_ms: int, limits: "IntakeConfig") -> InputEvent:
+def check_size(raw: bytes, limits: IntakeConfig) -> None:
     if len(raw) > limits.max_payload_bytes:
         raise Rejected(f"oversized payload: {len(raw)} bytes > {limits.max_payload_bytes}")
+
+
+def check_time(ts: int, now_ms: int, limits: IntakeConfig) -> None:
+    if ts < limits.min_event_time_ms:
+        raise Rejected(f"absurd timestamp: ts={ts} is before {limits.min_event_time_ms}")
+    if ts > now_ms + limits.max_future_skew_ms:
+        raise Rejected(f"absurd timestamp: ts={ts} is more than {limits.max_future_skew_ms} ms "
+                       f"ahead of the clock ({now_ms})")
+
+
+def admit(raw: bytes, now_ms: int, limits: IntakeConfig) -> InputEvent:
+    check_size(raw, limits)
     try:
         event = decode_event(raw)
     except SchemaError as exc:
         raise Rejected(str(exc)) from None
-    if event.ts < limits.min_event_time_ms:
-        raise Rejected(f"absurd timestamp: ts={event.ts} is before {limits.min_event_time_ms}")
-    if event.ts > now_ms + limits.max_future_skew_ms:
-        raise Rejected(f"absurd timestamp: ts={event.ts} is more than {limits.max_future_skew_ms} ms "
-                       f"ahead of the clock ({now_ms})")
+    check_time(event.ts, now_ms, limits)
     return event

@@ -9,65 +9,77 @@ other items' cards through a cache (`cards` below), so the core stays pure.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
+from msgspec.structs import replace
+
+from config import ItemModelConfig, ProfileConfig
 from state_schemas.events import CatalogItem
-from state_schemas.state import ItemCard, ItemModel, ItemSignal, ItemUpdate, Neighbour
+from state_schemas.hops import ItemSignal, ItemUpdate, ListedItem
+from state_schemas.state import CoCount, DecayedValue, ItemCard, ItemModel, Neighbour
+from state_schemas.units import HOUR_MS
 
 from .content import event_terms, tfidf_vector
 from .decay import decayed_add
+from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
 
-if TYPE_CHECKING:
-    from jobs.config import ItemModelConfig, ProfileConfig
-
-HOUR_MS = 3_600_000
-
-CardLookup = Callable[[Iterable[str]], Mapping[str, ItemCard]]
+CardLookup = Callable[..., Mapping[str, ItemCard]]  # (items, fresh=False) -> cards of those that have one
+ARRIVALS_KEPT = 200  # newest listings kept per category
 
 
-@dataclass(frozen=True, slots=True)
-class ItemStep:
-    state: ItemModel
-    card: ItemCard  # publish for other keys' cosine denominators and the scorer
-    signal: ItemSignal | None = None  # to the user's scorer
-    refresh_at: int | None = None  # event-time timer for recomputing the neighbours
+def step(state: ItemModel, message: ItemUpdate | ListedItem, context: StepContext) -> Step:
+    config = context.config
+    if isinstance(message, ListedItem):
+        return join_catalog(state, message.item, message.vector)
+    return update_item(state, message, context.side.cards, config.item_model, config.profile,
+                       config.catalog.terms_per_item)
 
 
-def trim_row(row: dict[str, list], cap: int) -> dict[str, list]:
+def on_timer(state: ItemModel, item_id: str, timestamp: int, context: StepContext) -> Step:
+    """Recompute the top-K with newer denominators. When a bounded stream ends, the watermark jumps
+    to the end of time: every item with a row refreshes once more, reading other items' latest counts."""
+    if not state.row:
+        return Step(state=state)
+    final = timestamp == END_OF_STREAM
+    refreshed = refresh_neighbours(state, lambda items: context.side.cards(items, fresh=final),
+                                   context.config.item_model)
+    return Step(state=refreshed, effects=(PublishNeighbours(item_id, refreshed.neighbours),))
+
+
+def trim_row(row: dict[str, CoCount], cap: int) -> dict[str, CoCount]:
     # Trim with slack so the sort runs once per many inserts, not on every event.
     if len(row) <= cap + cap // 4:
         return row
-    return dict(sorted(row.items(), key=lambda kv: (-kv[1][0], kv[0]))[:cap])
+    return dict(sorted(row.items(), key=lambda kv: (-kv[1].count, kv[0]))[:cap])
 
 
-def cosine_neighbours(row: Mapping[str, list], interactions: int, counts: Mapping[str, int],
+def cosine_neighbours(row: Mapping[str, CoCount], interactions: int, counts: Mapping[str, int],
                       k: int) -> tuple[Neighbour, ...]:
     """Top-k of the row by C[i][j] / sqrt(n_i n_j); ties by item id so replays agree."""
     scored = []
-    for other, (co_count, category) in row.items():
+    for other, entry in row.items():
         n_other = max(counts.get(other, 0), 1)
-        scored.append((co_count / math.sqrt(max(interactions, 1) * n_other), other, category))
+        scored.append((entry.count / math.sqrt(max(interactions, 1) * n_other), other, entry.category_id))
     scored.sort(key=lambda entry: (-entry[0], entry[1]))
     return tuple(Neighbour(other, category, round(sim, 9)) for sim, other, category in scored[:k])
 
 
-def next_refresh(ts: int, config: "ItemModelConfig") -> int:
+def next_refresh(ts: int, config: ItemModelConfig) -> int:
     """Coalesced: at most one refresh timer per item per interval."""
     return (ts // config.neighbour_refresh_ms + 1) * config.neighbour_refresh_ms
 
 
-def refresh_neighbours(state: ItemModel, cards: CardLookup, config: "ItemModelConfig") -> ItemModel:
+def refresh_neighbours(state: ItemModel, cards: CardLookup, config: ItemModelConfig) -> ItemModel:
     counts = {item: card.interactions for item, card in cards(state.row).items()}
     return replace(state, neighbours=cosine_neighbours(state.row, state.interactions, counts, config.neighbours))
 
 
-def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config: "ItemModelConfig",
-                profile: "ProfileConfig", terms_per_item: int) -> ItemStep:
+def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config: ItemModelConfig,
+                profile: ProfileConfig, terms_per_item: int) -> Step:
     event = update.event
-    ts = event["ts"]
-    weight = profile.event_weights.get(event["behavior"], 0.0)
-    popularity, popularity_at = decayed_add(state.popularity, state.popularity_at, weight, ts,
+    ts = event.ts
+    weight = profile.event_weights.get(event.behavior, 0.0)
+    popularity, popularity_at = decayed_add(state.popularity.value, state.popularity.at, weight, ts,
                                             config.popularity_half_life_hours * HOUR_MS)
     row, interactions = state.row, state.interactions
     if not update.repeat:
@@ -76,42 +88,44 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
             row = dict(row)
             for other, category in update.history:
                 entry = row.get(other)
-                row[other] = [entry[0] + 1, category or entry[1]] if entry else [1, category]
+                row[other] = CoCount(entry.count + 1, category or entry.category_id) if entry else CoCount(1, category)
             row = trim_row(row, config.row_cap)
+    listed = state.listed_at is not None
     new_state = replace(
         state,
         # The catalogue is the authority on an item's facts; events fill in for items it has not listed.
-        category_id=state.category_id if state.listed_at is not None else event.get("category_id") or state.category_id,
-        price=state.price if state.listed_at is not None else event.get("price", state.price),
-        brand=state.brand if state.listed_at is not None else event.get("brand") or state.brand,
+        category_id=state.category_id if listed else event.category_id or state.category_id,
+        price=state.price if listed or event.price is None else event.price,
+        brand=state.brand if listed else event.brand or state.brand,
         interactions=interactions,
-        popularity=popularity,
-        popularity_at=popularity_at,
+        popularity=DecayedValue(popularity, popularity_at),
         row=row,
     )
     facts = (new_state.category_id, new_state.brand, new_state.price)
-    if new_state.listed_at is None and (facts != (state.category_id, state.brand, state.price) or not state.vector):
+    if not listed and (facts != (state.category_id, state.brand, state.price) or not state.vector):
         # Not in the catalogue (yet): a content vector from the facts events carry, so content
         # scoring still works; no IDF, since document frequencies come with catalogue records.
         new_state = replace(new_state, vector=tfidf_vector(event_terms(*facts), {}, 0, terms_per_item))
     if update.trigger and new_state.row:
         new_state = refresh_neighbours(new_state, cards, config)
-    enriched = dict(event)
-    for name, value in (("category_id", new_state.category_id), ("brand", new_state.brand),
-                        ("price", new_state.price)):
-        if value is not None:
-            enriched[name] = value
+    enriched = replace(event, **{name: value for name, value in (
+        ("category_id", new_state.category_id), ("brand", new_state.brand), ("price", new_state.price))
+        if value is not None})
     card = new_state.card()
     signal = ItemSignal(event=enriched, card=card, trigger=update.trigger,
                         neighbours=new_state.neighbours if update.trigger else (), summary=update.summary)
-    refresh = next_refresh(ts, config) if row is not state.row else None
-    return ItemStep(state=new_state, card=card, signal=signal, refresh_at=refresh)
+    # Coalesced: at most one refresh per item per interval, and one more when a bounded stream ends.
+    timers = (next_refresh(ts, config), END_OF_STREAM) if row is not state.row else ()
+    return Step(state=new_state, emit=(signal,), effects=(PublishCard(event.item_id, card),), timers=timers,
+                counts=() if listed else ("events_for_unlisted_items",))
 
 
-def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, float], ...]) -> ItemStep:
-    """A catalogue record replaces the item's facts; an older record than the one held is ignored."""
+def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, float], ...]) -> Step:
+    """A catalogue record replaces the item's facts and lists it among its category's arrivals; an
+    older record than the one held is ignored."""
     if state.listed_at is not None and item.ts < state.listed_at:
-        return ItemStep(state=state, card=state.card())
+        return Step(state=state)
     new_state = replace(state, category_id=item.category_id, price=item.price, brand=item.brand, title=item.title,
                         stock=item.stock, listed_at=item.ts, vector=vector)
-    return ItemStep(state=new_state, card=new_state.card())
+    return Step(state=new_state, effects=(PublishCard(item.item_id, new_state.card()),
+                                          ListNewArrival(item.item_id, item.category_id, item.ts, ARRIVALS_KEPT)))

@@ -1,28 +1,31 @@
-"""The job's dataflow without Flink: admit -> user context -> (segmenter) -> item model -> scorer.
+"""The job's dataflow without Flink: the same stages, steps and messages, routed in one process.
 
-It calls the same core functions and stores the same versioned state encodings as the Flink
-shells, one event at a time, over any key-value store. Side inputs that the job reads from Redis
-(item cards, trending, new listings) come from memory here and are always fresh, so at
-parallelism 1 the job and this pipeline agree whenever the job's caches are fresh too. Benchmarks
-use it as the Python ceiling; `make eval` replays real logs through it.
+Every message goes where it names (`DESTINATION`, `routing_key`), encoded and decoded as it is
+across Flink's keyed shuffles, to the stage `operators.topology` names; each Step is carried out
+as the Flink shell carries it out (state, timers, counters, effects, emitted messages). Nothing
+here decides anything, so this twin cannot drift from the job. Side inputs that the job reads from
+Redis (item cards, trending, new listings) live in memory here and are always fresh, so at
+parallelism 1 the job and this pipeline agree whenever the job's caches are fresh too.
+Benchmarks use it as the Python ceiling; `make eval` replays real logs through it.
 """
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol
 
+from config import JobConfig
 from state_schemas import codec
-from state_schemas.events import CatalogItem, decode_event
-from state_schemas.outputs import DeadLetter, Notification, ServingRecord
-from state_schemas.segments import SegmentAssignment, SegmentModel, SegmentUpdate
-from state_schemas.state import ItemCard, ItemModel, ItemSignal, ItemUpdate, ListedItem, PushState, UserContext
+from state_schemas.hops import CATALOG_TERMS, USER_CONTEXT, WINDOWS
+from state_schemas.outputs import DeadLetter, Notification
+from state_schemas.state import ItemCard, Neighbour
 
-from . import catalog_intake, intake, item_model, push_policy, segments, user_context
-from .content import Vocabulary, item_terms, tfidf_vector
+from . import catalog_intake, intake
+from .catalog import VocabularyView
+from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
+from .topology import STAGES, Stage
 from .trending import TrendingWindows, category_then_global, last_window_end
-
-if TYPE_CHECKING:
-    from jobs.config import JobConfig
 
 ARRIVALS_READ = 20
 
@@ -47,27 +50,28 @@ class DictStore(dict):
 class Outputs:
     notifications: list[Notification] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    serving: list[ServingRecord] = field(default_factory=list)
+    serving: list = field(default_factory=list)  # the serving effects (inbox, profile, top-N, erasure), in order
 
 
 class MemorySideInputs:
     """Item cards, trending and new listings as the job's Redis side inputs hold them, kept in memory."""
 
-    def __init__(self, config: "JobConfig"):
+    def __init__(self, config: JobConfig):
         self.top_n = config.trending.top_n
         self.item_cards: dict[str, ItemCard] = {}
+        self.neighbours: dict[str, tuple[Neighbour, ...]] = {}
         self.windows = TrendingWindows(config.trending.window_ms, config.trending.slide_ms,
                                        config.profile.event_weights)
         self.listings: dict[str, dict[str, int]] = {}
         self.now = 0
         self.window_ms, self.slide_ms = config.trending.window_ms, config.trending.slide_ms
         self.trending_end, self.trending_lists = None, {}
-        self.trending_enabled = config.trending.enabled and config.redis.enabled
+        self.trending_enabled = config.windows_enabled
 
-    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
+    def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return {item: self.item_cards[item] for item in items if item in self.item_cards}
 
-    def trending(self, category: str | None) -> Sequence[tuple[str, float]]:
+    def trending(self, category: str | None) -> list[tuple[str, float]]:
         if not self.trending_enabled:  # the job writes no lists then, so its scorer reads none
             return []
         # Lists change only when a window ends, as the job's Redis lists do: computed once per window.
@@ -77,39 +81,47 @@ class MemorySideInputs:
         own = self.trending_lists.get(category, ()) if category is not None else ()
         return category_then_global(own, self.trending_lists.get(None, ()))
 
-    def arrivals(self, category: str | None) -> Sequence[str]:
+    def arrivals(self, category: str | None) -> list[str]:
         listed = self.listings.get(category or "", {})
         return [item for item, _ in sorted(listed.items(), key=lambda kv: (-kv[1], kv[0]))[:ARRIVALS_READ]]
 
+    def apply(self, effect) -> bool:
+        """Carry out an effect on the read model; False for effects on the serving store."""
+        if isinstance(effect, PublishCard):
+            self.item_cards[effect.item_id] = effect.card
+        elif isinstance(effect, ListNewArrival):
+            listed = self.listings.setdefault(effect.category_id, {})
+            listed[effect.item_id] = effect.listed_at
+            if len(listed) > effect.keep:
+                del listed[min(listed, key=lambda item: (listed[item], item))]
+        elif isinstance(effect, PublishNeighbours):
+            self.neighbours[effect.item_id] = effect.neighbours
+        else:
+            return False
+        return True
+
 
 class LocalPipeline:
-    def __init__(self, config: "JobConfig", store: StateStore):
+    def __init__(self, config: JobConfig, store: StateStore):
         self.config = config
         self.store = store
         self.side = MemorySideInputs(config)
-        self.vocabulary = Vocabulary()
+        self.counters: Counter[str] = Counter()
+        self.timers: list[tuple[int, str, str]] = []  # (time, stage, key), a heap
+        self.pending_timers: set[tuple[int, str, str]] = set()  # one timer per key and time, as in Flink
+        self.max_event_time: int | None = None
 
+    # ------------------------------------------------------------------------------ the sources
     def process(self, raw: bytes, now_ms: int, out: Outputs) -> None:
         try:
             event = intake.admit(raw, now_ms, self.config.intake)
         except intake.Rejected as rejection:
             out.dead_letters.append(DeadLetter(reason=rejection.reason, stage="admit", raw=raw, rejected_at=now_ms))
             return
-        if getattr(event, "item_id", None) is not None:
-            self.side.windows.observe(event.item_id, event.category_id, event.behavior, event.ts)
         self.side.now = max(self.side.now, event.ts)
-        # Hops exchange encoded records, as they do across Flink's keyed shuffles.
-        user_key = "u:" + event.user_id
-        step = user_context.observe(UserContext.decode(self.store.get(user_key)),
-                                    decode_event(codec.dumps_str(event.to_dict())),
-                                    self.config.intake, self.config.profile, self.config.segments)
-        self._store(user_key, step.state)
-        if step.to_segmenter is not None:
-            self._segmenter(step.to_segmenter.encode(), now_ms, out)
-        if step.to_item_hop is not None:
-            self._item_hop(step.to_item_hop.encode(), now_ms, out)
-        if step.to_push_hop is not None:
-            self._push_hop(event.user_id, decode_event(codec.dumps_str(step.to_push_hop.to_dict())), now_ms, out)
+        self._send(USER_CONTEXT, event, now_ms, out)
+        self.max_event_time = event.ts if self.max_event_time is None else max(self.max_event_time, event.ts)
+        self._fire_timers(self.max_event_time - self.config.intake.out_of_orderness_ms - 1, now_ms, out)
 
     def process_catalog(self, raw: bytes, now_ms: int, out: Outputs) -> None:
         try:
@@ -118,51 +130,75 @@ class LocalPipeline:
             out.dead_letters.append(DeadLetter(reason=rejection.reason, stage="admit-catalog", raw=raw,
                                                rejected_at=now_ms))
             return
-        terms = item_terms(item)
-        self.vocabulary.observe(item.item_id, terms)
-        vector = tfidf_vector(terms, self.vocabulary.document_frequency, self.vocabulary.documents,
-                              self.config.catalog.terms_per_item)
-        listed = ListedItem.decode(ListedItem(item=item.to_dict(), vector=vector).encode())
-        item_key = "i:" + item.item_id
-        step = item_model.join_catalog(ItemModel.decode(self.store.get(item_key)),
-                                       CatalogItem.from_dict(listed.item), listed.vector)
-        self.store.set(item_key, step.state.encode())
-        self.side.item_cards[item.item_id] = step.card
-        self.side.listings.setdefault(item.category_id, {})[item.item_id] = item.ts
+        self._send(CATALOG_TERMS, item, now_ms, out)
 
-    def _segmenter(self, payload: str, now_ms: int, out: Outputs) -> None:
-        raw = self.store.get("segments")
-        model = SegmentModel.decode(raw) if raw is not None else SegmentModel()
-        model, assignment = segments.update_segments(model, SegmentUpdate.decode(payload), self.config.segments)
-        self.store.set("segments", model.encode())
-        self._push_hop(assignment.user_id, SegmentAssignment.decode(assignment.encode()), now_ms, out)
+    def finish(self, now_ms: int, out: Outputs) -> None:
+        """The end of a bounded input: the watermark jumps to the end of time and every timer fires."""
+        self._fire_timers(2 ** 63 - 1, now_ms, out)
 
-    def _item_hop(self, payload: str, now_ms: int, out: Outputs) -> None:
-        update = ItemUpdate.decode(payload)
-        item_key = "i:" + update.event["item_id"]
-        step = item_model.update_item(ItemModel.decode(self.store.get(item_key)), update, self.side.cards,
-                                      self.config.item_model, self.config.profile, self.config.catalog.terms_per_item)
-        self.store.set(item_key, step.state.encode())
-        self.side.item_cards[update.event["item_id"]] = step.card
-        if step.signal is not None:
-            self._push_hop(update.event["user_id"], ItemSignal.decode(step.signal.encode()), now_ms, out)
+    def state(self, stage_name: str, key: str):
+        """One key's state as a stage holds it (the empty record if it has none)."""
+        return STAGES[stage_name].state.decode(self.store.get(f"{stage_name}:{key}"))
 
-    def neighbours(self, item_id: str):
-        """An item's top-K with the denominators as they are now (what the job's final refresh computes)."""
-        state = ItemModel.decode(self.store.get("i:" + item_id))
-        return item_model.refresh_neighbours(state, self.side.cards, self.config.item_model).neighbours
+    # ------------------------------------------------------------------------------ routing
+    def _send(self, destination: str, message, now_ms: int, out: Outputs) -> None:
+        if isinstance(message, Notification):
+            out.notifications.append(message)
+            return
+        if destination == WINDOWS:
+            event = message.event
+            self.side.windows.observe(event.item_id, event.category_id, event.behavior, event.ts)
+            return
+        stage = STAGES[destination]
+        # Encoded and decoded as across a keyed shuffle, so both the codec and its cost are the job's.
+        message = codec.decode(message.encode(), stage.accepts, stage.name)
+        key = message.routing_key
+        context = StepContext(now=now_ms, side=self.side, config=self.config)
+        loaded = self._load(stage, key)
+        self._apply(stage, key, loaded, stage.step(loaded, message, context), now_ms, out)
 
-    def _push_hop(self, user_id: str, message, now_ms: int, out: Outputs) -> None:
-        push_key = "p:" + user_id
-        step = push_policy.handle(PushState.decode(self.store.get(push_key)), message, user_id, now_ms,
-                                  self.side, self.config)
-        self._store(push_key, step.state)
-        out.serving.extend(step.serving)
-        if step.notification is not None:
-            out.notifications.append(step.notification)
+    def _fire_timers(self, watermark: int, now_ms: int, out: Outputs) -> None:
+        while self.timers and self.timers[0][0] <= watermark:
+            timer = heapq.heappop(self.timers)
+            self.pending_timers.discard(timer)
+            timestamp, name, key = timer
+            stage = STAGES[name]
+            loaded = self._load(stage, key)
+            context = StepContext(now=now_ms, side=self.side, config=self.config)
+            self._apply(stage, key, loaded, stage.on_timer(loaded, key, timestamp, context), now_ms, out)
 
-    def _store(self, key: str, state) -> None:
-        if state is None:
-            self.store.delete(key)
+    def _apply(self, stage: Stage, key: str, loaded, step: Step, now_ms: int, out: Outputs) -> None:
+        if step.state is not loaded:
+            self._store(stage, key, step.state)
+        for timestamp in step.timers:
+            timer = (timestamp, stage.name, key)
+            if timer not in self.pending_timers:
+                self.pending_timers.add(timer)
+                heapq.heappush(self.timers, timer)
+        self.counters.update(step.counts)
+        for effect in step.effects:
+            if not self.side.apply(effect):
+                out.serving.append(effect)
+        for message in step.emit:
+            self._send(getattr(message, "DESTINATION", None), message, now_ms, out)
+
+    # ------------------------------------------------------------------------------ state
+    def _load(self, stage: Stage, key: str):
+        if stage.state is None:  # the vocabulary: a document count and frequencies read term by term
+            documents = self.store.get(f"{stage.name}:documents")
+            return VocabularyView(int(documents or 0), lambda term: int(self.store.get(f"{stage.name}:df:{term}")
+                                                                        or 0))
+        return stage.state.decode(self.store.get(f"{stage.name}:{key}"))
+
+    def _store(self, stage: Stage, key: str, state) -> None:
+        if stage.state is None:
+            self.store.set(f"{stage.name}:documents", str(state.documents))
+            for term, frequency in state.frequencies.items():
+                if frequency:
+                    self.store.set(f"{stage.name}:df:{term}", str(frequency))
+                else:
+                    self.store.delete(f"{stage.name}:df:{term}")
+        elif state is None:
+            self.store.delete(f"{stage.name}:{key}")
         else:
-            self.store.set(key, state.encode())
+            self.store.set(f"{stage.name}:{key}", state.encode())

@@ -2,29 +2,29 @@
 
 Transactional notifications (shipping, delivery, price drops) outrank marketing: they have their
 own cap, are never blocked by the marketing cap, and are deduplicated per order and status.
+Every notification goes to the user's inbox too; each trigger replaces the user's served profile
+and top-N; an erasure clears the state and deletes everything served about the user.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from msgspec.structs import replace
+
+from config import JobConfig, PolicyConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.outputs import Notification, ServingRecord
-from state_schemas.segments import SegmentAssignment
-from state_schemas.state import ItemSignal, PushState
+from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment
+from state_schemas.outputs import Notification
+from state_schemas.redis_keys import RedisKeys
+from state_schemas.state import PushState, RecentSend
+from state_schemas.units import DAY_MS, HOUR_MS, MINUTE_MS
 
 from .content import add_vector
-from .scorer import SideInputs, rank
+from .privacy import notification_id, pseudonym
+from .scorer import rank
+from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox
 
-if TYPE_CHECKING:
-    from jobs.config import JobConfig, PolicyConfig
-
-HOUR_MS = 3_600_000
 CONTENT_TERMS_SERVED = 10
-
-DAY_MS = 86_400_000
 RECENT_ITEMS_KEPT = 100
 TRANSACTIONAL_KEYS_KEPT = 100
 
@@ -38,66 +38,101 @@ TRANSACTIONAL_TEMPLATES = {
 }
 
 
-def pseudonym(user_id: str, key: str) -> str:
-    """A stable keyed pseudonym: outputs and logs never carry the raw user id."""
-    return hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()[:20]
+def step(state: PushState, message, context: StepContext) -> Step:
+    return handle(state, message, message.routing_key, context.now, context.side, context.config)
 
 
-def notification_id(user_pseudonym: str, source_event_id: str, kind: str) -> str:
-    """Deterministic, so a replay after a failure produces the same id and consumers can dedup. Built
-    from the keyed pseudonym: a hash of the raw id could be matched against a list of user ids."""
-    return hashlib.sha256(f"{user_pseudonym}\x1f{source_event_id}\x1f{kind}".encode()).hexdigest()[:24]
+def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs, config: JobConfig) -> Step:
+    """One message reaching this hop: an item signal, a segment, or an order, feedback or erasure."""
+    if isinstance(message, ItemSignal):
+        return observe_item(state, message, user_id, created_at, side, config)
+    if isinstance(message, SegmentAssignment):
+        return Step(state=replace(state, segment=message.segment, segment_trend=message.trend))
+    if not isinstance(message, AccountEvent):
+        raise ValueError(f"push policy got an unexpected {type(message).__name__}")
+    event = message.event
+    if isinstance(event, ErasureRequest):
+        return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
+    if isinstance(event, FeedbackEvent):
+        return apply_feedback(state, event)
+    decision = decide_transactional(state, event, created_at, config.policy, config.privacy.pseudonym_key)
+    return _outcome(decision, config.redis)
 
 
-@dataclass(frozen=True, slots=True)
-class PushStep:
-    state: PushState | None  # None: clear the user's state
-    notification: Notification | None = None
-    suppressed: str | None = None  # why nothing was sent, for counters
-    serving: tuple[ServingRecord, ...] = ()
+def erase(user: str, redis: RedisConfig) -> Step:
+    """Forget the user: clear the state and delete everything served under the pseudonym."""
+    keys = RedisKeys(redis.key_prefix)
+    return Step(state=CLEAR, effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),))
 
 
-def _local_day(now: int, config: "PolicyConfig") -> int:
-    return (now + config.utc_offset_minutes * 60_000) // DAY_MS
+def _outcome(decision: "Decision", redis: RedisConfig, serving: tuple = ()) -> Step:
+    """What a decision does: a notification goes out, and into the user's inbox when inboxes are kept;
+    a suppression is counted by its reason. The served profile and top-N go first, as they are computed."""
+    if decision.notification is None:
+        return Step(state=decision.state, effects=serving,
+                    counts=("notifications_suppressed", f"suppressed_{decision.suppressed}"))
+    inbox = (store_in_inbox(decision.notification, redis),) if redis.enabled else ()
+    return Step(state=decision.state, emit=(decision.notification,), effects=serving + inbox,
+                counts=("notifications_sent", f"sent_{decision.notification.kind}"))
 
 
-def _roll_marketing_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
+def store_in_inbox(notification: Notification, redis: RedisConfig) -> StoreInInbox:
+    """Idempotent: the member is the deterministic notification id, so a replay rewrites the same entry."""
+    keys = RedisKeys(redis.key_prefix)
+    return StoreInInbox(index_key=keys.inbox(notification.user), body_key=keys.inbox_bodies(notification.user),
+                        notification=notification, keep=redis.inbox_size, ttl_s=int(redis.ttl_hours * 3600))
+
+
+def _local_day(now: int, config: PolicyConfig) -> int:
+    return (now + config.utc_offset_minutes * MINUTE_MS) // DAY_MS
+
+
+def _roll_marketing_day(state: PushState, now: int, config: PolicyConfig) -> PushState:
     day = _local_day(now, config)
     if day <= state.marketing_day:  # a late event counts against the current day, never reopens an old one
         return state
     return replace(state, marketing_day=day, marketing_today=0)
 
 
-def _roll_transactional_day(state: PushState, now: int, config: "PolicyConfig") -> PushState:
+def _roll_transactional_day(state: PushState, now: int, config: PolicyConfig) -> PushState:
     day = _local_day(now, config)
     if day <= state.transactional_day:
         return state
     return replace(state, transactional_day=day, transactional_today=0)
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether one candidate message goes out: the new state, and the notification or why not."""
+
+    state: PushState
+    notification: Notification | None = None
+    suppressed: str | None = None  # the reason, for counters
+
+
 def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: int, created_at: int, user: str,
-                     config: "PolicyConfig") -> PushStep:
+                     config: PolicyConfig) -> Decision:
     """`now` is the trigger's event time (caps replay deterministically); `created_at` the wall clock."""
     state = _roll_marketing_day(state, now, config)
     if state.opted_out:
-        return PushStep(state=state, suppressed="opted_out")
+        return Decision(state, suppressed="opted_out")
     if state.marketing_today >= config.daily_marketing_cap:
-        return PushStep(state=state, suppressed="daily_cap")
+        return Decision(state, suppressed="daily_cap")
     if state.last_marketing_ts is not None and now - state.last_marketing_ts < config.min_marketing_gap_ms:
-        return PushStep(state=state, suppressed="min_gap")
+        return Decision(state, suppressed="min_gap")
     day = _local_day(now, config)
     if (day < state.marketing_day and state.last_marketing_ts is not None
             and _local_day(state.last_marketing_ts, config) >= day):
         # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
         # so that day is known to be unused only if the last send was before it.
-        return PushStep(state=state, suppressed="late_day")
+        return Decision(state, suppressed="late_day")
     chosen = [entry for entry in ranked if entry.score >= config.min_score][: config.items_per_notification]
     if not chosen:
-        return PushStep(state=state, suppressed="no_candidate")
+        return Decision(state, suppressed="no_candidate")
     event = signal.event
     item_ids = tuple(entry.item_id for entry in chosen)
     notification = Notification(
-        notification_id=notification_id(user, event["event_id"], "marketing"),
+        notification_id=notification_id(user, event.event_id, "marketing"),
         user=user,
         channel=config.channel,
         kind="marketing",
@@ -106,20 +141,21 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
         item_ids=item_ids,
         reason=chosen[0].reason,
         created_at=created_at,
-        source_event_time=event["ts"],
-        source_event_id=event["event_id"],
+        source_event_time=event.ts,
+        source_event_id=event.event_id,
         score=chosen[0].score,
     )
-    recent = {k: v for k, v in state.recent_items.items() if now - v[0] < config.renotify_cooldown_ms}
-    recent.update({entry.item_id: [now, entry.category_id] for entry in chosen})
+    recent = {k: v for k, v in state.recent_items.items() if now - v.at < config.renotify_cooldown_ms}
+    recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
     if len(recent) > RECENT_ITEMS_KEPT:
-        recent = dict(sorted(recent.items(), key=lambda kv: kv[1][0])[-RECENT_ITEMS_KEPT:])
+        recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
                         recent_items=recent)
-    return PushStep(state=new_state, notification=notification)
+    return Decision(new_state, notification=notification)
 
 
-def serving_records(state: PushState, signal: ItemSignal, ranked: list, user: str, top_n: int) -> tuple:
+def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, config: JobConfig) -> tuple:
+    """The user's served profile and top-N, replaced as a whole on each trigger."""
     summary = signal.summary
     profile = {
         "categories": summary.categories, "brands": summary.brands, "price_bands": summary.price_bands,
@@ -127,41 +163,42 @@ def serving_records(state: PushState, signal: ItemSignal, ranked: list, user: st
         "content": sorted(state.content.scores.items(), key=lambda kv: (-kv[1], kv[0]))[:CONTENT_TERMS_SERVED],
         "segment": state.segment,
     }
-    top = {"items": [[entry.item_id, round(entry.score, 6), entry.reason] for entry in ranked[:top_n]]}
-    at = signal.event["ts"]
-    return (ServingRecord("profile", user, at, profile), ServingRecord("topn", user, at, top))
+    keys, ttl_s = RedisKeys(config.redis.key_prefix), int(config.redis.ttl_hours * 3600)
+    top = tuple((entry.item_id, round(entry.score, 6), entry.reason) for entry in ranked[:config.scoring.top_n])
+    return (ReplaceValue(keys.profile(user), profile, ttl_s),
+            ReplaceRanking(keys.top_n(user), keys.top_n_reasons(user), top, ttl_s))
 
 
 def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,
-                 config: "JobConfig") -> PushStep:
+                 config: JobConfig) -> Step:
     """Every behaviour event moves the content vector; a trigger is also scored and may be sent."""
     event = signal.event
-    weight = config.profile.event_weights.get(event["behavior"], 0.0)
+    weight = config.profile.event_weights.get(event.behavior, 0.0)
     if signal.card.vector and weight > 0:
-        content = add_vector(state.content, signal.card.vector, weight, event["ts"],
+        content = add_vector(state.content, signal.card.vector, weight, event.ts,
                              config.catalog.content_half_life_hours * HOUR_MS, config.catalog.content_terms_per_user)
         state = replace(state, content=content)
     if not signal.trigger:
-        return PushStep(state=state)
+        return Step(state=state)
     user = pseudonym(user_id, config.privacy.pseudonym_key)
-    ranked = rank(signal, state, side, event["ts"], config.scoring, config.policy)
-    step = decide_marketing(state, signal, ranked, event["ts"], created_at, user, config.policy)
-    serving = serving_records(step.state, signal, ranked, user, config.scoring.top_n) if signal.summary else ()
-    return replace(step, serving=serving)
+    ranked = rank(signal, state, side, event.ts, config.scoring, config.policy)
+    decision = decide_marketing(state, signal, ranked, event.ts, created_at, user, config.policy)
+    served = serving(decision.state, signal, ranked, user, config) if signal.summary else ()
+    return _outcome(decision, config.redis, served)
 
 
-def decide_transactional(state: PushState, event: OrderEvent, created_at: int, config: "PolicyConfig",
-                         pseudonym_key: str) -> PushStep:
+def decide_transactional(state: PushState, event: OrderEvent, created_at: int, config: PolicyConfig,
+                         pseudonym_key: str) -> Decision:
     now = event.ts
     state = _roll_transactional_day(state, now, config)
     template = TRANSACTIONAL_TEMPLATES.get(event.status)
     if template is None:  # placed / paid: the shop's own confirmation covers these
-        return PushStep(state=state, suppressed="not_notified_status")
+        return Decision(state, suppressed="not_notified_status")
     key = f"{event.order_id}:{event.status}"
     if key in state.transactional_keys:
-        return PushStep(state=state, suppressed="duplicate_status")
+        return Decision(state, suppressed="duplicate_status")
     if state.transactional_today >= config.daily_transactional_cap:
-        return PushStep(state=state, suppressed="transactional_cap")
+        return Decision(state, suppressed="transactional_cap")
     title, body = template
     carrier = f" with {event.carrier}" if event.carrier else ""
     user = pseudonym(event.user_id, pseudonym_key)
@@ -184,29 +221,12 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, c
     if len(keys) > TRANSACTIONAL_KEYS_KEPT:
         keys = dict(sorted(keys.items(), key=lambda kv: kv[1])[-TRANSACTIONAL_KEYS_KEPT:])
     new_state = replace(state, transactional_today=state.transactional_today + 1, transactional_keys=keys)
-    return PushStep(state=new_state, notification=notification)
+    return Decision(new_state, notification=notification)
 
 
-def apply_feedback(state: PushState, event: FeedbackEvent) -> PushStep:
+def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
     if event.action == "unsubscribe":
-        return PushStep(state=replace(state, opted_out=True))
+        return Step(state=replace(state, opted_out=True))
     if event.action == "resubscribe":
-        return PushStep(state=replace(state, opted_out=False))
-    return PushStep(state=state)
-
-
-def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs,
-           config: "JobConfig") -> PushStep:
-    """One message reaching this hop: an item signal, a segment, an order event, feedback or an erasure."""
-    if isinstance(message, ItemSignal):
-        return observe_item(state, message, user_id, created_at, side, config)
-    if isinstance(message, SegmentAssignment):
-        return PushStep(state=replace(state, segment=message.segment, segment_trend=message.trend))
-    if isinstance(message, ErasureRequest):
-        erase = ServingRecord("erase", pseudonym(user_id, config.privacy.pseudonym_key), message.ts, {})
-        return PushStep(state=None, serving=(erase,))
-    if isinstance(message, FeedbackEvent):
-        return apply_feedback(state, message)
-    if isinstance(message, OrderEvent):
-        return decide_transactional(state, message, created_at, config.policy, config.privacy.pseudonym_key)
-    raise ValueError(f"push policy got an unexpected {type(message).__name__}")
+        return Step(state=replace(state, opted_out=False))
+    return Step(state=state)

@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
+from typing import Iterable
 
-from state_schemas.state import ItemCard, ItemSignal, PushState
+from config import PolicyConfig, ScoringConfig
+from state_schemas.events import BehaviourEvent
+from state_schemas.hops import ItemSignal
+from state_schemas.state import ItemCard, PushState
 
 from .content import cosine
-
-if TYPE_CHECKING:
-    from jobs.config import PolicyConfig, ScoringConfig
+from .steps import SideInputs
 
 SIGNALS = ("cf", "content", "segment", "popularity", "affinity")
 VERBS = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought", "click": "looked at"}
-
-
-class SideInputs(Protocol):
-    """What the scorer reads of other keys: cards of candidate items and two small global lists."""
-
-    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]: ...
-
-    def trending(self, category: str | None) -> Sequence[tuple[str, float]]: ...  # strongest first
-
-    def arrivals(self, category: str | None) -> Sequence[str]: ...  # newest catalogue listings, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +40,9 @@ def _normalised(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {item: score / top for item, score in pairs}
 
 
-def _reason(signal: str, event: dict, trigger_title: str | None, card: ItemCard, content_terms) -> str:
+def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, card: ItemCard, content_terms) -> str:
     if signal == "cf":
-        return f"because you {VERBS.get(event['behavior'], 'viewed')} {trigger_title or 'item ' + event['item_id']}"
+        return f"because you {VERBS.get(event.behavior, 'viewed')} {trigger_title or 'item ' + event.item_id}"
     if signal == "content":
         shared = [term for term, _ in card.vector if term in content_terms and not term.startswith("price:")]
         return f"matches what you like ({shared[0].split(':')[-1]})" if shared else "matches what you like"
@@ -62,14 +53,14 @@ def _reason(signal: str, event: dict, trigger_title: str | None, card: ItemCard,
     return "from a category you shop often"
 
 
-def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scoring: "ScoringConfig",
-         policy: "PolicyConfig") -> list[Scored]:
+def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scoring: ScoringConfig,
+         policy: PolicyConfig) -> list[Scored]:
     """All admissible candidates for a trigger, best first, with the diversity penalty applied greedily."""
     event = signal.event
-    trigger, category = event["item_id"], signal.card.category_id
+    trigger, category = event.item_id, signal.card.category_id
     summary = signal.summary
     excluded = {trigger, *(summary.purchased if summary else ())}
-    recent = {item: entry for item, entry in state.recent_items.items() if now - entry[0] < policy.renotify_cooldown_ms}
+    recent = {item: entry for item, entry in state.recent_items.items() if now - entry.at < policy.renotify_cooldown_ms}
     cf = _normalised((n.item_id, n.similarity) for n in signal.neighbours)
     segment = dict(state.segment_trend)
     trending = _normalised(side.trending(category))
@@ -80,7 +71,7 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
     content = state.content.scores
     weights = (scoring.weight_cf, scoring.weight_content, scoring.weight_segment, scoring.weight_popularity,
                scoring.weight_affinity)
-    sent_categories = [entry[1] for entry in recent.values() if entry[1] is not None]
+    sent_categories = [entry.category_id for entry in recent.values() if entry.category_id is not None]
     scored = []
     for item in pool:
         card = cards.get(item) or ItemCard()

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from state_schemas.segments import SegmentAssignment, SegmentModel, SegmentUpdate
+from config import SegmentConfig
+from state_schemas.hops import SegmentAssignment, SegmentUpdate
+from state_schemas.segments import SegmentModel
 from state_schemas.state import DecayedScores
+from state_schemas.units import HOUR_MS
 
 from .decay import decay_factor, top_scores
-
-if TYPE_CHECKING:
-    from jobs.config import SegmentConfig
-
-HOUR_MS = 3_600_000
+from .steps import Step, StepContext
 # Vectors closer than this (squared distance) are one point for seeding: a repeated profile must
 # not take a second segment. Profile vectors are unit length, so this is far below any real difference.
 SEED_EPSILON = 1e-9
@@ -106,8 +105,13 @@ def _cheapest_merge(centroids: Sequence[Sequence[float]], weights: Sequence[floa
                for i in range(len(centroids)) for j in range(i + 1, len(centroids)))
 
 
+def step(model: SegmentModel, message: SegmentUpdate, context: StepContext) -> Step:
+    model, assignment = update_segments(model, message, context.config.segments)
+    return Step(state=model, emit=(assignment,))
+
+
 def update_segments(model: SegmentModel, message: SegmentUpdate,
-                    config: "SegmentConfig") -> tuple[SegmentModel, SegmentAssignment]:
+                    config: SegmentConfig) -> tuple[SegmentModel, SegmentAssignment]:
     """Assign the user to a segment, move the model, and say what the segment is trending on.
 
     A zero vector (a user without a profile yet) has no position: nothing moves, and the user is

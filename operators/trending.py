@@ -1,7 +1,7 @@
 """Trending items and behaviour counts over event-time windows.
 
-The rules the Flink windows follow (weights, category, ranking, Redis keys), the reader the
-scorer uses, and `TrendingWindows`: the same sliding windows in memory for Flink-free replays.
+The rules the Flink windows follow (weights, category, ranking, scopes), and `TrendingWindows`:
+the same sliding windows in memory for Flink-free replays.
 Windows are Flink's with offset 0: sliding windows [start, start + window_ms) with start a
 multiple of slide_ms, tumbling windows [start, start + size) with start a multiple of size.
 """
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
-from operators.push_policy import pseudonym
-from state_schemas.trending import (CATEGORY_COUNTS_PREFIX, CATEGORY_PREFIX, UNCATEGORISED,
-                                    USER_COUNTS_PREFIX)
+from state_schemas.trending import (CATEGORY_COUNTS_PREFIX, CATEGORY_PREFIX, UNCATEGORISED, USER_COUNTS_PREFIX,
+                                    PendingRanks, TrendingList)
+
+from .privacy import pseudonym
 
 
-def weight(behavior: str, item_id: str | None, weights: dict) -> float:
+def weight(behavior: str, item_id: str | None, weights: Mapping) -> float:
     """An event's share of its item's trending score: 0 for searches (no item) and unweighted behaviours."""
     return float(weights.get(behavior, 0.0)) if item_id else 0.0
 
@@ -50,22 +51,6 @@ def category_counts_scope(category_id: str) -> str:
     return CATEGORY_COUNTS_PREFIX + category_id
 
 
-def trending_key(prefix: str, scope: str) -> str:
-    """Sorted set: item id -> weighted count in the scope's latest window, replaced whole per window."""
-    return f"{prefix}:trending:{scope}"
-
-
-def counts_key(prefix: str, scope: str, window_start: int) -> str:
-    """Hash: behaviour -> events in the tumbling window starting at `window_start`."""
-    return f"{prefix}:counts:{scope}:{window_start}"
-
-
-def read_trending(client, prefix: str, scope: str, n: int) -> list[tuple[str, float]]:
-    """The scope's top n from Redis. The set holds at most `trending.top_n` items; it is read whole and
-    ranked here because Redis orders equal scores by member descending, not as `top_items` does."""
-    return ranked_members(client.zrevrange(trending_key(prefix, scope), 0, -1, withscores=True), n)
-
-
 def category_then_global(category_list, global_list) -> list[tuple[str, float]]:
     """What the scorer sees as trending for a trigger: its category's list first, then the global
     list's other items (an item in both keeps its category score)."""
@@ -87,7 +72,7 @@ class TrendingWindows:
     only panes a later `top` may still ask for are kept, so memory is bounded by one window.
     """
 
-    def __init__(self, window_ms: int, slide_ms: int, weights: dict):
+    def __init__(self, window_ms: int, slide_ms: int, weights: Mapping):
         if not 0 < slide_ms <= window_ms:
             raise ValueError(f"need 0 < slide_ms <= window_ms, got slide {slide_ms}, window {window_ms}")
         self._window, self._slide = window_ms, slide_ms
@@ -141,3 +126,18 @@ class TrendingWindows:
                     total, seen = totals.get(item, (0.0, None))
                     totals[item] = (total + score, merge_category(seen, item_category))
         return totals
+
+
+def collect_ranked(pending: PendingRanks, window_end: int, item: str, score: float) -> PendingRanks:
+    """One ranked row of a window's list; the rows of a window arrive together, when the watermark passes it."""
+    rows = pending.windows.get(window_end, ())
+    return PendingRanks(windows={**pending.windows, window_end: rows + ((item, score),)})
+
+
+def complete_lists(pending: PendingRanks, scope: str, watermark: int) -> tuple[PendingRanks | None, list[TrendingList]]:
+    """The lists of every window the watermark has passed, best first; None once nothing is pending."""
+    done = sorted(end for end in pending.windows if end <= watermark)
+    lists = [TrendingList(scope=scope, window_end=end,
+                          items=tuple(top_items(pending.windows[end], len(pending.windows[end])))) for end in done]
+    left = {end: rows for end, rows in pending.windows.items() if end > watermark}
+    return (PendingRanks(windows=left) if left else None), lists

@@ -6,37 +6,24 @@ to the scorer, and at most once per `segments.min_update_gap_ms` to the segmente
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from msgspec.structs import replace
 
-from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent, OrderEvent
-from state_schemas.segments import SegmentUpdate
-from state_schemas.state import HistoryEntry, ItemUpdate, UserContext, UserSummary
+from config import IntakeConfig, ProfileConfig, SegmentConfig
+from state_schemas.events import BehaviourEvent, ErasureRequest, InputEvent
+from state_schemas.hops import AcceptedBehaviour, AccountEvent, ItemUpdate, SegmentUpdate, UserSummary
+from state_schemas.state import HistoryEntry, UserContext
+from state_schemas.units import HOUR_MS
 
 from .content import normalised_brand, price_band
 from .decay import add_to_scores, top_scores
 from .segments import profile_vector
+from .steps import CLEAR, Step, StepContext
 
-if TYPE_CHECKING:
-    from jobs.config import IntakeConfig, ProfileConfig, SegmentConfig
-
-HOUR_MS = 3_600_000
 PURCHASES_KEPT = 50
 AFFINITIES_SENT = 8
 
 
-@dataclass(frozen=True, slots=True)
-class UserStep:
-    """What the shell does after one event: store or clear state, and where the event goes next."""
-
-    state: UserContext | None  # None: clear the user's state
-    to_item_hop: ItemUpdate | None = None
-    to_push_hop: InputEvent | None = None  # order events, feedback and erasures skip the item hop
-    to_segmenter: SegmentUpdate | None = None
-    duplicate: bool = False
-
-
-def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: "IntakeConfig") -> dict[str, int]:
+def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: IntakeConfig) -> dict[str, int]:
     horizon = max([ts, *seen.values()]) - intake.dedup_window_ms
     kept = {k: v for k, v in seen.items() if v >= horizon}
     kept[event_id] = ts
@@ -45,19 +32,27 @@ def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: "In
     return kept
 
 
-def observe(state: UserContext, event: InputEvent, intake: "IntakeConfig", profile: "ProfileConfig",
-            segments: "SegmentConfig") -> UserStep:
+def step(state: UserContext, event: InputEvent, context: StepContext) -> Step:
+    config = context.config
+    return observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled)
+
+
+def observe(state: UserContext, event: InputEvent, intake: IntakeConfig, profile: ProfileConfig,
+            segments: SegmentConfig, windows: bool = False) -> Step:
+    """Dedup, then: behaviour updates the profile and goes on to the item model (and the windows, if
+    `windows`); orders, feedback and erasures go straight to the push policy. An erasure clears the state."""
     if isinstance(event, ErasureRequest):
-        return UserStep(state=None, to_push_hop=event)
+        return Step(state=CLEAR, emit=(AccountEvent(event=event),), counts=("users_erased",))
     if event.event_id in state.seen:
-        return UserStep(state=state, duplicate=True)
+        return Step(state=state, counts=("events_duplicate",))
     seen = _remember_event_id(state.seen, event.event_id, event.ts, intake)
-    if isinstance(event, (OrderEvent, FeedbackEvent)):
-        return UserStep(state=replace(state, seen=seen), to_push_hop=event)
-    return _observe_behaviour(replace(state, seen=seen), event, profile, segments)
+    if not isinstance(event, BehaviourEvent):
+        return Step(state=replace(state, seen=seen), emit=(AccountEvent(event=event),))
+    step = _observe_behaviour(replace(state, seen=seen), event, profile, segments)
+    return replace(step, emit=step.emit + (AcceptedBehaviour(event=event),)) if windows else step
 
 
-def _add(scores, key: str | None, weight: float, ts: int, profile: "ProfileConfig"):
+def _add(scores, key: str | None, weight: float, ts: int, profile: ProfileConfig):
     if key is None or weight <= 0:
         return scores
     return add_to_scores(scores, key, weight, ts, profile.half_life_hours * HOUR_MS, profile.max_categories)
@@ -81,8 +76,8 @@ def profile_features(summary: UserSummary) -> list[tuple[str, float]]:
             + [("price:" + k, v) for k, v in summary.price_bands])
 
 
-def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "ProfileConfig",
-                       segments: "SegmentConfig") -> UserStep:
+def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: ProfileConfig,
+                       segments: SegmentConfig) -> Step:
     weight = profile.event_weights.get(event.behavior, 0.0)
     hour = str((event.ts // HOUR_MS) % 24)
     state = replace(state,
@@ -91,7 +86,7 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
                     price_affinity=_add(state.price_affinity, price_band(event.price), weight, event.ts, profile),
                     active_hours=_add(state.active_hours, hour, 1.0, event.ts, profile))
     if event.item_id is None:  # a search: it shapes the profile but names no item
-        return UserStep(state=state)
+        return Step(state=state)
 
     repeat = any(entry.item_id == event.item_id for entry in state.history)
     history = tuple(entry for entry in state.history if entry.item_id != event.item_id)
@@ -104,7 +99,7 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
             purchased = (purchased + (event.item_id,))[-PURCHASES_KEPT:]
         known = last_purchase.get(event.category_id) if event.category_id is not None else None
         if event.category_id is not None and (known is None or event.ts >= known[1]):  # a late one is older
-            last_purchase = {**last_purchase, event.category_id: [event.item_id, event.ts]}
+            last_purchase = {**last_purchase, event.category_id: (event.item_id, event.ts)}
             if len(last_purchase) > profile.max_categories:
                 last_purchase = dict(sorted(last_purchase.items(), key=lambda kv: kv[1][1])[-profile.max_categories:])
 
@@ -122,5 +117,7 @@ def _observe_behaviour(state: UserContext, event: BehaviourEvent, profile: "Prof
                                      vector=profile_vector(features, segments.dimensions),
                                      items=tuple(entry.item_id for entry in history))
         new_state = replace(new_state, last_segment_ts=event.ts)
-    update = ItemUpdate(event=event.to_dict(), history=previous_items, trigger=trigger, summary=summary, repeat=repeat)
-    return UserStep(state=new_state, to_item_hop=update, to_segmenter=to_segmenter)
+    update = ItemUpdate(event=event, history=previous_items, trigger=trigger, summary=summary, repeat=repeat)
+    # The segmenter's answer reaches the push policy by its own path; sent first, it is there sooner.
+    emit = (update,) if to_segmenter is None else (to_segmenter, update)
+    return Step(state=new_state, emit=emit)

@@ -1,13 +1,72 @@
-"""The one place that turns bytes into dicts and back, and checks fields with clear messages."""
+"""The one place that turns bytes into records and back: msgspec structs, validated on decode.
+
+Every record is a frozen `msgspec.Struct` whose fields, types and constraints are its schema;
+decoding checks them in C. A failure becomes a `SchemaError` whose message names the record and
+the field in the same words as the dead-letter reasons users read ("behaviour event: field 'ts'
+must be an integer, got str").
+"""
 from __future__ import annotations
 
-from typing import Any
+import re
+import typing
+from typing import Any, ClassVar
 
+import msgspec
 import orjson
+
+# Ids and short texts: bounded, so one record cannot blow up a key's state.
+Text = typing.Annotated[str, msgspec.Meta(max_length=256)]
+NonEmptyText = typing.Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# Numeric ids are common in exported logs: accepted, and read as their decimal string.
+Id = typing.Union[NonEmptyText, int]
+OptionalId = typing.Union[Text, int, None]  # empty means absent
+EpochMs = typing.Annotated[int, msgspec.Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 
 class SchemaError(ValueError):
     """A record that does not match its schema; the message says which field and why."""
+
+
+class Record(msgspec.Struct, frozen=True):
+    """A versioned record. `v` is the version it was written with; decoding a newer one fails loudly."""
+
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "record"  # how messages name it
+
+    def encode(self) -> bytes:
+        return _ENCODER.encode(self)
+
+    @classmethod
+    def decode(cls, raw: bytes | str):
+        return decode(raw, cls, cls.WHAT)
+
+    @classmethod
+    def from_dict(cls, obj: dict):
+        return convert(obj, cls, cls.WHAT)
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)
+
+    def _check_version(self) -> None:
+        version = self.v
+        if type(version) is not int or not 1 <= version <= self.VERSION:
+            raise ValueError(f"{self.WHAT}: unsupported schema version {version!r} "
+                             f"(this release reads 1..{self.VERSION})")
+
+
+class TextRecord(Record, frozen=True):
+    """A record carried in a Flink string field (keyed state, window results): encodes to str."""
+
+    def encode(self) -> str:
+        return _ENCODER.encode(self).decode()
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[Any, msgspec.json.Decoder] = {}
+
+
+def encode(record) -> bytes:
+    return _ENCODER.encode(record)
 
 
 def dumps(obj: Any) -> bytes:
@@ -19,87 +78,142 @@ def dumps_str(obj: Any) -> str:
 
 
 def loads_object(raw: bytes | str, what: str) -> dict:
+    """A JSON object as a dict, for the few records read as free-form JSON (dead letters)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"malformed JSON in {what}: {exc}") from None
     if not isinstance(obj, dict):
-        raise SchemaError(f"{what} must be a JSON object, got {type(obj).__name__}")
+        raise SchemaError(f"{what} must be a JSON object, got {_python_name(obj)}")
     return obj
 
 
-def require_version(obj: dict, what: str, supported: int) -> int:
-    version = obj.get("v", 1)
-    if type(version) is not int or not 1 <= version <= supported:
-        raise SchemaError(f"{what}: unsupported schema version {version!r} (this release reads 1..{supported})")
-    return version
+def decode(raw: bytes | str, kind, what: str):
+    """`raw` as `kind` (a record class or a tagged union of them); a SchemaError says what is wrong."""
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        raise SchemaError(explain(str(exc), obj, kind, what)) from None
+    except msgspec.DecodeError as exc:
+        raise SchemaError(f"malformed JSON in {what}: {exc}") from None
 
 
-def text(obj: dict, name: str, what: str, *, required: bool = True, max_len: int = 256) -> str | None:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise SchemaError(f"{what}: missing required field '{name}'")
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # numeric ids are common in exported logs
-    if not isinstance(value, str):
-        raise SchemaError(f"{what}: field '{name}' must be a string, got {type(value).__name__}")
-    if not value:
-        if required:
-            raise SchemaError(f"{what}: field '{name}' must not be empty")
-        return None  # an empty optional field means absent, for every reader alike
-    if len(value) > max_len:
-        raise SchemaError(f"{what}: field '{name}' is longer than {max_len} characters")
-    return value
+def convert(obj: Any, kind, what: str):
+    """Built-in values (a dict read from a CSV row, say) as `kind`, validated as `decode` does."""
+    try:
+        return msgspec.convert(obj, kind)
+    except msgspec.ValidationError as exc:
+        raise SchemaError(explain(str(exc), obj, kind, what)) from None
 
 
-def integer(obj: dict, name: str, what: str, *, required: bool = True) -> int | None:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise SchemaError(f"{what}: missing required field '{name}'")
-        return None
-    if type(value) is not int:
-        raise SchemaError(f"{what}: field '{name}' must be an integer, got {type(value).__name__}")
-    return value
+# ------------------------------------------------------------------------------------- messages
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "a boolean",
+               "array": "a list", "object": "an object", "null": "null"}
+_PYTHON_NAMES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "array": "list", "object": "dict",
+                 "null": "NoneType"}
 
 
-def number(obj: dict, name: str, what: str, *, required: bool = False, minimum: float | None = None) -> float | None:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise SchemaError(f"{what}: missing required field '{name}'")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise SchemaError(f"{what}: field '{name}' must be a number, got {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise SchemaError(f"{what}: field '{name}' must be >= {minimum}, got {value}")
-    return float(value)
+def _python_name(value) -> str:
+    return type(value).__name__
 
 
-def choice(obj: dict, name: str, what: str, allowed: frozenset[str]) -> str:
-    value = text(obj, name, what)
-    if value not in allowed:
-        raise SchemaError(f"{what}: field '{name}' has unknown value {value!r} (expected one of {sorted(allowed)})")
-    return value
+def _field(path: str) -> str:
+    """`.e.ts` -> 'e.ts'; `.item_ids[3]` -> 'item_ids'."""
+    return re.sub(r"\[[^\]]*\]", "", path).lstrip(".")
 
 
-def text_list(obj: dict, name: str, what: str, *, max_items: int = 100, required: bool = False) -> tuple[str, ...]:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise SchemaError(f"{what}: missing required field '{name}'")
-        return ()
-    if not isinstance(value, list):
-        raise SchemaError(f"{what}: field '{name}' must be a list, got {type(value).__name__}")
-    if len(value) > max_items:
-        raise SchemaError(f"{what}: field '{name}' has more than {max_items} entries")
-    out = []
-    for entry in value:
-        if isinstance(entry, int) and not isinstance(entry, bool):
-            entry = str(entry)
-        if not isinstance(entry, str) or not entry:
-            raise SchemaError(f"{what}: field '{name}' must hold non-empty strings")
-        out.append(entry)
-    return tuple(out)
+def _value_at(obj, path: str):
+    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        name, index = part
+        try:
+            obj = obj[name] if name else obj[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return obj
+
+
+def _tagged(kind) -> dict[str, type]:
+    """Tag value -> record class of a tagged union (or of one tagged class)."""
+    members = typing.get_args(kind) or (kind,)
+    out = {}
+    for member in members:
+        info = getattr(member, "__struct_config__", None)
+        if info is not None and info.tag is not None:
+            out[info.tag] = member
+    return out
+
+
+def _allowed(kind, name: str) -> list[str]:
+    hint = typing.get_type_hints(kind, include_extras=True).get(name) if isinstance(kind, type) else None
+    values = [arg for arg in typing.get_args(hint) if isinstance(arg, str)] if hint is not None else []
+    return sorted(values)
+
+
+def explain(text: str, obj: Any, kind, what: str) -> str:
+    """A msgspec validation message in the house words; `obj` is the rejected value, parsed. Never fails:
+    a message it cannot put better is given as msgspec wrote it."""
+    try:
+        return _explain(text, obj, kind, what)
+    except Exception:  # the reason for a rejection must not become a crash of its own
+        return f"{what}: {text}"
+
+
+def _explain(text: str, obj: Any, kind, what: str) -> str:
+    record, tags = kind, _tagged(kind)
+    if len(tags) > 1 and isinstance(obj, dict):  # a union: which of its records was this meant to be?
+        tag_field = next(iter(tags.values())).__struct_config__.tag_field
+        tag = obj.get(tag_field)
+        record = tags.get(tag) if isinstance(tag, str) else None
+        if record is None:
+            return f"{what}: unknown or missing '{tag_field}' {obj.get(tag_field)!r} (expected one of {sorted(tags)})"
+    name = getattr(record, "WHAT", what) if isinstance(record, type) else what
+    match = _AT.match(text)
+    message, path = match["message"], match["path"] or ""
+    field = _field(path)
+    if not path and message.startswith("Expected `object`, got "):
+        return f"{name} must be a JSON object, got {_PYTHON_NAMES.get(message.rsplit('`', 2)[1], 'value')}"
+    if path == ".v":
+        supported = getattr(record, "VERSION", 1)
+        return f"{name}: unsupported schema version {_value_at(obj, path)!r} (this release reads 1..{supported})"
+    if message.startswith(name):  # raised by the record's own checks, already in these words
+        return message
+    # State a release wrote itself can only be wrong through damage; input can be wrong in many ways.
+    name = f"{name} is damaged" if getattr(record, "DAMAGE_WORDS", False) else name
+    if missing := re.match(r"Object missing required field `(\w+)`", message):
+        where = f"{field}." if field else ""
+        return f"{name}: missing required field '{where}{missing[1]}'"
+    expected = re.match(r"Expected `([^`]+)`(, got `(\w+)`)?", message)
+    wanted = [t.strip() for t in expected[1].split("|") if t.strip() != "null"] if expected else []
+    if "[" in path and "str" in [t.split(" ")[0] for t in wanted]:
+        return f"{name}: field '{field}' must hold non-empty strings"
+    if expected and expected[3]:
+        kind = "str" if "str" in wanted else wanted[0]  # an id given as a number is still an id
+        got = _PYTHON_NAMES.get(expected[3], expected[3])
+        return f"{name}: field '{field}' must be {_TYPE_WORDS.get(kind, kind)}, got {got}"
+    if longest := re.match(r"Expected `str` of length <= (\d+)", message):
+        return f"{name}: field '{field}' is longer than {longest[1]} characters"
+    if re.match(r"Expected `str` of length >= 1", message):
+        return f"{name}: field '{field}' must not be empty"
+    if most := re.match(r"Expected `(?:array|object)` of length <= (\d+)", message):
+        return f"{name}: field '{field}' has more than {most[1]} entries"
+    if least := re.match(r"Expected `(?:array|object)` of length >= (\d+)", message):
+        return f"{name}: field '{field}' must have at least {least[1]} entries"
+    if bound := re.match(r"Expected `\w+` (>=|<=|>|<) (\S+)", message):
+        return f"{name}: field '{field}' must be {bound[1]} {bound[2]}, got {_value_at(obj, path)!r}"
+    if enum := re.match(r"Invalid enum value (.+)", message):
+        return (f"{name}: field '{field}' has unknown value {enum[1]} "
+                f"(expected one of {_allowed(record, field)})")
+    if message.startswith("Number out of range"):
+        return f"{name}: field '{field}' is out of range"
+    if field:
+        return f"{name}: field '{field}': {message}"
+    return f"{name}: {message}"

@@ -1,219 +1,178 @@
-"""Input records: behaviour, order/logistics, erasure requests, catalogue items and feedback.
+"""Input records: behaviour, order/logistics, erasure requests, feedback and catalogue items.
 
 Wire format: one JSON object per Kafka record, with `"type"` naming the record and `"v"` its
-schema version. Times are epoch milliseconds (UTC).
+schema version (1 when absent). Times are epoch milliseconds (UTC). Fields a record does not
+know are ignored, so producers may add their own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+import typing
+from typing import ClassVar, Literal, Union
+
+import msgspec
+from msgspec.structs import force_setattr
 
 from . import codec
-from .codec import SchemaError
+from .codec import EpochMs, Id, OptionalId, Record, Text
 
-BEHAVIOURS = frozenset({"view", "click", "search", "cart", "purchase", "favourite"})
-ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "out_for_delivery", "delivered", "cancelled",
-                            "refunded", "price_drop"})
-FEEDBACK_ACTIONS = frozenset({"delivered", "open", "click", "dismiss", "unsubscribe", "resubscribe"})
+Behaviour = Literal["view", "click", "search", "cart", "purchase", "favourite"]
+OrderStatus = Literal["placed", "paid", "shipped", "out_for_delivery", "delivered", "cancelled", "refunded",
+                      "price_drop"]
+FeedbackAction = Literal["delivered", "open", "click", "dismiss", "unsubscribe", "resubscribe"]
+BEHAVIOURS = frozenset(typing.get_args(Behaviour))
+ORDER_STATUSES = frozenset(typing.get_args(OrderStatus))
+FEEDBACK_ACTIONS = frozenset(typing.get_args(FeedbackAction))
+
+Price = typing.Annotated[float, msgspec.Meta(ge=0.0)]
+Query = typing.Annotated[str, msgspec.Meta(max_length=512)]
+Title = typing.Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+Ids = typing.Annotated[tuple[Id, ...], msgspec.Meta(max_length=50)]
+Stock = typing.Annotated[int, msgspec.Meta(ge=0)]
 
 
-@dataclass(frozen=True, slots=True)
-class BehaviourEvent:
-    VERSION = 1
-    TYPE = "behaviour"
+class InputRecord(Record, frozen=True, omit_defaults=True, tag_field="type"):
+    """Ids given as numbers become strings; empty optional texts mean absent, for every reader alike."""
 
-    event_id: str
-    user_id: str
-    behavior: str
-    ts: int
-    item_id: str | None = None  # absent only for searches
-    category_id: str | None = None
-    brand: str | None = None
-    price: float | None = None
-    session_id: str | None = None
-    query: str | None = None
+    IDS: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
 
-    @classmethod
-    def from_dict(cls, obj: dict) -> "BehaviourEvent":
-        what = "behaviour event"
-        codec.require_version(obj, what, cls.VERSION)
-        behavior = codec.choice(obj, "behavior", what, BEHAVIOURS)
-        item_id = codec.text(obj, "item_id", what, required=behavior != "search")
-        return cls(
-            event_id=codec.text(obj, "event_id", what),
-            user_id=codec.text(obj, "user_id", what),
-            behavior=behavior,
-            ts=codec.integer(obj, "ts", what),
-            item_id=item_id,
-            category_id=codec.text(obj, "category_id", what, required=False),
-            brand=codec.text(obj, "brand", what, required=False),
-            price=codec.number(obj, "price", what, minimum=0.0),
-            session_id=codec.text(obj, "session_id", what, required=False),
-            query=codec.text(obj, "query", what, required=False, max_len=512),
-        )
-
-    def to_dict(self) -> dict:
-        out = {"v": self.VERSION, "type": self.TYPE, "event_id": self.event_id, "user_id": self.user_id,
-               "behavior": self.behavior, "ts": self.ts}
-        for name in ("item_id", "category_id", "brand", "price", "session_id", "query"):
+    def __post_init__(self):
+        self._check_version()
+        for name in self.IDS:
+            if type(getattr(self, name)) is int:
+                force_setattr(self, name, str(getattr(self, name)))
+        for name in self.OPTIONAL:
             value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
+            if type(value) is int:
+                force_setattr(self, name, str(value))
+            elif value == "":
+                force_setattr(self, name, None)
+
+    @property
+    def routing_key(self) -> str:
+        """Every input event is keyed by its shopper."""
+        return self.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
+class BehaviourEvent(InputRecord, frozen=True, tag="behaviour"):
+    WHAT: ClassVar[str] = "behaviour event"
+    IDS: ClassVar[tuple[str, ...]] = ("event_id", "user_id")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("item_id", "category_id", "brand", "session_id", "query")
+
+    event_id: Id
+    user_id: Id
+    behavior: Behaviour
+    ts: EpochMs
+    item_id: OptionalId = None  # absent only for searches
+    category_id: OptionalId = None
+    brand: Text | None = None
+    price: Price | None = None
+    session_id: OptionalId = None
+    query: Query | None = None
+    v: int = 1
+
+    def __post_init__(self):
+        if self.item_id == "" and self.behavior != "search":
+            raise ValueError(f"{self.WHAT}: field 'item_id' must not be empty")
+        super().__post_init__()
+        if self.item_id is None and self.behavior != "search":
+            raise ValueError(f"{self.WHAT}: missing required field 'item_id'")
+
+
+class OrderEvent(InputRecord, frozen=True, tag="order"):
     """Order and logistics status changes; these lead to transactional notifications."""
 
-    VERSION = 1
-    TYPE = "order"
+    WHAT: ClassVar[str] = "order event"
+    IDS: ClassVar[tuple[str, ...]] = ("event_id", "user_id", "order_id")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("carrier",)
 
-    event_id: str
-    user_id: str
-    order_id: str
-    status: str
-    ts: int
-    item_ids: tuple[str, ...] = ()
-    carrier: str | None = None
+    event_id: Id
+    user_id: Id
+    order_id: Id
+    status: OrderStatus
+    ts: EpochMs
+    item_ids: Ids = ()
+    carrier: Text | None = None
+    v: int = 1
 
-    @classmethod
-    def from_dict(cls, obj: dict) -> "OrderEvent":
-        what = "order event"
-        codec.require_version(obj, what, cls.VERSION)
-        return cls(
-            event_id=codec.text(obj, "event_id", what),
-            user_id=codec.text(obj, "user_id", what),
-            order_id=codec.text(obj, "order_id", what),
-            status=codec.choice(obj, "status", what, ORDER_STATUSES),
-            ts=codec.integer(obj, "ts", what),
-            item_ids=codec.text_list(obj, "item_ids", what, max_items=50),
-            carrier=codec.text(obj, "carrier", what, required=False),
-        )
-
-    def to_dict(self) -> dict:
-        out = {"v": self.VERSION, "type": self.TYPE, "event_id": self.event_id, "user_id": self.user_id,
-               "order_id": self.order_id, "status": self.status, "ts": self.ts, "item_ids": list(self.item_ids)}
-        if self.carrier is not None:
-            out["carrier"] = self.carrier
-        return out
+    def __post_init__(self):
+        super().__post_init__()
+        if any(type(item) is int for item in self.item_ids):
+            force_setattr(self, "item_ids", tuple(str(item) for item in self.item_ids))
 
 
-@dataclass(frozen=True, slots=True)
-class ErasureRequest:
+class ErasureRequest(InputRecord, frozen=True, tag="erase"):
     """A data-subject request: forget everything the job holds about this user."""
 
-    VERSION = 1
-    TYPE = "erase"
+    WHAT: ClassVar[str] = "erasure request"
+    IDS: ClassVar[tuple[str, ...]] = ("event_id", "user_id")
 
-    event_id: str
-    user_id: str
-    ts: int
-
-    @classmethod
-    def from_dict(cls, obj: dict) -> "ErasureRequest":
-        what = "erasure request"
-        codec.require_version(obj, what, cls.VERSION)
-        return cls(event_id=codec.text(obj, "event_id", what), user_id=codec.text(obj, "user_id", what),
-                   ts=codec.integer(obj, "ts", what))
-
-    def to_dict(self) -> dict:
-        return {"v": self.VERSION, "type": self.TYPE, "event_id": self.event_id, "user_id": self.user_id,
-                "ts": self.ts}
+    event_id: Id
+    user_id: Id
+    ts: EpochMs
+    v: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogItem:
-    VERSION = 1
-    TYPE = "catalog"
+class FeedbackEvent(InputRecord, frozen=True, tag="feedback"):
+    WHAT: ClassVar[str] = "feedback event"
+    IDS: ClassVar[tuple[str, ...]] = ("event_id", "user_id")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("notification_id",)
 
-    item_id: str
-    title: str
-    category_id: str
-    price: float
-    ts: int
-    brand: str | None = None
-    tags: tuple[str, ...] = ()
-    stock: int | None = None
+    event_id: Id
+    user_id: Id
+    action: FeedbackAction
+    ts: EpochMs
+    notification_id: OptionalId = None  # absent for account-level (un)subscribes
+    v: int = 1
 
-    @classmethod
-    def from_dict(cls, obj: dict) -> "CatalogItem":
-        what = "catalogue item"
-        codec.require_version(obj, what, cls.VERSION)
-        stock = codec.integer(obj, "stock", what, required=False)
-        if stock is not None and stock < 0:
-            raise SchemaError(f"{what}: field 'stock' must be >= 0, got {stock}")
-        return cls(
-            item_id=codec.text(obj, "item_id", what),
-            title=codec.text(obj, "title", what, max_len=512),
-            category_id=codec.text(obj, "category_id", what),
-            price=codec.number(obj, "price", what, required=True, minimum=0.0),
-            ts=codec.integer(obj, "ts", what),
-            brand=codec.text(obj, "brand", what, required=False),
-            tags=codec.text_list(obj, "tags", what, max_items=50),
-            stock=stock,
-        )
-
-    def to_dict(self) -> dict:
-        out = {"v": self.VERSION, "type": self.TYPE, "item_id": self.item_id, "title": self.title,
-               "category_id": self.category_id, "price": self.price, "ts": self.ts, "tags": list(self.tags)}
-        if self.brand is not None:
-            out["brand"] = self.brand
-        if self.stock is not None:
-            out["stock"] = self.stock
-        return out
+    def __post_init__(self):
+        if self.notification_id == "" and self.action not in ("unsubscribe", "resubscribe"):
+            raise ValueError(f"{self.WHAT}: field 'notification_id' must not be empty")
+        super().__post_init__()
+        if self.notification_id is None and self.action not in ("unsubscribe", "resubscribe"):
+            raise ValueError(f"{self.WHAT}: missing required field 'notification_id'")
 
 
-@dataclass(frozen=True, slots=True)
-class FeedbackEvent:
-    VERSION = 1
-    TYPE = "feedback"
+class CatalogItem(InputRecord, frozen=True, tag="catalog"):
+    WHAT: ClassVar[str] = "catalogue item"
+    IDS: ClassVar[tuple[str, ...]] = ("item_id", "category_id")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("brand",)
 
-    event_id: str
-    user_id: str
-    action: str
-    ts: int
-    notification_id: str | None = None  # absent for account-level (un)subscribes
+    item_id: Id
+    title: Title
+    category_id: Id
+    price: Price
+    ts: EpochMs
+    brand: Text | None = None
+    tags: Ids = ()
+    stock: Stock | None = None
+    v: int = 1
 
-    @classmethod
-    def from_dict(cls, obj: dict) -> "FeedbackEvent":
-        what = "feedback event"
-        codec.require_version(obj, what, cls.VERSION)
-        action = codec.choice(obj, "action", what, FEEDBACK_ACTIONS)
-        return cls(
-            event_id=codec.text(obj, "event_id", what),
-            user_id=codec.text(obj, "user_id", what),
-            action=action,
-            ts=codec.integer(obj, "ts", what),
-            notification_id=codec.text(obj, "notification_id", what,
-                                       required=action not in ("unsubscribe", "resubscribe")),
-        )
+    def __post_init__(self):
+        super().__post_init__()
+        if any(type(tag) is int for tag in self.tags):
+            force_setattr(self, "tags", tuple(str(tag) for tag in self.tags))
 
-    def to_dict(self) -> dict:
-        out = {"v": self.VERSION, "type": self.TYPE, "event_id": self.event_id, "user_id": self.user_id,
-               "action": self.action, "ts": self.ts}
-        if self.notification_id is not None:
-            out["notification_id"] = self.notification_id
-        return out
+    @property
+    def routing_key(self) -> str:
+        return self.item_id
 
 
 InputEvent = Union[BehaviourEvent, OrderEvent, ErasureRequest, FeedbackEvent]
-_EVENT_TYPES = {cls.TYPE: cls for cls in (BehaviourEvent, OrderEvent, ErasureRequest, FeedbackEvent)}
 
 
 def decode_event(raw: bytes | str) -> InputEvent:
     """Parse one record of the events topic; raises SchemaError with the reason."""
-    obj = codec.loads_object(raw, "event")
-    kind = obj.get("type")
-    cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise SchemaError(f"event: unknown or missing 'type' {kind!r} (expected one of {sorted(_EVENT_TYPES)})")
-    return cls.from_dict(obj)
+    return codec.decode(raw, InputEvent, "event")
 
 
 def decode_catalog_item(raw: bytes | str) -> CatalogItem:
-    return CatalogItem.from_dict(codec.loads_object(raw, "catalogue item"))
+    return codec.decode(raw, CatalogItem, CatalogItem.WHAT)
 
 
 def encode(record) -> bytes:
-    return codec.dumps(record.to_dict())
+    return codec.encode(record)

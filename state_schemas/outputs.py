@@ -3,63 +3,47 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import typing
 from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import msgspec
+from msgspec.structs import force_setattr
 
 from . import codec
+from .codec import EpochMs, NonEmptyText, Record
 
-CHANNELS = frozenset({"push", "email", "inbox"})
-KINDS = frozenset({"transactional", "marketing"})
+Channel = Literal["push", "email", "inbox"]
+Kind = Literal["transactional", "marketing"]
+CHANNELS = frozenset(typing.get_args(Channel))
+KINDS = frozenset(typing.get_args(Kind))
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    VERSION = 1
+def _text(limit: int):
+    return typing.Annotated[str, msgspec.Meta(min_length=1, max_length=limit)]
 
-    notification_id: str
-    user: str  # pseudonym, never the raw user id
-    channel: str
-    kind: str
-    title: str
-    body: str
-    item_ids: tuple[str, ...]
-    reason: str
-    created_at: int
-    source_event_time: int
-    source_event_id: str
+
+class Notification(Record, frozen=True):
+    WHAT: ClassVar[str] = "notification"
+
+    notification_id: NonEmptyText
+    user: NonEmptyText  # pseudonym, never the raw user id
+    channel: Channel
+    kind: Kind
+    title: _text(200)
+    body: _text(1000)
+    item_ids: tuple[NonEmptyText, ...]
+    reason: _text(500)
+    created_at: EpochMs
+    source_event_time: EpochMs
+    source_event_id: NonEmptyText
     score: float = 0.0
+    v: int = 1
 
-    def to_dict(self) -> dict:
-        return {"v": self.VERSION, "notification_id": self.notification_id, "user": self.user,
-                "channel": self.channel, "kind": self.kind, "title": self.title, "body": self.body,
-                "item_ids": list(self.item_ids), "reason": self.reason, "created_at": self.created_at,
-                "source_event_time": self.source_event_time, "source_event_id": self.source_event_id,
-                "score": round(self.score, 6)}
-
-    def encode(self) -> bytes:
-        return codec.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, obj: dict) -> "Notification":
-        what = "notification"
-        codec.require_version(obj, what, cls.VERSION)
-        return cls(
-            notification_id=codec.text(obj, "notification_id", what),
-            user=codec.text(obj, "user", what),
-            channel=codec.choice(obj, "channel", what, CHANNELS),
-            kind=codec.choice(obj, "kind", what, KINDS),
-            title=codec.text(obj, "title", what, max_len=200),
-            body=codec.text(obj, "body", what, max_len=1000),
-            item_ids=codec.text_list(obj, "item_ids", what),
-            reason=codec.text(obj, "reason", what, max_len=500),
-            created_at=codec.integer(obj, "created_at", what),
-            source_event_time=codec.integer(obj, "source_event_time", what),
-            source_event_id=codec.text(obj, "source_event_id", what),
-            score=codec.number(obj, "score", what) or 0.0,
-        )
-
-    @classmethod
-    def decode(cls, raw: bytes | str) -> "Notification":
-        return cls.from_dict(codec.loads_object(raw, "notification"))
+    def __post_init__(self):
+        self._check_version()
+        if self.score != round(self.score, 6):  # six decimals say all a score can; the wire carries no more
+            force_setattr(self, "score", round(self.score, 6))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,36 +76,10 @@ class DeadLetter:
     def decode(cls, raw: bytes | str) -> dict:
         """Dead letters are read by people and tools as plain dicts."""
         obj = codec.loads_object(raw, "dead letter")
-        codec.require_version(obj, "dead letter", cls.VERSION)
-        codec.text(obj, "reason", "dead letter", max_len=10_000)
+        version = obj.get("v", 1)
+        if type(version) is not int or not 1 <= version <= cls.VERSION:
+            raise codec.SchemaError(f"dead letter: unsupported schema version {version!r}")
+        reason = obj.get("reason")
+        if not isinstance(reason, str) or not reason:
+            raise codec.SchemaError("dead letter: missing required field 'reason'")
         return obj
-
-
-@dataclass(frozen=True, slots=True)
-class ServingRecord:
-    """What the scorer publishes for serving: a user's profile or top-N list, keyed by pseudonym.
-
-    Each record replaces the previous one of its kind (idempotent on replay)."""
-
-    VERSION = 1
-    KINDS = frozenset({"profile", "topn", "erase"})  # erase: delete everything served about the user
-
-    kind: str
-    user: str  # pseudonym
-    at: int  # event time it describes
-    body: dict
-
-    def encode(self) -> str:
-        return codec.dumps_str({"v": self.VERSION, "kind": self.kind, "user": self.user, "at": self.at,
-                                "body": self.body})
-
-    @classmethod
-    def decode(cls, raw: bytes | str) -> "ServingRecord":
-        what = "serving record"
-        obj = codec.loads_object(raw, what)
-        codec.require_version(obj, what, cls.VERSION)
-        body = obj.get("body")
-        if not isinstance(body, dict):
-            raise codec.SchemaError(f"{what}: field 'body' must be an object")
-        return cls(kind=codec.choice(obj, "kind", what, cls.KINDS), user=codec.text(obj, "user", what),
-                   at=codec.integer(obj, "at", what), body=body)

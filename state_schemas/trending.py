@@ -1,16 +1,17 @@
 """Windowed aggregates the job writes to Redis: trending lists and behaviour counts.
 
-Sent between window operators and to the Redis writer as versioned JSON, like the keyed state
-records in `state.py`.
+Sent between the window operators and to the Redis writer as versioned JSON, like every other
+record; the window operators hold no Python state of their own beyond a window's pending rows.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import typing
+from typing import ClassVar
 
-from . import codec
-from .codec import SchemaError
-from .events import BEHAVIOURS
+import msgspec
+
+from .codec import EpochMs, NonEmptyText, TextRecord
+from .events import Behaviour
 
 GLOBAL = "global"
 # Items whose events name no category: ranked as a group of their own so they still compete globally.
@@ -25,13 +26,6 @@ def _has_id(scope: str, prefix: str) -> bool:
     return scope.startswith(prefix) and len(scope) > len(prefix)
 
 
-def _scope(obj: dict, what: str, valid) -> str:
-    scope = codec.text(obj, "scope", what, max_len=_MAX_SCOPE)
-    if not valid(scope):
-        raise SchemaError(f"{what}: scope {scope!r} is not one this record can have")
-    return scope
-
-
 def _is_trending_scope(scope: str) -> bool:
     return scope in (GLOBAL, UNCATEGORISED) or _has_id(scope, CATEGORY_PREFIX)
 
@@ -40,69 +34,63 @@ def _is_counts_scope(scope: str) -> bool:
     return _has_id(scope, USER_COUNTS_PREFIX) or _has_id(scope, CATEGORY_COUNTS_PREFIX)
 
 
-@dataclass(frozen=True, slots=True)
-class TrendingList:
+Scope = typing.Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_SCOPE)]
+Score = typing.Annotated[float, msgspec.Meta(ge=0.0)]
+Count = typing.Annotated[int, msgspec.Meta(ge=1)]
+
+
+class TrendingList(TextRecord, frozen=True):
     """The top items of one sliding window [window_end - size, window_end), best first."""
 
-    VERSION = 1
+    WHAT: ClassVar[str] = "trending list"
 
-    scope: str  # "global", "uncategorised" or "cat:<category id>"
-    window_end: int
-    items: tuple[tuple[str, float], ...]  # (item id, weighted count)
+    scope: Scope  # "global", "uncategorised" or "cat:<category id>"
+    window_end: EpochMs = msgspec.field(name="end")
+    # (item id, weighted count); empty windows never fire
+    items: typing.Annotated[tuple[tuple[NonEmptyText, Score], ...], msgspec.Meta(min_length=1)]
+    v: int = 1
 
-    def encode(self) -> str:
-        return codec.dumps_str({"v": self.VERSION, "scope": self.scope, "end": self.window_end,
-                                "items": [[item, score] for item, score in self.items]})
-
-    @classmethod
-    def decode(cls, raw: str) -> "TrendingList":
-        what = "trending list"
-        obj = codec.loads_object(raw, what)
-        codec.require_version(obj, what, cls.VERSION)
-        scope = _scope(obj, what, _is_trending_scope)
-        window_end = codec.integer(obj, "end", what)
-        entries = obj.get("items")
-        if not isinstance(entries, list) or not entries:
-            raise SchemaError(f"{what} is damaged: 'items' must be a non-empty list")  # empty windows never fire
-        items = []
-        for entry in entries:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and entry[0]
-                    and type(entry[1]) in (int, float) and math.isfinite(entry[1]) and entry[1] >= 0):
-                raise SchemaError(f"{what} is damaged: each item must be [item id, score >= 0], got {entry!r}")
-            items.append((entry[0], float(entry[1])))
-        if len({item for item, _ in items}) != len(items):
-            raise SchemaError(f"{what} is damaged: an item is listed twice")
-        return cls(scope=scope, window_end=window_end, items=tuple(items))
+    def __post_init__(self):
+        self._check_version()
+        if not _is_trending_scope(self.scope):
+            raise ValueError(f"{self.WHAT}: scope {self.scope!r} is not one this record can have")
+        if len({item for item, _ in self.items}) != len(self.items):
+            raise ValueError(f"{self.WHAT} is damaged: an item is listed twice")
 
 
-@dataclass(frozen=True, slots=True)
-class BehaviourCounts:
+class BehaviourCounts(TextRecord, frozen=True):
     """Events per behaviour in one tumbling window [window_start, window_end)."""
 
-    VERSION = 1
+    WHAT: ClassVar[str] = "behaviour counts"
 
-    scope: str  # "user:<pseudonym>" (never the raw user id) or "category:<category id>"
-    window_start: int
-    window_end: int
-    counts: dict[str, int]  # behaviour -> events; behaviours that did not happen are absent
+    scope: Scope  # "user:<pseudonym>" (never the raw user id) or "category:<category id>"
+    window_start: EpochMs = msgspec.field(name="start")
+    window_end: EpochMs = msgspec.field(name="end")
+    # behaviour -> events; behaviours that did not happen are absent
+    counts: typing.Annotated[dict[Behaviour, Count], msgspec.Meta(min_length=1)]
+    v: int = 1
 
-    def encode(self) -> str:
-        return codec.dumps_str({"v": self.VERSION, "scope": self.scope, "start": self.window_start,
-                                "end": self.window_end, "counts": self.counts})
+    def __post_init__(self):
+        self._check_version()
+        if not _is_counts_scope(self.scope):
+            raise ValueError(f"{self.WHAT}: scope {self.scope!r} is not one this record can have")
+        if self.window_start >= self.window_end:
+            raise ValueError(f"{self.WHAT} is damaged: window start {self.window_start} is not before its end "
+                             f"{self.window_end}")
+
+
+class PendingRanks(TextRecord, frozen=True):
+    """Scope-keyed state of the list assembler: the ranked rows of windows whose list is not out yet."""
+
+    WHAT: ClassVar[str] = "pending ranks state"
+    DAMAGE_WORDS: ClassVar[bool] = True
+
+    windows: dict[int, tuple[tuple[str, float], ...]] = {}  # window end -> (item, score) as they arrived
+    v: int = 1
+
+    def __post_init__(self):
+        self._check_version()
 
     @classmethod
-    def decode(cls, raw: str) -> "BehaviourCounts":
-        what = "behaviour counts"
-        obj = codec.loads_object(raw, what)
-        codec.require_version(obj, what, cls.VERSION)
-        scope = _scope(obj, what, _is_counts_scope)
-        start, end = codec.integer(obj, "start", what), codec.integer(obj, "end", what)
-        if start >= end:
-            raise SchemaError(f"{what} is damaged: window start {start} is not before its end {end}")
-        counts = obj.get("counts")
-        if not isinstance(counts, dict) or not counts:
-            raise SchemaError(f"{what} is damaged: 'counts' must be a non-empty object")
-        for behaviour, count in counts.items():
-            if behaviour not in BEHAVIOURS or type(count) is not int or count < 1:
-                raise SchemaError(f"{what} is damaged: {behaviour!r}: {count!r} is not a behaviour with a count >= 1")
-        return cls(scope=scope, window_start=start, window_end=end, counts=counts)
+    def decode(cls, raw: bytes | str | None) -> "PendingRanks":
+        return cls() if raw is None else super().decode(raw)

@@ -5,15 +5,14 @@ all their cases and share the result between their tests.
 """
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from config import JobConfig, load_config
 from jobs import notification_job
-from jobs.config import JobConfig, load_config
 from notify_engine import consumer, services
+from notify_engine.services import JobTopics as Topics
 
 
 @pytest.fixture(scope="session")
@@ -40,21 +39,8 @@ def connector_jar() -> Path:
     return services.ensure_connector_jar()
 
 
-@dataclass
-class Topics:
-    events: str
-    notifications: str
-    dead_letters: str
-    catalog: str
-
-
 def make_topics(broker, partitions: int = 2) -> Topics:
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(events=f"events-{run}", notifications=f"notifications-{run}", dead_letters=f"dlq-{run}",
-                    catalog=f"catalog-{run}")
-    broker.create_topics({topics.events: partitions, topics.notifications: partitions,
-                          topics.dead_letters: 1, topics.catalog: 1})
-    return topics
+    return broker.fresh_topics("", partitions)
 
 
 def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
@@ -81,3 +67,8 @@ def read_back(broker, topics: Topics):
     notifications = list(consumer.read_notifications(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))
     dead_letters = list(consumer.read_dead_letters(broker.bootstrap, topics.dead_letters, idle_timeout_s=2.0))
     return notifications, dead_letters
+
+
+def read_raw_notifications(broker, topics: Topics) -> list[bytes]:
+    """The notification records exactly as the job committed them to the topic."""
+    return list(consumer.read_values(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))

@@ -20,7 +20,7 @@ class FakeSide:
         self.trending_by = dict(trending or {})
         self.arrivals_by = dict(arrivals or {})
 
-    def cards(self, items: Iterable[str]) -> Mapping[str, ItemCard]:
+    def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return {item: self.card_map[item] for item in items if item in self.card_map}
 
     def trending(self, category: str | None) -> Sequence[tuple[str, float]]:

@@ -6,7 +6,7 @@ import collections
 import pytest
 
 from notify_engine import datasets, producer
-from operators.push_policy import pseudonym
+from operators.privacy import pseudonym
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 
 pytestmark = pytest.mark.slow

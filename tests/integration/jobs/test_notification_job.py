@@ -6,12 +6,15 @@ from __future__ import annotations
 import collections
 import time
 
+import orjson
 import pytest
 
 from notify_engine import generator, producer
-from operators.push_policy import pseudonym
+from operators.privacy import pseudonym
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
+from state_schemas.outputs import Notification
+from state_schemas.redis_keys import RedisKeys
+from tests.integration.conftest import job_config, make_topics, read_back, read_raw_notifications, run_bounded
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +81,7 @@ def outcome(broker, redis_server, connector_jar, generated):
     config = job_config(broker, redis_server, topics)
     run_bounded(config, connector_jar)
     notifications, dead_letters = read_back(broker, topics)
-    return config, notifications, dead_letters
+    return config, notifications, dead_letters, read_raw_notifications(broker, topics)
 
 
 def _for(notifications, user, key):
@@ -86,7 +89,7 @@ def _for(notifications, user, key):
 
 
 def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome):
-    _, _, dead_letters = outcome
+    _, _, dead_letters, _ = outcome
     assert len(dead_letters) == len(BAD_RECORDS)
     reasons = [letter["reason"] for letter in dead_letters]
     for expected in BAD_RECORDS:
@@ -98,7 +101,7 @@ def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome)
 
 
 def test_valid_traffic_in_the_same_stream_still_produces_marketing(outcome, generated):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     users = {e.user_id for e in generated}
     marketing = [n for n in notifications if n.kind == "marketing"]
     generated_pseudonyms = {pseudonym(u, config.privacy.pseudonym_key) for u in users}
@@ -106,7 +109,7 @@ def test_valid_traffic_in_the_same_stream_still_produces_marketing(outcome, gene
 
 
 def test_transactional_notifications_match_the_order_events_exactly_once(outcome, generated):
-    _, notifications, _ = outcome
+    _, notifications, _, _ = outcome
     expected = {e.event_id for e in generated if isinstance(e, OrderEvent) and e.status in NOTIFIED_STATUSES}
     assert expected, "the generator made no order lifecycle to check against"
     sent = [n.source_event_id for n in notifications if n.kind == "transactional" and n.source_event_id in expected]
@@ -114,7 +117,7 @@ def test_transactional_notifications_match_the_order_events_exactly_once(outcome
 
 
 def test_marketing_respects_daily_cap_and_gap(outcome):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     policy = config.policy
     by_user = collections.defaultdict(list)
     for n in notifications:
@@ -129,7 +132,7 @@ def test_marketing_respects_daily_cap_and_gap(outcome):
 
 
 def test_recommendations_exclude_the_trigger_and_what_the_user_bought(outcome, generated):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     key = config.privacy.pseudonym_key
     by_id = {e.event_id: e for e in generated if isinstance(e, BehaviourEvent)}
     bought = collections.defaultdict(list)
@@ -150,28 +153,31 @@ def test_recommendations_exclude_the_trigger_and_what_the_user_bought(outcome, g
 
 
 def test_outputs_carry_pseudonyms_not_user_ids(outcome, generated):
-    _, notifications, _ = outcome
+    config, notifications, _, raw = outcome
     raw_ids = {e.user_id for e in generated} | {"dup", "erase", "optout", "control"}
-    for n in notifications:
-        assert n.user not in raw_ids
-        assert f'"{n.user}"' in n.encode().decode()
+    key = config.privacy.pseudonym_key
+    assert len(raw) == len(notifications) > 0
+    for record in raw:  # the bytes on the topic, as a consumer receives them
+        user = orjson.loads(record)["user"]
+        assert user not in raw_ids and any(user == pseudonym(u, key) for u in raw_ids)
+        assert not any(f'"{u}"'.encode() in record for u in raw_ids)
 
 
 def test_a_duplicate_event_and_a_repeated_status_notify_once(outcome):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     dup = _for(notifications, "dup", config.privacy.pseudonym_key)
     assert [n.source_event_id for n in dup] == ["dup-o-1"]
 
 
 def test_erasure_forgets_what_was_sent(outcome):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     erased = _for(notifications, "erase", config.privacy.pseudonym_key)
     # Without erasure the second "shipped" would be suppressed as a repeat of the first.
     assert sorted(n.source_event_id for n in erased) == ["erase-o-1", "erase-o-2"]
 
 
 def test_unsubscribed_users_get_transactional_but_no_marketing(outcome):
-    config, notifications, _ = outcome
+    config, notifications, _, _ = outcome
     key = config.privacy.pseudonym_key
     control = _for(notifications, "control", key)
     assert [n.kind for n in control] == ["marketing"], "the control shopper should be recommended A or B"
@@ -182,18 +188,18 @@ def test_unsubscribed_users_get_transactional_but_no_marketing(outcome):
 
 
 def test_notifications_are_in_the_redis_inbox(outcome, redis_server):
-    config, notifications, _ = outcome
-    client = redis_server.client()
+    config, _, _, raw = outcome
+    client, keys = redis_server.client(), RedisKeys(config.redis.key_prefix)
     by_user = collections.defaultdict(list)
-    for n in notifications:
-        by_user[n.user].append(n)
+    for record in raw:  # each notification as committed to the topic: the inbox must hold those very bytes
+        by_user[Notification.decode(record).user].append(record)
     assert by_user
     erased = pseudonym("erase", config.privacy.pseudonym_key)
     for user, sent in by_user.items():
-        key = f"{config.redis.key_prefix}:inbox:{user}"
         if user == erased:  # the erasure emptied the inbox: only what was sent after it is there
-            sent = [n for n in sent if n.source_event_id == "erase-o-2"]
-        newest = sorted(sent, key=lambda n: n.source_event_time)[-config.redis.inbox_size:]
-        assert client.zcard(key) == len(newest)
-        assert client.hgetall(key + ":body") == {n.notification_id.encode(): n.encode() for n in newest}
-        assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600
+            sent = [r for r in sent if Notification.decode(r).source_event_id == "erase-o-2"]
+        newest = sorted(sent, key=lambda r: Notification.decode(r).source_event_time)[-config.redis.inbox_size:]
+        assert client.zcard(keys.inbox(user)) == len(newest)
+        assert client.hgetall(keys.inbox_bodies(user)) == {Notification.decode(r).notification_id.encode(): r
+                                                            for r in newest}
+        assert 0 < client.ttl(keys.inbox(user)) <= config.redis.ttl_hours * 3600

@@ -5,14 +5,17 @@
 - the catalogue topic: bad records are dead-lettered with their reason; a listed item with no
   interactions reaches a shopper through content (cold start); an out-of-stock item never does;
 - profiles and top-N lists are in Redis under pseudonyms, with a TTL.
+
+(An erasure's effect on Redis is shown by `test_erasure.py`, which watches the keys appear first.)
 """
 from __future__ import annotations
 
 import pytest
 
 from notify_engine import datasets, producer
-from operators.push_policy import pseudonym
-from state_schemas.events import BehaviourEvent, CatalogItem, ErasureRequest
+from operators.privacy import pseudonym
+from state_schemas.events import BehaviourEvent, CatalogItem
+from state_schemas.redis_keys import RedisKeys
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 from tests.unit.operators.test_item_model import batch_neighbours
 
@@ -49,8 +52,7 @@ def run(broker, redis_server, connector_jar, dataset_dir):
     end = taobao[-1].ts
     cold = [BehaviourEvent(event_id="cold-1", user_id="cold-shopper", behavior="view", ts=end + 1000,
                            item_id="bag-seen", category_id=BAG_CATEGORY)]
-    erased = ErasureRequest(event_id="erase-1", user_id=taobao[0].user_id, ts=end + 2000)
-    events = taobao + cold + [erased]
+    events = taobao + cold
     topics = make_topics(broker, partitions=1)  # one partition: the batch sees the job's order
     producer.publish(CATALOG, broker.bootstrap, topics.catalog, key_of=lambda item: item.item_id)
     producer.publish_raw(BAD_CATALOG.values(), broker.bootstrap, topics.catalog)
@@ -71,7 +73,7 @@ def test_neighbours_in_redis_equal_a_batch_recompute_after_the_stream_drains(run
     with_rows = {item: top for item, top in expected.items() if top}
     assert len(with_rows) > 200, "the slice should give many items a co-occurrence row"
     for item, top in with_rows.items():
-        stored = client.zrevrange(f"{config.redis.key_prefix}:neighbours:{item}", 0, -1, withscores=True)
+        stored = client.zrevrange(RedisKeys(config.redis.key_prefix).neighbours(item), 0, -1, withscores=True)
         streamed = sorted(((member.decode(), score) for member, score in stored), key=lambda p: (-p[1], p[0]))
         assert streamed == top, item
 
@@ -89,10 +91,11 @@ def test_a_listed_item_without_interactions_reaches_a_shopper_through_content_an
     config, _, notifications, _ = run
     user = pseudonym("cold-shopper", config.privacy.pseudonym_key)
     client = redis_server.client()
-    top = [member.decode() for member in client.zrevrange(f"{config.redis.key_prefix}:topn:{user}", 0, -1)]
+    keys = RedisKeys(config.redis.key_prefix)
+    top = [member.decode() for member in client.zrevrange(keys.top_n(user), 0, -1)]
     assert "bag-new" in top
     assert "bag-gone" not in top and "bag-seen" not in top
-    reasons = client.hgetall(f"{config.redis.key_prefix}:topn:{user}:reason")
+    reasons = client.hgetall(keys.top_n_reasons(user))
     assert reasons[b"bag-new"].startswith(b"matches what you like")
     sent = [n for n in notifications if n.user == user]
     assert sent and "bag-new" in sent[0].item_ids and "bag-gone" not in sent[0].item_ids
@@ -102,19 +105,10 @@ def test_profiles_and_top_n_are_served_from_redis_under_pseudonyms_with_a_ttl(ru
     config, events, _, _ = run
     client = redis_server.client()
     prefix = config.redis.key_prefix
-    profiles = list(client.scan_iter(f"{prefix}:profile:*"))
+    profiles = list(client.scan_iter(RedisKeys(prefix).profile("*")))
     assert profiles
     raw_users = {e.user_id for e in events}
     for key in profiles[:50]:
         assert key.decode().rsplit(":", 1)[1] not in raw_users
         assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600
-    assert list(client.scan_iter(f"{prefix}:topn:*"))
-
-
-def test_an_erased_shopper_has_nothing_left_in_redis(run, redis_server):
-    config, events, _, _ = run
-    erased = pseudonym(events[-1].user_id, config.privacy.pseudonym_key)
-    client = redis_server.client()
-    assert list(client.scan_iter(f"{config.redis.key_prefix}:*{erased}*")) == []
-    other = pseudonym("cold-shopper", config.privacy.pseudonym_key)
-    assert client.exists(f"{config.redis.key_prefix}:profile:{other}")  # the delete is targeted
+    assert list(client.scan_iter(RedisKeys(prefix).top_n("*")))

@@ -1,12 +1,15 @@
-"""jobs.side_inputs on a real Redis: item cards batched and cached, lists read in one round trip."""
+"""jobs.side_inputs on a real Redis: item cards batched and cached, lists read in one round trip, and every
+effect a step can ask for written as the key layout says."""
 from __future__ import annotations
 
 import uuid
 
 import pytest
 
-from jobs.side_inputs import ItemCardStore, RedisSideInputs, arrivals_key, neighbours_key
-from operators.trending import read_trending, trending_key
+from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
+from operators.steps import DeleteKeys, ListNewArrival, PublishNeighbours, ReplaceRanking, ReplaceValue, StoreInInbox
+from state_schemas.outputs import Notification
+from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard, Neighbour
 
 
@@ -26,18 +29,18 @@ def setup(redis_server):
 
 def store(client, clock, prefix, **kw) -> ItemCardStore:
     settings = {"ttl_s": 60, "cache_ms": 1000, "cache_size": 100, "flush_ms": 200} | kw
-    return ItemCardStore(client, prefix, clock=clock, **settings)
+    return ItemCardStore(client, RedisKeys(prefix), clock=clock, **settings)
 
 
 def test_cards_are_written_in_batches_and_read_back_by_another_instance(setup):
     client, clock, prefix = setup
     writer, reader = store(client, clock, prefix), store(client, clock, prefix)
     writer.publish("a", ItemCard(interactions=3))
-    assert client.get(f"{prefix}:card:a") is None  # not yet: batched
+    assert client.get(RedisKeys(prefix).card("a")) is None  # not yet: batched
     clock.now = 200
     writer.publish("b", ItemCard(interactions=5))  # the flush interval has passed: both go out
     assert reader.get_many(["a", "b", "missing"]) == {"a": ItemCard(interactions=3), "b": ItemCard(interactions=5)}
-    assert 0 < client.ttl(f"{prefix}:card:a") <= 60
+    assert 0 < client.ttl(RedisKeys(prefix).card("a")) <= 60
 
 
 def test_a_reader_reuses_cached_cards_until_they_age_unless_asked_for_fresh_ones(setup):
@@ -55,30 +58,84 @@ def test_a_reader_reuses_cached_cards_until_they_age_unless_asked_for_fresh_ones
 
 def test_a_damaged_card_reads_as_unknown(setup):
     client, clock, prefix = setup
-    client.set(f"{prefix}:card:x", b"{not json")
+    client.set(RedisKeys(prefix).card("x"), b"{not json")
     assert store(client, clock, prefix).get_many(["x"]) == {}
 
 
 def test_neighbours_replace_the_previous_list(setup):
     client, clock, prefix = setup
-    cards = store(client, clock, prefix)
-    cards.publish_neighbours("i", [Neighbour("a", None, 0.5), Neighbour("b", "c", 0.25)])
-    cards.publish_neighbours("i", [Neighbour("c", None, 0.75)])
-    assert client.zrange(neighbours_key(prefix, "i"), 0, -1, withscores=True) == [(b"c", 0.75)]
+    effects = RedisEffects(client, store(client, clock, prefix))
+    effects.apply(PublishNeighbours("i", (Neighbour("a", None, 0.5), Neighbour("b", "c", 0.25))))
+    effects.apply(PublishNeighbours("i", (Neighbour("c", None, 0.75),)))
+    assert client.zrange(RedisKeys(prefix).neighbours("i"), 0, -1, withscores=True) == [(b"c", 0.75)]
+    assert 0 < client.ttl(RedisKeys(prefix).neighbours("i")) <= 60
 
 
 def test_lists_for_a_trigger_come_back_ranked_newest_listings_first_and_cached(setup):
     client, clock, prefix = setup
     cards = store(client, clock, prefix)
-    client.zadd(trending_key(prefix, "global"), {"g1": 3.0, "g2": 3.0, "x": 1.0})
-    client.zadd(trending_key(prefix, "cat:c"), {"x": 9.0})
+    effects = RedisEffects(client, cards)
+    keys = RedisKeys(prefix)
+    client.zadd(keys.trending("global"), {"g1": 3.0, "g2": 3.0, "x": 1.0})
+    client.zadd(keys.trending("cat:c"), {"x": 9.0})
     for n, item in enumerate(["old", "mid", "new"]):
-        cards.list_item(item, "c", 1000 + n)
+        effects.apply(ListNewArrival(item, "c", 1000 + n, keep=200))
     side = RedisSideInputs(cards, top_n=10, cache_ms=500, clock=clock)
-    assert side.trending("c") == [("x", 9.0), *[p for p in read_trending(client, prefix, "global", 10) if p[0] != "x"]]
+    # The category's list first; then the global one's other items, equal scores by item id (not Redis's order).
+    assert side.trending("c") == [("x", 9.0), ("g1", 3.0), ("g2", 3.0)]
     assert side.arrivals("c") == ["new", "mid", "old"]
-    client.zadd(arrivals_key(prefix, "c"), {"newest": 2000})
+    client.zadd(keys.arrivals("c"), {"newest": 2000})
     assert side.arrivals("c") == ["new", "mid", "old"]  # within the cache time
     clock.now = 501
     assert side.arrivals("c")[0] == "newest"
-    assert side.arrivals(None) == [] and side.trending(None) == read_trending(client, prefix, "global", 10)
+    assert side.arrivals(None) == [] and side.trending(None) == [("g1", 3.0), ("g2", 3.0), ("x", 1.0)]
+
+
+def test_new_arrivals_keep_the_newest_listings_of_their_category(setup):
+    client, clock, prefix = setup
+    effects = RedisEffects(client, store(client, clock, prefix))
+    for n in range(5):
+        effects.apply(ListNewArrival(f"i{n}", "c", 1000 + n, keep=3))
+    assert client.zrange(RedisKeys(prefix).arrivals("c"), 0, -1) == [b"i2", b"i3", b"i4"]
+
+
+def _notification(n: int, user: str = "p1") -> Notification:
+    return Notification(notification_id=f"n{n}", user=user, channel="push", kind="marketing", title="t", body="b",
+                        item_ids=("i",), reason="r", created_at=n, source_event_time=1000 + n, source_event_id=f"e{n}")
+
+
+def test_the_inbox_keeps_the_newest_notifications_and_their_bodies_only(setup):
+    client, clock, prefix = setup
+    effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
+    for n in [3, 1, 4, 2, 4]:  # out of order, and one written twice (a replay)
+        effects.apply(StoreInInbox(keys.inbox("p1"), keys.inbox_bodies("p1"), _notification(n), keep=3, ttl_s=60))
+    assert client.zrange(keys.inbox("p1"), 0, -1) == [b"n2", b"n3", b"n4"]
+    assert client.hgetall(keys.inbox_bodies("p1")) == {f"n{n}".encode(): _notification(n).encode() for n in (2, 3, 4)}
+    assert 0 < client.ttl(keys.inbox("p1")) <= 60 and 0 < client.ttl(keys.inbox_bodies("p1")) <= 60
+
+
+def test_a_profile_and_a_ranking_are_replaced_whole(setup):
+    client, clock, prefix = setup
+    effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
+    effects.apply(ReplaceValue(keys.profile("p1"), {"categories": [["c", 1.0]]}, ttl_s=60))
+    effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"), (("a", 0.5, "why a"), ("b", 0.25, "why b")),
+                                 ttl_s=60))
+    effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"), (("c", 0.75, "why c"),), ttl_s=60))
+    assert client.get(keys.profile("p1")) == b'{"categories":[["c",1.0]]}'
+    assert client.zrange(keys.top_n("p1"), 0, -1, withscores=True) == [(b"c", 0.75)]
+    assert client.hgetall(keys.top_n_reasons("p1")) == {b"c": b"why c"}
+    effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"), (), ttl_s=60))
+    assert not client.exists(keys.top_n("p1"), keys.top_n_reasons("p1"))
+
+
+def test_an_erasure_deletes_the_named_keys_and_the_matching_ones_and_nothing_else(setup):
+    client, clock, prefix = setup
+    effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
+    for user in ("p1", "p2"):
+        client.set(keys.profile(user), b"{}")
+        client.hset(keys.counts(f"user:{user}", 0), "view", 1)
+        client.hset(keys.counts(f"user:{user}", 3_600_000), "cart", 2)
+    assert len(list(client.scan_iter(f"{prefix}:*p1*"))) == 3  # the user had keys to lose
+    effects.apply(DeleteKeys(keys.user_keys("p1"), keys.user_key_patterns("p1")))
+    assert list(client.scan_iter(f"{prefix}:*p1*")) == []
+    assert len(list(client.scan_iter(f"{prefix}:*p2*"))) == 3

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from kafka import KafkaProducer
 
-from jobs.config import JobConfig
-from operators.push_policy import pseudonym
+from config import JobConfig
+from operators.privacy import pseudonym
 from state_schemas.outputs import Notification
 
 KEY = JobConfig().privacy.pseudonym_key

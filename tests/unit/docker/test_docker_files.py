@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.config import load_config
+from config import load_config
 from notify_engine import services
 
 REPO = Path(__file__).resolve().parents[3]
@@ -380,7 +380,7 @@ def test_kafka_is_a_single_kraft_node(svc):
 
 
 def test_job_config_loads_and_points_at_compose_services(svc):
-    config = load_config(JOB_CONFIG)  # validates, and rejects keys jobs/config.py does not know
+    config = load_config(JOB_CONFIG)  # validates, and rejects keys the config package does not know
     kafka_env = svc["kafka"]["environment"]
     advertised = [a.split("://")[1] for a in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")]
     for server in config.kafka.bootstrap_servers.split(","):

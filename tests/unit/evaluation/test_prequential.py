@@ -4,7 +4,7 @@ import math
 import pytest
 
 from evaluation.prequential import evaluate
-from jobs.config import JobConfig
+from config import JobConfig
 from state_schemas.events import BehaviourEvent
 
 T0 = 1_700_000_000_000

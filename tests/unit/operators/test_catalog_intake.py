@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
+from config import JobConfig, load_config
 from operators.catalog_intake import admit_catalog
 from operators.intake import Rejected
 from state_schemas.events import CatalogItem, encode
@@ -104,7 +104,7 @@ def test_rejects_an_unknown_category_when_categories_are_listed():
 
 
 def test_any_category_is_known_when_none_are_listed():
-    assert CATALOG.known_categories == []
+    assert CATALOG.known_categories == ()
     assert admit_catalog(raw(category_id="gadgets"), NOW, CATALOG, LIMITS).category_id == "gadgets"
 
 

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from operators.content import (PRICE_BAND_BOUNDS, STOPWORDS, Vocabulary, add_vector, cosine, event_terms,
+from operators.content import (PRICE_BAND_BOUNDS, STOPWORDS, add_vector, cosine, event_terms,
                                item_terms, price_band, tfidf_vector, title_words)
 from state_schemas.events import CatalogItem
 from state_schemas.state import DecayedScores
+from tests.unit.drivers import Vocabulary
 
 HOUR_MS = 3_600_000
 T0 = 1_700_000_000_000
@@ -288,36 +289,3 @@ def test_add_vector_never_keeps_more_than_max_terms(observations, max_terms):
     for vector, offset in observations:
         user = add_vector(user, vector, 1.0, T0 + offset, HOUR_MS, max_terms)
         assert len(user.scores) <= max_terms
-
-
-# --- the replay vocabulary ---------------------------------------------------------------------------------
-
-def test_a_republished_item_with_the_same_terms_counts_once():
-    vocabulary = Vocabulary()
-    vocabulary.observe("i-1", {"red": 2, "cat:c-1": 1})
-    vocabulary.observe("i-1", {"red": 1, "cat:c-1": 1})  # new counts, same terms
-    vocabulary.observe("i-2", {"red": 1})
-    assert vocabulary.documents == 2
-    assert vocabulary.document_frequency == {"red": 2, "cat:c-1": 1}
-
-
-def test_a_republished_item_with_new_terms_moves_its_counts():
-    vocabulary = Vocabulary()
-    vocabulary.observe("i-1", {"red": 1, "price:p1": 1})
-    vocabulary.observe("i-2", {"red": 1})
-    vocabulary.observe("i-1", {"blue": 1, "price:p2": 1})
-    assert vocabulary.documents == 2
-    assert vocabulary.document_frequency == {"red": 1, "blue": 1, "price:p2": 1}
-
-
-@PROPERTY
-@given(updates=st.lists(st.tuples(st.sampled_from(["i-1", "i-2", "i-3", "i-4"]),
-                                  st.dictionaries(terms, st.integers(0, 3), max_size=6)), max_size=30))
-def test_vocabulary_counts_each_item_once_by_its_latest_terms(updates):
-    vocabulary = Vocabulary()
-    latest = {}
-    for item_id, term_counts in updates:
-        vocabulary.observe(item_id, term_counts)
-        latest[item_id] = {t for t, c in term_counts.items() if c > 0}
-    assert vocabulary.documents == len(latest)
-    assert vocabulary.document_frequency == dict(Counter(t for ts in latest.values() for t in ts))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
+from config import JobConfig, load_config
 from operators.intake import Rejected, admit
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
-from operators import user_context
-from operators.item_model import cosine_neighbours, join_catalog, next_refresh, refresh_neighbours, update_item
+from config import JobConfig, load_config
+from operators import item_model, user_context
+from operators.item_model import cosine_neighbours, next_refresh, refresh_neighbours
+from operators.steps import END_OF_STREAM, ListNewArrival, PublishCard, emitted
 from state_schemas.events import BehaviourEvent, CatalogItem
-from state_schemas.state import ItemCard, ItemModel, ItemUpdate, Neighbour, UserContext
+from state_schemas.hops import ItemSignal, ItemUpdate
+from state_schemas.state import CoCount, ItemCard, ItemModel, Neighbour, UserContext
 
 HOUR_MS = 3_600_000
 T0 = 1_700_000_000_000
@@ -34,13 +37,39 @@ def no_cards(items):
 
 def update(history=(), behavior="view", ts=T0, trigger=False, item="target", category="c1", price=None,
            repeat=False, event_id="e1") -> ItemUpdate:
-    event = {"v": 1, "type": "behaviour", "event_id": event_id, "user_id": "u1", "behavior": behavior, "ts": ts,
-             "item_id": item}
-    if category is not None:
-        event["category_id"] = category
-    if price is not None:
-        event["price"] = price
+    event = BehaviourEvent(event_id=event_id, user_id="u1", behavior=behavior, ts=ts, item_id=item,
+                           category_id=category, price=price)
     return ItemUpdate(event=event, history=tuple(history), trigger=trigger, repeat=repeat)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One step of the item model, by what the shell does with it."""
+
+    state: ItemModel
+    card: ItemCard | None  # published for other keys
+    signal: ItemSignal | None  # to the user's scorer
+    refresh_at: int | None  # the refresh timer (the end-of-stream one always comes with it)
+    listed: tuple = ()  # new-arrival listings
+
+
+def result(done) -> Result:
+    cards = [e.card for e in done.effects if isinstance(e, PublishCard)]
+    signals = emitted(done, ItemSignal)
+    refresh = [t for t in done.timers if t != END_OF_STREAM]
+    assert len(cards) <= 1 and len(signals) <= 1 and len(refresh) <= 1
+    assert (END_OF_STREAM in done.timers) == bool(refresh)
+    return Result(done.state, cards[0] if cards else None, signals[0] if signals else None,
+                  refresh[0] if refresh else None,
+                  tuple(e for e in done.effects if isinstance(e, ListNewArrival)))
+
+
+def update_item(state, upd, cards, config, profile, terms):
+    return result(item_model.update_item(state, upd, cards, config, profile, terms))
+
+
+def join_catalog(state, item, vector):
+    return result(item_model.join_catalog(state, item, vector))
 
 
 def step(state, upd, config=ITEMS, cards=no_cards):
@@ -51,8 +80,8 @@ def test_first_event_sets_facts_popularity_and_interactions():
     result = step(ItemModel(), update(price=12.5))
     state = result.state
     assert state.category_id == "c1" and state.price == 12.5 and state.interactions == 1
-    assert state.popularity == pytest.approx(PROFILE.event_weights["view"])
-    assert state.popularity_at == T0 and state.row == {}
+    assert state.popularity.value == pytest.approx(PROFILE.event_weights["view"])
+    assert state.popularity.at == T0 and state.row == {}
     assert result.card == state.card() and result.card.interactions == 1
     assert result.refresh_at is None  # no row yet: nothing to recompute
 
@@ -61,16 +90,16 @@ def test_popularity_halves_over_one_half_life_before_the_new_weight_is_added():
     state = step(ItemModel(), update(behavior="view")).state
     state = step(state, update(behavior="cart", ts=T0 + POP_HALF_LIFE)).state
     view, cart = PROFILE.event_weights["view"], PROFILE.event_weights["cart"]
-    assert state.popularity == pytest.approx(view / 2 + cart, rel=1e-12)
-    assert state.popularity_at == T0 + POP_HALF_LIFE
+    assert state.popularity.value == pytest.approx(view / 2 + cart, rel=1e-12)
+    assert state.popularity.at == T0 + POP_HALF_LIFE
 
 
 def test_a_late_event_adds_its_decayed_weight_without_moving_time_back():
     state = step(ItemModel(), update(ts=T0 + 2 * POP_HALF_LIFE)).state
     state = step(state, update(behavior="purchase", ts=T0)).state
     view, purchase = PROFILE.event_weights["view"], PROFILE.event_weights["purchase"]
-    assert state.popularity == pytest.approx(view + purchase / 4, rel=1e-12)
-    assert state.popularity_at == T0 + 2 * POP_HALF_LIFE
+    assert state.popularity.value == pytest.approx(view + purchase / 4, rel=1e-12)
+    assert state.popularity.at == T0 + 2 * POP_HALF_LIFE
 
 
 def test_events_fill_in_facts_until_the_catalogue_lists_the_item_then_the_catalogue_wins():
@@ -96,29 +125,29 @@ def test_an_older_catalogue_record_never_replaces_a_newer_one():
 
 def test_the_row_counts_each_item_of_the_history_once_per_event():
     state = step(ItemModel(), update(history=[("a", "ca"), ("b", None)])).state
-    assert state.row == {"a": [1, "ca"], "b": [1, None]}
+    assert state.row == {"a": CoCount(1, "ca"), "b": CoCount(1, None)}
     state = step(state, update(history=[("b", "cb"), ("c", "cc")], ts=T0 + 1)).state
-    assert state.row == {"a": [1, "ca"], "b": [2, "cb"], "c": [1, "cc"]}
+    assert state.row == {"a": CoCount(1, "ca"), "b": CoCount(2, "cb"), "c": CoCount(1, "cc")}
     state = step(state, update(history=[("b", None)], ts=T0 + 2)).state  # unknown never erases known
-    assert state.row["b"] == [3, "cb"]
+    assert state.row["b"] == CoCount(3, "cb")
 
 
 def test_a_repeat_visit_counts_for_popularity_but_not_for_co_occurrence():
     state = step(ItemModel(), update(history=[("a", None)])).state
     result = step(state, update(history=[], repeat=True, ts=T0 + 1))
     assert result.state.interactions == 1 and result.state.row == state.row
-    assert result.state.popularity > state.popularity
+    assert result.state.popularity.value > state.popularity.value
     assert result.refresh_at is None
 
 
 def test_the_input_state_is_not_mutated():
-    before = ItemModel(row={"a": [1, "ca"]})
+    before = ItemModel(row={"a": CoCount(1, "ca")})
     step(before, update(history=[("a", "ca"), ("b", None)]))
-    assert before == ItemModel(row={"a": [1, "ca"]})
+    assert before == ItemModel(row={"a": CoCount(1, "ca")})
 
 
 def test_cosine_divides_the_co_count_by_the_root_of_both_counts():
-    row = {"a": [4, "ca"], "b": [2, None], "c": [2, "cc"]}
+    row = {"a": CoCount(4, "ca"), "b": CoCount(2, None), "c": CoCount(2, "cc")}
     counts = {"a": 16, "b": 1}  # c unknown: counts as 1
     neighbours = cosine_neighbours(row, 4, counts, 2)
     assert neighbours == (Neighbour("b", None, round(2 / math.sqrt(4 * 1), 9)),
@@ -128,7 +157,7 @@ def test_cosine_divides_the_co_count_by_the_root_of_both_counts():
 
 def test_a_trigger_carries_neighbours_and_the_profile_a_plain_event_only_the_card():
     cards = {"a": ItemCard(interactions=9), "b": ItemCard(interactions=1)}
-    state = ItemModel(category_id="c0", interactions=3, row={"a": [3, "ca"], "b": [1, "cb"]})
+    state = ItemModel(category_id="c0", interactions=3, row={"a": CoCount(3, "ca"), "b": CoCount(1, "cb")})
     plain = step(state, update(history=[("a", "ca")], category=None), cards=lambda items: cards)
     assert plain.signal.neighbours == () and plain.signal.trigger is False
     assert plain.signal.card == plain.state.card()
@@ -137,7 +166,7 @@ def test_a_trigger_carries_neighbours_and_the_profile_a_plain_event_only_the_car
     assert trig.signal.neighbours == (Neighbour("a", "ca", round(4 / math.sqrt(n * 9), 9)),
                                       Neighbour("b", "cb", round(1 / math.sqrt(n * 1), 9)))
     assert trig.state.neighbours == trig.signal.neighbours
-    assert trig.signal.event["category_id"] == "c0"  # enriched from state for the scorer
+    assert trig.signal.event.category_id == "c0"  # enriched from state for the scorer
 
 
 def test_a_refresh_timer_is_requested_when_the_row_changes_coalesced_per_interval():
@@ -150,11 +179,11 @@ def test_a_refresh_timer_is_requested_when_the_row_changes_coalesced_per_interva
 
 def test_the_row_is_trimmed_to_the_cap_once_past_the_slack():
     config = load_config(overrides={"item_model": {"row_cap": 8, "neighbours": 2}}).item_model
-    row = {f"j{n}": [n + 1, None] for n in range(10)}  # 10 == cap + cap // 4: not trimmed yet
+    row = {f"j{n}": CoCount(n + 1, None) for n in range(10)}  # 10 == cap + cap // 4: not trimmed yet
     state = step(ItemModel(row=row), update(), config).state
     assert len(state.row) == 10
     state = step(state, update(history=[("new", None)], ts=T0 + 1), config).state
-    assert state.row == {f"j{n}": [n + 1, None] for n in range(2, 10)}
+    assert state.row == {f"j{n}": CoCount(n + 1, None) for n in range(2, 10)}
 
 
 @PROPERTY
@@ -214,7 +243,8 @@ def test_streamed_neighbours_equal_a_batch_recompute_after_the_stream_drains(eve
         user_step = user_context.observe(UserContext.decode(users.get(user)), event, config.intake, config.profile,
                                          config.segments)
         users[user] = user_step.state.encode()
-        upd = ItemUpdate.decode(user_step.to_item_hop.encode())  # across the shuffle, as in the job
+        [sent] = emitted(user_step, ItemUpdate)
+        upd = ItemUpdate.decode(sent.encode())  # across the shuffle, as in the job
         result = update_item(ItemModel.decode(items.get(item)), upd, lambda ids: cards, config.item_model,
                              config.profile, TERMS)
         items[item] = result.state.encode()
@@ -236,3 +266,41 @@ def expected_visits(events, history_size):
             history.remove(item)
         history.append(item)
         del history[:-history_size]
+
+
+def test_an_accepted_catalogue_record_lists_the_item_among_its_category_arrivals_and_an_older_one_does_not():
+    newer = CatalogItem(item_id="target", title="Trail shoe", category_id="shoes", price=80.0, ts=T0 + 10)
+    older = CatalogItem(item_id="target", title="Old shoe", category_id="boots", price=70.0, ts=T0)
+    joined = join_catalog(ItemModel(), newer, (("trail", 1.0),))
+    assert joined.listed == (ListNewArrival("target", "shoes", T0 + 10, item_model.ARRIVALS_KEPT),)
+    assert joined.card == joined.state.card() and joined.card.listed_at == T0 + 10
+    ignored = join_catalog(joined.state, older, ())
+    assert ignored.state == joined.state and ignored.listed == () and ignored.card is None
+
+
+class RecordingSide:
+    """Cards for the timer's refresh, remembering whether each read asked for fresh ones."""
+
+    def __init__(self, cards):
+        self.card_map, self.reads = cards, []
+
+    def cards(self, items, fresh=False):
+        self.reads.append(fresh)
+        return {item: self.card_map[item] for item in items if item in self.card_map}
+
+
+def test_a_refresh_timer_publishes_the_neighbours_and_the_end_of_stream_one_reads_the_latest_cards():
+    from operators.steps import PublishNeighbours, StepContext
+
+    state = ItemModel(interactions=4, row={"a": CoCount(2, "ca")})
+    side = RecordingSide({"a": ItemCard(interactions=1)})
+    context = StepContext(now=0, side=side, config=CONFIG)
+    expected = (Neighbour("a", "ca", round(2 / math.sqrt(4 * 1), 9)),)
+    refreshed = item_model.on_timer(state, "target", next_refresh(T0, ITEMS), context)
+    assert refreshed.state.neighbours == expected
+    assert refreshed.effects == (PublishNeighbours("target", expected),)
+    final = item_model.on_timer(state, "target", END_OF_STREAM, context)
+    assert final.effects == (PublishNeighbours("target", expected),)
+    assert side.reads == [False, True]  # cached cards on an interval, every instance's latest at the end
+    idle = item_model.on_timer(ItemModel(interactions=1), "lonely", END_OF_STREAM, context)
+    assert idle.effects == () and idle.state == ItemModel(interactions=1) and side.reads == [False, True]

@@ -6,21 +6,25 @@ import hashlib
 import hmac
 import random
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass
 
 import orjson
+from msgspec.structs import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
-from operators.push_policy import (TRANSACTIONAL_TEMPLATES, decide_marketing, handle, notification_id,
-                                   pseudonym)
+from config import JobConfig, load_config
+from operators import push_policy
+from operators.privacy import notification_id, pseudonym
+from operators.push_policy import TRANSACTIONAL_TEMPLATES, decide_marketing
 from operators.scorer import Scored
+from operators.steps import DeleteKeys, ReplaceRanking, ReplaceValue, StoreInInbox, emitted
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.outputs import Notification, ServingRecord
-from state_schemas.segments import SegmentAssignment
-from state_schemas.state import DecayedScores, ItemCard, ItemSignal, Neighbour, PushState, UserSummary
+from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
+from state_schemas.outputs import Notification
+from state_schemas.redis_keys import RedisKeys
+from state_schemas.state import DecayedScores, ItemCard, Neighbour, PushState, RecentSend
 from tests.unit.fakes import FakeSide
 
 HOUR_MS = 3_600_000
@@ -48,7 +52,7 @@ def config(**policy) -> JobConfig:
 def item_signal(event_id="e1", ts=T0, item="trigger", behavior="view", neighbours=None, summary=None, trigger=True,
                 user=USER, vector=(), title=None) -> ItemSignal:
     event = BehaviourEvent(event_id=event_id, user_id=user, behavior=behavior, ts=ts, item_id=item,
-                           category_id="ct").to_dict()
+                           category_id="ct")
     if neighbours is None:
         neighbours = NEIGHBOURS
     if summary is None and trigger:
@@ -65,6 +69,36 @@ def order(status="shipped", order_id="o1", ts=T0, event_id=None, user=USER, carr
 def feedback(action, ts=T0, event_id=None):
     return FeedbackEvent(event_id=event_id or f"f-{action}-{ts}", user_id=USER, action=action, ts=ts,
                          notification_id=None if action in ("unsubscribe", "resubscribe") else "n1")
+
+
+KEYS = RedisKeys(CONFIG.redis.key_prefix)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One step of the push policy, by what the shell does with it."""
+
+    state: PushState | None
+    notification: Notification | None
+    suppressed: str | None  # the reason counted
+    serving: tuple  # writes to the serving store other than the inbox: profile, top-N, erasure
+    inbox: tuple
+
+
+def decided(done) -> Decided:
+    notifications = emitted(done, Notification)
+    assert len(notifications) <= 1 and len(done.emit) == len(notifications)
+    reasons = [name.removeprefix("suppressed_") for name in done.counts if name.startswith("suppressed_")]
+    assert ("notifications_suppressed" in done.counts) == bool(reasons)
+    return Decided(done.state, notifications[0] if notifications else None, reasons[0] if reasons else None,
+                   tuple(e for e in done.effects if not isinstance(e, StoreInInbox)),
+                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)))
+
+
+def handle(state, message, user, created, side, cfg):
+    if isinstance(message, (OrderEvent, FeedbackEvent, ErasureRequest)):  # they reach this hop wrapped
+        message = AccountEvent(event=message)
+    return decided(push_policy.handle(state, message, user, created, side, cfg))
 
 
 def step(state, message, cfg=CONFIG, user=USER, side=NO_SIDE):
@@ -125,7 +159,7 @@ def test_a_marketing_notification_names_the_best_items_and_says_why():
     assert "trigger" in n.reason  # the best pick is CF-led: the reason names the trigger item
     assert result.state.marketing_today == 1 and result.state.last_marketing_ts == T0
     categories = dict((item, category) for item, category, _ in NEIGHBOURS)
-    assert result.state.recent_items == {item: [T0, categories[item]] for item in best}
+    assert result.state.recent_items == {item: RecentSend(T0, categories[item]) for item in best}
     assert result.state.marketing_day == local_day(T0)
     assert result.state.transactional_day == -1  # each kind keeps its own day
 
@@ -160,16 +194,16 @@ def test_decide_marketing_sends_the_first_ranked_items_at_or_above_min_score():
     assert result.notification.item_ids == ("x", "y")
     assert result.notification.reason == "why x" and result.notification.score == 0.9
     assert result.notification.user == "pseudo"
-    assert result.state.recent_items == {"x": [T0, "c1"], "y": [T0, "c2"]}
+    assert result.state.recent_items == {"x": RecentSend(T0, "c1"), "y": RecentSend(T0, "c2")}
     only_weak = decide_marketing(PushState(), item_signal(), [scored("z", 0.19)], T0, CREATED, "pseudo", cfg)
     assert only_weak.suppressed == "no_candidate" and only_weak.state.marketing_today == 0
 
 
 def test_recent_items_keep_only_sends_within_the_cooldown():
     cfg = config(renotify_cooldown_ms=DAY_MS).policy
-    state = PushState(recent_items={"old": [T0 - DAY_MS, "c1"], "young": [T0 - DAY_MS + 1, None]})
+    state = PushState(recent_items={"old": RecentSend(T0 - DAY_MS, "c1"), "young": RecentSend(T0 - DAY_MS + 1)})
     result = decide_marketing(state, item_signal(), [scored("x", 0.9)], T0, CREATED, "p", cfg)
-    assert result.state.recent_items == {"young": [T0 - DAY_MS + 1, None], "x": [T0, None]}
+    assert result.state.recent_items == {"young": RecentSend(T0 - DAY_MS + 1), "x": RecentSend(T0)}
 
 
 def test_an_item_is_not_recommended_again_within_the_cooldown():
@@ -190,10 +224,10 @@ def test_a_push_state_written_before_the_upgrade_still_honours_its_cooldown():
     v1 = orjson.dumps({"v": 1, "mday": local_day(T0), "mk": 1, "tday": -1, "tx": 0, "last": T0 - 2 * HOUR_MS,
                        "recent": {"a": T0 - 2 * HOUR_MS}, "txk": {}, "out": False}).decode()
     state = PushState.decode(v1)
-    assert state.recent_items == {"a": [T0 - 2 * HOUR_MS, None]}
+    assert state.recent_items == {"a": RecentSend(T0 - 2 * HOUR_MS)}
     result = step(state, item_signal(event_id="e9"))
     assert result.notification.item_ids == ("b", "c", "d")
-    assert result.state.recent_items["a"] == [T0 - 2 * HOUR_MS, None]
+    assert result.state.recent_items["a"] == RecentSend(T0 - 2 * HOUR_MS)
     assert result.state.marketing_today == 2
     assert PushState.decode(result.state.encode()) == result.state
 
@@ -260,33 +294,32 @@ def test_a_new_user_with_only_trending_items_still_gets_a_notification():
 
 def test_a_trigger_publishes_the_profile_and_the_top_n_under_the_pseudonym():
     summary = UserSummary(categories=(("cd", 1.0),), brands=(("acme", 1.0),), price_bands=(("p2", 1.0),),
-                          active_hours=(("10", 1.0),), last_purchase={"cd": ["z", T0 - 5]})
+                          active_hours=(("10", 1.0),), last_purchase={"cd": ("z", T0 - 5)})
     state = PushState(segment=4, content=DecayedScores(at=T0, scores={f"t{n}": float(n) for n in range(15)}))
     cfg = load_config(overrides={"scoring": {"top_n": 3}})
     result = step(state, item_signal(summary=summary), cfg)
     profile, top = result.serving
     user = pseudonym(USER, KEY)
-    assert (profile.kind, profile.user, profile.at) == ("profile", user, T0)
-    assert (top.kind, top.user, top.at) == ("topn", user, T0)
-    assert profile.body["categories"] == (("cd", 1.0),) and profile.body["brands"] == (("acme", 1.0),)
-    assert profile.body["price_bands"] == (("p2", 1.0),) and profile.body["active_hours"] == (("10", 1.0),)
-    assert profile.body["last_purchase"] == {"cd": ["z", T0 - 5]} and profile.body["segment"] == 4
-    assert [term for term, _ in profile.body["content"]] == [f"t{n}" for n in range(14, 4, -1)]  # strongest ten
+    ttl = int(cfg.redis.ttl_hours * 3600)
+    assert (type(profile), profile.key, profile.ttl_s) == (ReplaceValue, KEYS.profile(user), ttl)
+    assert (type(top), top.key, top.reasons_key, top.ttl_s) == (ReplaceRanking, KEYS.top_n(user),
+                                                                KEYS.top_n_reasons(user), ttl)
+    body = orjson.loads(orjson.dumps(profile.value))  # as the writer stores it
+    assert body["categories"] == [["cd", 1.0]] and body["brands"] == [["acme", 1.0]]
+    assert body["price_bands"] == [["p2", 1.0]] and body["active_hours"] == [["10", 1.0]]
+    assert body["last_purchase"] == {"cd": ["z", T0 - 5]} and body["segment"] == 4
+    assert [term for term, _ in body["content"]] == [f"t{n}" for n in range(14, 4, -1)]  # strongest ten
     expected = {"a": cf_only(0.6), "b": cf_only(0.4), "d": cf_only(0.1) + SCORING.weight_affinity}
-    assert [item for item, _, _ in top.body["items"]] == ["a", "b", "d"]  # top_n = 3 of the four
-    assert [score for _, score, _ in top.body["items"]] == pytest.approx([expected[i] for i in "abd"], abs=1e-6)
-    assert "trigger" in top.body["items"][0][2]
-    for record in result.serving:  # what the sink writes reads back as the same JSON
-        decoded = ServingRecord.decode(record.encode())
-        assert (decoded.kind, decoded.user, decoded.at) == (record.kind, record.user, record.at)
-        assert decoded.body == orjson.loads(orjson.dumps(record.body))
+    assert [item for item, _, _ in top.entries] == ["a", "b", "d"]  # top_n = 3 of the four
+    assert [score for _, score, _ in top.entries] == pytest.approx([expected[i] for i in "abd"], abs=1e-6)
+    assert "trigger" in top.entries[0][2]
 
 
 def test_serving_records_are_written_even_when_the_cap_suppresses_the_push():
     cfg = config(daily_marketing_cap=0)
     result = step(PushState(), item_signal(), cfg)
     assert result.suppressed == "daily_cap" and result.notification is None
-    assert [r.kind for r in result.serving] == ["profile", "topn"]
+    assert [type(r) for r in result.serving] == [ReplaceValue, ReplaceRanking] and result.inbox == ()
 
 
 def test_no_serving_records_without_a_profile_or_a_trigger():
@@ -442,7 +475,7 @@ def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscr
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
 def test_other_feedback_changes_nothing(action):
-    state = PushState(marketing_day=3, marketing_today=1, opted_out=True, recent_items={"a": [T0, "ca"]},
+    state = PushState(marketing_day=3, marketing_today=1, opted_out=True, recent_items={"a": RecentSend(T0, "ca")},
                       segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
     assert result.state == state and result.notification is None
@@ -455,7 +488,9 @@ def test_erasure_clears_the_push_state():
     result = step(state, ErasureRequest(event_id="x", user_id=USER, ts=T0 + 2))
     assert result.state is None and result.notification is None
     # and asks the serving writer to delete what Redis holds under the user's pseudonym
-    assert [(r.kind, r.user) for r in result.serving] == [("erase", pseudonym(USER, CONFIG.privacy.pseudonym_key))]
+    user = pseudonym(USER, CONFIG.privacy.pseudonym_key)
+    assert result.serving == (DeleteKeys(KEYS.user_keys(user), KEYS.user_key_patterns(user)),)
+    assert KEYS.profile(user) in result.serving[0].keys and KEYS.inbox(user) in result.serving[0].keys
 
 
 def test_an_unexpected_message_is_refused():
@@ -495,7 +530,7 @@ def build_message(n: int, kind: str, ts: int, rng: random.Random):
 
 
 def event_time(message):
-    return message.event["ts"] if isinstance(message, ItemSignal) else message.ts
+    return message.event.ts if isinstance(message, ItemSignal) else message.ts
 
 
 def messages(with_erasure=False):
@@ -637,9 +672,9 @@ def test_marketing_only_follows_triggers_and_never_names_an_excluded_item(sequen
         if n is None or n.kind != "marketing":
             continue
         assert isinstance(message, ItemSignal) and message.trigger
-        assert message.event["item_id"] not in n.item_ids
+        assert message.event.item_id not in n.item_ids
         assert not set(message.summary.purchased) & set(n.item_ids)
-        now = message.event["ts"]
+        now = message.event.ts
         assert not [i for i in n.item_ids if i in recent and now - recent[i] < cfg.policy.renotify_cooldown_ms]
         assert len(n.item_ids) == len(set(n.item_ids)) <= cfg.policy.items_per_notification
         assert n.score >= cfg.policy.min_score
@@ -658,22 +693,23 @@ def test_erasure_always_clears_the_state(sequence, cfg):
 def test_the_raw_user_id_never_appears_in_a_notification_or_serving_record(sequence, user, cfg):
     def as_user(message):
         if isinstance(message, ItemSignal):
-            return replace(message, event=dict(message.event, user_id=user))
+            return replace(message, event=replace(message.event, user_id=user))
         return replace(message, user_id=user)
 
     sequence = [as_user(m) for m in sequence]
     for result in replay(sequence, cfg, user=user):
-        for record in result.serving:
-            encoded = record.encode().encode()
-            assert user.encode() not in encoded
-            assert orjson.loads(encoded)["user"] == pseudonym(user, KEY)
+        for effect in result.serving + result.inbox:
+            keys = [getattr(effect, name) for name in ("key", "reasons_key", "index_key", "body_key") if
+                    hasattr(effect, name)] + list(getattr(effect, "keys", ())) + list(getattr(effect, "patterns", ()))
+            assert keys and all(pseudonym(user, KEY) in key and user not in key for key in keys)
+            assert user.encode() not in orjson.dumps(getattr(effect, "value", None))
         if result.notification is None:
             continue
         encoded = result.notification.encode()
         assert user.encode() not in encoded
         assert orjson.loads(encoded)["user"] == pseudonym(user, KEY)
         # The wire format keeps six decimals of the score; everything else survives exactly.
-        assert Notification.decode(encoded) == replace(result.notification, score=round(result.notification.score, 6))
+        assert Notification.decode(encoded) == result.notification  # the score has six decimals already
 
 
 @PROPERTY

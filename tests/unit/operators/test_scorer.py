@@ -17,10 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
+from config import JobConfig, load_config
 from operators.local_pipeline import MemorySideInputs
 from operators.scorer import Scored, diversify, rank
-from state_schemas.state import DecayedScores, ItemCard, ItemSignal, Neighbour, PushState, UserSummary
+from state_schemas.events import BehaviourEvent
+from state_schemas.hops import ItemSignal, UserSummary
+from state_schemas.state import DecayedScores, ItemCard, Neighbour, PushState, RecentSend
 from tests.unit.fakes import FakeSide
 
 HOUR_MS = 3_600_000
@@ -41,8 +43,7 @@ CF_ONLY = dict(weight_cf=1.0, weight_content=0.0, weight_segment=0.0, weight_pop
 
 def signal(neighbours=(), behavior="view", ts=T0, category="ct", title=None, summary=None, item=TRIGGER,
            vector=()) -> ItemSignal:
-    event = {"v": 1, "type": "behaviour", "event_id": "e1", "user_id": "u1", "behavior": behavior, "ts": ts,
-             "item_id": item, "category_id": category}
+    event = BehaviourEvent(event_id="e1", user_id="u1", behavior=behavior, ts=ts, item_id=item, category_id=category)
     return ItemSignal(event=event, card=ItemCard(category_id=category, title=title, vector=tuple(vector)),
                       trigger=True, neighbours=tuple(Neighbour(*n) for n in neighbours),
                       summary=summary if summary is not None else UserSummary())
@@ -76,9 +77,9 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
     segment = dict(state.segment_trend)
     affinity = dict(summary.categories)
     candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category))
-    recent = {item for item, (sent, _) in state.recent_items.items() if now - sent < COOLDOWN}
+    recent = {item for item, sent in state.recent_items.items() if now - sent.at < COOLDOWN}
     out = {}
-    for item in candidates - {sig.event["item_id"]} - set(summary.purchased) - recent:
+    for item in candidates - {sig.event.item_id} - set(summary.purchased) - recent:
         card = side.card_map.get(item, ItemCard())
         if not card.in_stock:
             continue
@@ -95,7 +96,7 @@ def test_the_trigger_purchased_out_of_stock_and_recently_notified_items_are_neve
     everything = ["bought", "sold_out", "recent", "cooled", "fine", TRIGGER]
     side = FakeSide(cards={"sold_out": ItemCard(category_id="ct", in_stock=False), "fine": ItemCard(category_id="ct")},
                     trending={"ct": [(item, 1.0) for item in everything]}, arrivals={"ct": everything})
-    state = PushState(recent_items={"recent": [T0 - COOLDOWN + 1, "ct"], "cooled": [T0 - COOLDOWN, "ct"]},
+    state = PushState(recent_items={"recent": RecentSend(T0 - COOLDOWN + 1, "ct"), "cooled": RecentSend(T0 - COOLDOWN, "ct")},
                       segment_trend=tuple((item, 1.0) for item in everything))
     sig = signal(neighbours=[(item, "ct", 0.5) for item in everything],
                  summary=UserSummary(categories=(("ct", 1.0),), purchased=("bought",)))
@@ -123,7 +124,7 @@ def test_exactly_the_admissible_candidates_are_ranked(scene, with_trigger):
     side = FakeSide(cards={item: ItemCard(category_id="c1", in_stock=False) for item in sold_out},
                     trending={"ct": [(item, 1.0) for item in listed]} if "trending" in where else {},
                     arrivals={"ct": listed} if "arrivals" in where else {})
-    state = PushState(recent_items={item: [T0 - age, "c1"] for item, age in ages.items()},
+    state = PushState(recent_items={item: RecentSend(T0 - age, "c1") for item, age in ages.items()},
                       segment_trend=tuple((item, 0.5) for item in listed) if "segment" in where else ())
     sig = signal(neighbours=[(item, "c1", 0.5) for item in listed] if "cf" in where else (),
                  summary=UserSummary(purchased=tuple(purchased)))
@@ -221,8 +222,8 @@ def test_after_a_pick_candidates_of_its_category_lose_the_penalty_per_pick():
 
 def test_recent_sends_within_the_cooldown_penalise_their_category():
     p = 0.3
-    state = PushState(recent_items={"old": [T0 - HOUR_MS, "cx"], "older": [T0 - 2 * HOUR_MS, "cx"],
-                                    "stale": [T0 - COOLDOWN, "cy"]})
+    state = PushState(recent_items={"old": RecentSend(T0 - HOUR_MS, "cx"), "older": RecentSend(T0 - 2 * HOUR_MS, "cx"),
+                                    "stale": RecentSend(T0 - COOLDOWN, "cy")})
     ranked = rank(signal(neighbours=X_AND_Y), state, FakeSide(), T0, scoring(diversity_penalty=p, **CF_ONLY), POLICY)
     before = {"x1": 1.0 * (1 - p) ** 2, "x2": 0.9 * (1 - p) ** 2, "x3": 0.8 * (1 - p) ** 2, "y": 0.5}
     # y (0.5) now leads; then the x items, each further lowered per x already placed.

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import SegmentConfig
+from config import SegmentConfig
 from operators.segments import MIN_WEIGHT, nearest, profile_vector, update_segments
-from state_schemas.segments import SegmentModel, SegmentUpdate
+from state_schemas.hops import SegmentUpdate
+from state_schemas.segments import SegmentModel
 from state_schemas.state import DecayedScores
 
 PROPERTY = settings(max_examples=150, deadline=None)

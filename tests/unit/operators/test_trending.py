@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig
+from config import JobConfig
 from operators import trending
-from operators.push_policy import pseudonym
+from operators.privacy import pseudonym
 from operators.trending import TrendingWindows, top_items
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -77,12 +77,6 @@ def test_last_window_end_is_the_latest_flink_window_end_not_after_now(now, slide
     assert end <= now < end + slide
 
 
-def test_redis_keys_follow_the_documented_layout():
-    assert trending.trending_key("notify", "global") == "notify:trending:global"
-    assert trending.trending_key("notify", "cat:42") == "notify:trending:cat:42"
-    assert trending.counts_key("notify", "category:42", 3_600_000) == "notify:counts:category:42:3600000"
-
-
 def test_scopes_carry_pseudonyms_not_user_ids():
     key = CONFIG.privacy.pseudonym_key
     scope = trending.user_counts_scope("user-1", key)
@@ -90,26 +84,6 @@ def test_scopes_carry_pseudonyms_not_user_ids():
     assert trending.category_counts_scope("42") == "category:42"
     assert trending.category_scope("42") == "cat:42"
     assert trending.category_scope(None) == trending.category_scope("") == "uncategorised"
-
-
-class FakeRedis:
-    """ZREVRANGE as Redis documents it: score descending, equal scores by member descending."""
-
-    def __init__(self, zsets):
-        self.zsets = zsets
-
-    def zrevrange(self, key, start, stop, withscores):
-        assert (start, stop, withscores) == (0, -1, True)
-        members = sorted(self.zsets.get(key, {}).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-        return [(member.encode(), score) for member, score in members]
-
-
-@PROPERTY
-@given(scored=scored_pairs, n=st.integers(1, 12))
-def test_read_trending_ranks_ties_as_the_job_does(scored, n):
-    client = FakeRedis({"p:trending:global": dict(scored)})
-    assert trending.read_trending(client, "p", "global", n) == ranked_by_brute_force(scored, n)
-    assert trending.read_trending(client, "p", "cat:none", n) == []
 
 
 # --- TrendingWindows against a recount of every observed event -------------------------------------------

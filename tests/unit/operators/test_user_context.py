@@ -3,18 +3,21 @@ price band, active hours, last purchase), repeats, marketing triggers and rate-l
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import JobConfig, load_config
+from config import JobConfig, load_config
+from operators import user_context
 from operators.segments import profile_vector
-from operators.user_context import PURCHASES_KEPT, observe
+from operators.steps import emitted
+from operators.user_context import PURCHASES_KEPT
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.segments import SegmentUpdate
-from state_schemas.state import DecayedScores, HistoryEntry, ItemUpdate, UserContext
+from state_schemas.hops import AcceptedBehaviour, AccountEvent, ItemUpdate, SegmentUpdate
+from state_schemas.state import DecayedScores, HistoryEntry, UserContext
 
 HOUR_MS = 3_600_000
 T0 = 1_700_000_000_000
@@ -44,6 +47,30 @@ def behaviour(event_id: str, item: str | None = "i1", behavior: str = "view", ts
               price: float | None = None) -> BehaviourEvent:
     return BehaviourEvent(event_id=event_id, user_id=user, behavior=behavior, ts=ts, item_id=item,
                           category_id=category, brand=brand, price=price)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What one event became, by where each part goes."""
+
+    state: UserContext | None
+    to_item_hop: ItemUpdate | None
+    to_push_hop: object  # the order, feedback or erasure passed on to the push policy
+    to_segmenter: SegmentUpdate | None
+    duplicate: bool
+
+
+def _only(step, kind):
+    sent = emitted(step, kind)
+    assert len(sent) <= 1, sent
+    return sent[0] if sent else None
+
+
+def observe(state, event, intake, profile, segments) -> Routed:
+    step = user_context.observe(state, event, intake, profile, segments)
+    account = _only(step, AccountEvent)
+    return Routed(step.state, _only(step, ItemUpdate), account.event if account else None,
+                  _only(step, SegmentUpdate), "events_duplicate" in step.counts)
 
 
 def run(events, intake=INTAKE, profile=PROFILE, state=None, segments=SEGMENTS):
@@ -171,7 +198,7 @@ def test_a_view_is_recorded_in_history_and_affinity_and_sent_to_the_item_hop():
     assert step.state.category_affinity == DecayedScores(at=T0, scores={"c1": WEIGHTS["view"]})
     assert step.state.seen == {"e1": T0}
     update = step.to_item_hop
-    assert update.event == event.to_dict()
+    assert update.event == event
     assert update.history == () and not update.repeat  # nothing was seen before
     assert step.to_push_hop is None and not step.duplicate
 
@@ -278,7 +305,7 @@ def test_the_last_purchase_per_category_is_the_newest_purchase_there():
               behaviour("e4", "i4", "cart", ts=T0 + 3, category="shoes"),  # not a purchase
               behaviour("e5", "i5", "purchase", ts=T0 + 4, category=None)]  # no category to file it under
     state, _ = run(events)
-    assert state.last_purchase == {"shoes": ["i3", T0 + 2], "hats": ["i2", T0 + 1]}
+    assert state.last_purchase == {"shoes": ("i3", T0 + 2), "hats": ("i2", T0 + 1)}
     assert "i5" in state.purchased
 
 
@@ -286,13 +313,13 @@ def test_the_last_purchase_keeps_the_most_recent_categories_when_bounded():
     profile = load_config(overrides={"profile": {"max_categories": 2}}).profile
     events = [behaviour(f"e{n}", f"i{n}", "purchase", ts=T0 + n, category=f"c{n}") for n in range(4)]
     state, _ = run(events, profile=profile)
-    assert state.last_purchase == {"c2": ["i2", T0 + 2], "c3": ["i3", T0 + 3]}
+    assert state.last_purchase == {"c2": ("i2", T0 + 2), "c3": ("i3", T0 + 3)}
 
 
 def test_a_late_purchase_does_not_replace_a_newer_last_purchase():
     state, _ = run([behaviour("e1", "new", "purchase", ts=T0 + HOUR_MS, category="shoes"),
                     behaviour("e2", "old", "purchase", ts=T0, category="shoes")])
-    assert state.last_purchase == {"shoes": ["new", T0 + HOUR_MS]}
+    assert state.last_purchase == {"shoes": ("new", T0 + HOUR_MS)}
 
 
 @PROPERTY
@@ -392,7 +419,7 @@ def test_a_trigger_carries_the_normalised_profile_a_non_trigger_does_not():
     _, steps = run(events)
     first, skipped, trigger = (s.to_item_hop for s in steps)
     assert first.trigger and first.summary.purchased == ("i1",)
-    assert first.summary.last_purchase == {"c1": ["i1", T0]}
+    assert first.summary.last_purchase == {"c1": ("i1", T0)}
     assert not skipped.trigger and skipped.summary is None
     assert trigger.trigger and trigger.summary.purchased == ("i1",)
     assert trigger.summary.recent == ("i1", "i2", "i3")
@@ -475,3 +502,15 @@ def test_a_user_is_segmented_only_once_the_history_reaches_min_history():
     # a, b, a again (still two distinct items), then c: the third distinct item
     assert [step.to_segmenter is not None for step in steps] == [False, False, False, True]
     assert steps[-1].to_segmenter.items == ("b", "a", "c")
+
+
+def test_behaviour_that_passes_dedup_feeds_the_windows_only_when_they_run():
+    event = behaviour("e1")
+    windows_on = user_context.observe(UserContext(), event, INTAKE, PROFILE, SEGMENTS, windows=True)
+    assert emitted(windows_on, AcceptedBehaviour) == [AcceptedBehaviour(event=event)]
+    assert emitted(user_context.observe(UserContext(), event, INTAKE, PROFILE, SEGMENTS), AcceptedBehaviour) == []
+    duplicate = user_context.observe(windows_on.state, event, INTAKE, PROFILE, SEGMENTS, windows=True)
+    assert duplicate.emit == () and duplicate.counts == ("events_duplicate",)
+    order = OrderEvent(event_id="o1", user_id="u1", order_id="o", status="shipped", ts=T0)
+    assert emitted(user_context.observe(UserContext(), order, INTAKE, PROFILE, SEGMENTS, windows=True),
+                   AcceptedBehaviour) == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import replace
+from msgspec.structs import replace
 
 import orjson
 import pytest

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.config import SegmentConfig
+from config import SegmentConfig
 from operators.segments import update_segments
 from state_schemas.codec import SchemaError
-from state_schemas.segments import SegmentAssignment, SegmentModel, SegmentUpdate
-from state_schemas.state import DecayedScores
+from state_schemas.hops import SegmentAssignment, SegmentUpdate
+from state_schemas.segments import SegmentModel
+from state_schemas.state import DecayedScores, State
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
@@ -46,8 +47,8 @@ RECORDS = [(SegmentModel, segment_models()), (SegmentUpdate, segment_updates),
 def test_every_segment_record_round_trips_exactly(cls, records, data):
     record = data.draw(records)
     encoded = record.encode()
-    assert isinstance(encoded, str)
-    assert orjson.loads(encoded)["v"] == cls.VERSION
+    assert isinstance(encoded, str if issubclass(cls, State) else bytes)  # state is a ValueState of strings
+    assert orjson.loads(encoded).get("v", cls.VERSION) == cls.VERSION  # a message leaves out its current version
     decoded = cls.decode(encoded)
     assert decoded == record
     assert decoded.encode() == encoded
@@ -78,7 +79,8 @@ def test_unknown_versions_are_rejected_loudly(record, version):
 @pytest.mark.parametrize("damage", ["drop", "mistype"])
 def test_every_field_of_the_model_is_checked(damage):
     payload = orjson.loads(SEEDED.encode())
-    for key in [k for k in payload if k != "v"]:
+    # The update counter alone may go missing: it reads as 0, as in a fresh model, and means nothing else.
+    for key in [k for k in payload if k != "v" and (damage == "mistype" or k != "n")]:
         broken = dict(payload)
         if damage == "drop":
             del broken[key]
@@ -91,19 +93,19 @@ def test_every_field_of_the_model_is_checked(damage):
 @pytest.mark.parametrize("field, value, reason", [
     ("c", [[1.0, 0.0], [0.0, 1.0, 0.0]], "differ in dimension"),
     ("c", [[], []], "empty vector"),
-    ("c", [[1.0, None], [0.0, 1.0]], "finite numbers"),
-    ("c", [[1.0, "0"], [0.0, 1.0]], "finite numbers"),
-    ("c", [[1.0, True], [0.0, 1.0]], "finite numbers"),
+    ("c", [[1.0, None], [0.0, 1.0]], "must be a number"),
+    ("c", [[1.0, "0"], [0.0, 1.0]], "must be a number"),
+    ("c", [[1.0, True], [0.0, 1.0]], "must be a number"),
     ("c", [[1.0, 0.0]], "1 centroids, 2 weights, 2 trends"),
     ("w", [2.5], "2 centroids, 1 weights"),
     ("w", [2.5, 0.0], "weights must be > 0"),
     ("w", [2.5, -1.0], "weights must be > 0"),
     ("t", [[5, {"a": 1.0}]], "2 centroids, 2 weights, 1 trends"),
-    ("t", [[5, {"a": 1.0}], [7]], "a trend must be"),
-    ("t", [[5, {"a": "high"}], [7, {}]], "finite numbers"),
-    ("t", [[5.5, {}], [7, {}]], "a trend must be"),
+    ("t", [[5, {"a": 1.0}], [7, {}, 3]], "array` of at most length 2"),
+    ("t", [[5, {"a": "high"}], [7, {}]], "must be a number"),
+    ("t", [[5.5, {}], [7, {}]], "field 't' must be an integer"),
     ("n", -1, "updates must be"),
-    ("n", 1.5, "updates must be"),
+    ("n", 1.5, "field 'n' must be an integer"),
 ])
 def test_a_model_that_does_not_hang_together_is_refused(field, value, reason):
     payload = orjson.loads(SEEDED.encode())
@@ -135,7 +137,7 @@ def test_non_objects_and_malformed_json_name_the_record(cls, what):
     (SegmentUpdate, EXAMPLES[2], "i", "a"),
     (SegmentAssignment, EXAMPLES[3], "s", -1),
     (SegmentAssignment, EXAMPLES[3], "s", None),
-    (SegmentAssignment, EXAMPLES[3], "t", None),
+    (SegmentAssignment, EXAMPLES[3], "t", "a"),
     (SegmentAssignment, EXAMPLES[3], "t", [["a"]]),
     (SegmentAssignment, EXAMPLES[3], "t", [["", 1.0]]),
     (SegmentAssignment, EXAMPLES[3], "t", [["a", None]]),

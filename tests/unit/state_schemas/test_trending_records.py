@@ -79,19 +79,19 @@ def test_any_dropped_or_mistyped_field_is_a_schema_error(cls, data):
 DAMAGED = [
     (TrendingList, {"scope": "cat:"}, "scope"),
     (TrendingList, {"scope": "user:abc"}, "scope"),
-    (TrendingList, {"items": []}, "non-empty"),
-    (TrendingList, {"items": [["i1", -1.0]]}, "score >= 0"),
-    (TrendingList, {"items": [["i1", "2"]]}, "score >= 0"),
-    (TrendingList, {"items": [["", 2.0]]}, "item id"),
-    (TrendingList, {"items": [["i1", 2.0, 3]]}, "item id"),
+    (TrendingList, {"items": []}, "field 'items'"),
+    (TrendingList, {"items": [["i1", -1.0]]}, "must be >= 0"),
+    (TrendingList, {"items": [["i1", "2"]]}, "must be a number"),
+    (TrendingList, {"items": [["", 2.0]]}, "must hold non-empty strings"),
+    (TrendingList, {"items": [["i1", 2.0, 3]]}, "field 'items'"),
     (TrendingList, {"items": [["i1", 2.0], ["i1", 1.0]]}, "twice"),
     (BehaviourCounts, {"scope": "global"}, "scope"),
     (BehaviourCounts, {"scope": "user:"}, "scope"),
     (BehaviourCounts, {"start": 3_600_000}, "not before its end"),
-    (BehaviourCounts, {"counts": {}}, "non-empty"),
-    (BehaviourCounts, {"counts": {"view": 0}}, "count >= 1"),
-    (BehaviourCounts, {"counts": {"view": 1.5}}, "count >= 1"),
-    (BehaviourCounts, {"counts": {"pv": 1}}, "count >= 1"),
+    (BehaviourCounts, {"counts": {}}, "field 'counts'"),
+    (BehaviourCounts, {"counts": {"view": 0}}, "must be >= 1"),
+    (BehaviourCounts, {"counts": {"view": 1.5}}, "must be an integer"),
+    (BehaviourCounts, {"counts": {"pv": 1}}, "unknown value 'pv'"),
 ]
 
 

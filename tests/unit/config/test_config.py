@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
 
-from jobs.config import ConfigError, JobConfig, load_config, render_defaults, to_dict
+from config import ConfigError, JobConfig, load_config, render_defaults, to_dict
+
+# `notify-engine config` as release 0.1.0 printed it, before the config moved into its own package.
+RELEASED_DEFAULTS = Path(__file__).with_name("default-config-0.1.0.yaml")
 
 
 def rejected(overrides: dict) -> str:
@@ -21,12 +25,20 @@ def test_the_defaults_are_valid_and_what_load_config_returns():
     assert load_config(overrides={}) == JobConfig()
 
 
-def test_default_lists_and_dicts_are_not_shared_between_configs():
-    first, second = JobConfig(), JobConfig()
-    first.profile.event_weights["view"] = 99.0
-    first.profile.trigger_behaviors.append("search")
-    assert second.profile.event_weights["view"] == 1.0
-    assert "search" not in second.profile.trigger_behaviors
+def test_config_values_cannot_be_changed_after_validation():
+    config = load_config(overrides={"profile": {"event_weights": {"view": 2.0}, "trigger_behaviors": ["cart"]}})
+    with pytest.raises(TypeError):
+        config.profile.event_weights["view"] = 99.0
+    with pytest.raises(AttributeError):
+        config.profile.trigger_behaviors.append("search")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.policy.daily_marketing_cap = 9
+    assert config.profile.event_weights == {"view": 2.0} and config.profile.trigger_behaviors == ("cart",)
+    assert JobConfig().profile.event_weights["view"] == 1.0
+
+
+def test_users_see_the_same_default_file_as_before():
+    assert render_defaults() == RELEASED_DEFAULTS.read_text()
 
 
 def test_an_override_changes_one_key_and_keeps_its_siblings():

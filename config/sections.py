@@ -1,29 +1,29 @@
-"""The job's one YAML config. Every default lives here, with a line saying what it means.
+"""The job's config sections. Every default lives here, with a line saying what it means.
 
-`notify-engine config` prints the full default file. A config file only needs the keys it
-changes; unknown keys and wrongly typed values are rejected with the key's path.
+Config is immutable: lists are tuples and mappings are read-only views, so a section handed to the
+core cannot be changed behind the back of the code that validated it.
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from types import MappingProxyType
 
-import yaml
+from state_schemas.events import BEHAVIOURS
+from state_schemas.outputs import CHANNELS
 
 
 def doc(default, text: str):
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
+    if isinstance(default, dict):  # unhashable, so dataclasses want a factory; the view itself is read-only
+        view = MappingProxyType(dict(default))
+        return field(default_factory=lambda: view, metadata={"doc": text})
+    if isinstance(default, list):
+        default = tuple(default)
     return field(default=default, metadata={"doc": text})
 
 
 class ConfigError(ValueError):
     pass
-
-
-BEHAVIOURS = frozenset({"view", "click", "search", "cart", "favourite", "purchase"})
 
 
 def _is_number(value) -> bool:
@@ -70,11 +70,11 @@ class IntakeConfig:
 @dataclass(frozen=True)
 class ProfileConfig:
     half_life_hours: float = doc(72.0, "half-life of category affinities")
-    event_weights: dict = doc({"view": 1.0, "click": 2.0, "search": 0.5, "cart": 4.0, "favourite": 5.0,
+    event_weights: Mapping = doc({"view": 1.0, "click": 2.0, "search": 0.5, "cart": 4.0, "favourite": 5.0,
                                "purchase": 8.0}, "affinity and popularity weight per behaviour")
     history_size: int = doc(10, "recent distinct items kept per user (bounds co-occurrence work)")
     max_categories: int = doc(32, "categories kept in a profile; the weakest are dropped")
-    trigger_behaviors: list = doc(["view", "click", "cart", "favourite", "purchase"],
+    trigger_behaviors: tuple = doc(["view", "click", "cart", "favourite", "purchase"],
                                   "behaviours that may lead to a marketing notification")
     min_trigger_gap_ms: int = doc(600000, "at most one marketing trigger per user in this event-time gap")
 
@@ -95,7 +95,7 @@ class ItemModelConfig:
 class CatalogConfig:
     enabled: bool = doc(True, "read the catalogue topic and join it into item state")
     topic: str = doc("catalog", "input: catalogue items (JSON, compacted topic)")
-    known_categories: list = doc([], "if not empty, catalogue items of other categories are dead-lettered")
+    known_categories: tuple = doc([], "if not empty, catalogue items of other categories are dead-lettered")
     max_price: float = doc(1000000.0, "catalogue prices above this are dead-lettered as absurd")
     terms_per_item: int = doc(16, "strongest TF-IDF terms kept per item vector")
     content_half_life_hours: float = doc(72.0, "half-life of the user's content vector")
@@ -177,6 +177,11 @@ class JobConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
+    @property
+    def windows_enabled(self) -> bool:
+        """Trending and behaviour counts run only where they have somewhere to go."""
+        return self.trending.enabled and self.redis.enabled
+
     def validate(self) -> "JobConfig":
         checks = [
             (self.kafka.starting_offsets in ("earliest", "latest", "committed"),
@@ -241,7 +246,7 @@ class JobConfig:
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
             (-720 <= self.policy.utc_offset_minutes <= 840, "policy.utc_offset_minutes must be in [-720, 840]"),
-            (self.policy.channel in ("push", "email", "inbox"), "policy.channel must be push, email or inbox"),
+            (self.policy.channel in CHANNELS, "policy.channel must be push, email or inbox"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
             (self.redis.url.startswith(("redis://", "rediss://", "unix://")), "redis.url must be a redis:// URL"),
             (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
@@ -254,63 +259,6 @@ class JobConfig:
         return self
 
     def with_overrides(self, overrides: dict) -> "JobConfig":
-        return _build(JobConfig, _merge(to_dict(self), overrides), "").validate()
+        from .loading import apply_overrides
 
-
-def _merge(base: dict, overrides: dict) -> dict:
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "event_weights":
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _build(cls, data: dict, path: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path.rstrip('.') or 'config'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(path + k for k in unknown)}")
-    values = {}
-    for name, value in data.items():
-        expected = hints[name]
-        key = path + name
-        if dataclasses.is_dataclass(expected):
-            values[name] = _build(expected, value, key + ".")
-        elif expected is float and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
-        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"config key {key} must be {expected.__name__}, got {value!r}")
-        else:
-            values[name] = value
-    return cls(**values)
-
-
-def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> JobConfig:
-    data = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
-        data = loaded or {}
-    config = _build(JobConfig, data, "").validate()
-    return config.with_overrides(overrides) if overrides else config
-
-
-def render_defaults() -> str:
-    """The default config as commented YAML: the one place a user reads what each key does."""
-    lines = ["# notify-engine job config: every key, its default and what it means."]
-    for section in dataclasses.fields(JobConfig):
-        lines.append(f"{section.name}:")
-        for item in dataclasses.fields(section.type if isinstance(section.type, type) else
-                                       typing.get_type_hints(JobConfig)[section.name]):
-            default = getattr(getattr(JobConfig(), section.name), item.name)
-            rendered = yaml.safe_dump({item.name: default}, default_flow_style=True, width=1000).strip()
-            lines.append(f"  {rendered[1:-1]}  # {item.metadata.get('doc', '')}")
-    return "\n".join(lines) + "\n"
+        return apply_overrides(self, overrides)

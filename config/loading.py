@@ -1,0 +1,103 @@
+"""Reading the one YAML config: unknown keys and wrongly typed values are rejected with the key's path.
+
+`notify-engine config` prints the full default file (`render_defaults`). A config file only needs
+the keys it changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+from .sections import ConfigError, JobConfig
+
+# What a YAML reader calls the types a config value may have.
+_YAML_NAMES = {tuple: "list", Mapping: "dict"}
+# Values replaced as a whole by an override, never merged key by key.
+_WHOLE_MAPPINGS = frozenset({"event_weights"})
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _WHOLE_MAPPINGS:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _value(expected, value, key: str):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is tuple and isinstance(value, list):
+        return tuple(value)
+    if expected is Mapping and isinstance(value, Mapping):
+        return MappingProxyType(dict(value))
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)) or expected in _YAML_NAMES:
+        name = _YAML_NAMES.get(expected, getattr(expected, "__name__", str(expected)))
+        raise ConfigError(f"config key {key} must be {name}, got {value!r}")
+    return value
+
+
+def _build(cls, data, path: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path.rstrip('.') or 'config'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(path + k for k in unknown)}")
+    values = {}
+    for name, value in data.items():
+        expected = hints[name]
+        if dataclasses.is_dataclass(expected):
+            values[name] = _build(expected, value, path + name + ".")
+        else:
+            values[name] = _value(expected, value, path + name)
+    return cls(**values)
+
+
+def _plain(value):
+    """Config values as YAML writes them: tuples as lists, read-only mappings as dicts."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def to_dict(config: JobConfig) -> dict:
+    return _plain(config)
+
+
+def apply_overrides(config: JobConfig, overrides: dict) -> JobConfig:
+    return _build(JobConfig, _merge(to_dict(config), overrides), "").validate()
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> JobConfig:
+    data = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    config = _build(JobConfig, data, "").validate()
+    return config.with_overrides(overrides) if overrides else config
+
+
+def render_defaults() -> str:
+    """The default config as commented YAML: the one place a user reads what each key does."""
+    defaults = JobConfig()
+    lines = ["# notify-engine job config: every key, its default and what it means."]
+    for section in dataclasses.fields(JobConfig):
+        lines.append(f"{section.name}:")
+        values = getattr(defaults, section.name)
+        for item in dataclasses.fields(values):
+            rendered = yaml.safe_dump({item.name: _plain(getattr(values, item.name))}, default_flow_style=True,
+                                      width=1000).strip()
+            lines.append(f"  {rendered[1:-1]}  # {item.metadata.get('doc', '')}")
+    return "\n".join(lines) + "\n"

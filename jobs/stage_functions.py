@@ -1,0 +1,298 @@
+"""Thin Flink shells around the stages of `operators.topology`: load, call, store or clear, time, emit.
+
+Records between stages are (routing key, event time, payload) tuples; the payload is a versioned
+hop message from `state_schemas.hops` that names where it goes. Keyed state is one
+ValueState[str] per stage and key, holding the stage's versioned state record. No shell decides
+anything: each carries out the Step its stage's core function returned.
+"""
+from __future__ import annotations
+
+from pyflink.common import Duration, Types
+from pyflink.common.time import Time
+from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
+
+from config import JobConfig
+from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
+from operators import catalog_intake, intake
+from operators.catalog import VocabularyView
+from operators.steps import Step, StepContext
+from operators.topology import STAGES, Stage
+from state_schemas import codec
+from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
+from state_schemas.outputs import DeadLetter, Notification
+from state_schemas.redis_keys import RedisKeys
+
+# (routing key, event time, hop message JSON): every record that crosses an edge between stages
+HOP = Types.TUPLE([Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+
+
+def side_output(destination: str) -> OutputTag:
+    """Where a stage sends messages for `destination` when that is not its main output."""
+    return OutputTag(f"to-{destination}", HOP)
+
+
+def routing_key(record) -> str:
+    return record[0]
+
+
+def _dead_letter(reason: str, stage: str, raw: str | bytes, now_ms: int) -> str:
+    raw_bytes = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    return DeadLetter(reason=reason, stage=stage, raw=raw_bytes, rejected_at=now_ms).encode().decode()
+
+
+def _value_state(ctx: RuntimeContext, name: str, ttl_hours: float | None):
+    descriptor = ValueStateDescriptor(name, Types.STRING())
+    if ttl_hours is None:
+        return ctx.get_state(descriptor)
+    # Cleanup strategies are named explicitly: PyFlink's implicit RocksDB default builds a Duration
+    # through py4j, which has no gateway inside a cluster TaskManager in thread mode and fails.
+    ttl = (StateTtlConfig.new_builder(Time.milliseconds(int(ttl_hours * 3_600_000)))
+           .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+           .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+           .disable_cleanup_in_background()
+           .cleanup_incrementally(10, False)
+           .cleanup_full_snapshot()
+           .build())
+    descriptor.enable_time_to_live(ttl)
+    return ctx.get_state(descriptor)
+
+
+class HopTimeAssigner(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return value[1]
+
+
+def event_time_watermarks(config: JobConfig) -> WatermarkStrategy:
+    # Idleness keeps a quiet partition (or the mostly idle catalogue) from holding event time back.
+    return (WatermarkStrategy
+            .for_bounded_out_of_orderness(Duration.of_millis(config.intake.out_of_orderness_ms))
+            .with_idleness(Duration.of_millis(config.intake.idleness_ms))
+            .with_timestamp_assigner(HopTimeAssigner()))
+
+
+class _Counters:
+    """Flink counters by the names the core gives them, registered on first use."""
+
+    def __init__(self, ctx: RuntimeContext):
+        self.group, self.known = ctx.get_metrics_group(), {}
+
+    def inc(self, name: str) -> None:
+        counter = self.known.get(name)
+        if counter is None:
+            counter = self.known[name] = self.group.counter(name)
+        counter.inc()
+
+
+class _Emitter:
+    """Sends each message a step emitted to its destination's output: notifications on the main
+    output of the push policy, hop messages on the main output or on a side output by destination."""
+
+    def __init__(self, main: str | None, sides: tuple[str, ...]):
+        self.main, self.sides = main, {destination: side_output(destination) for destination in sides}
+
+    def records(self, step: Step):
+        for message in step.emit:
+            if isinstance(message, Notification):
+                yield message.encode().decode()
+                continue
+            record = (message.routing_key, message.event_time, message.encode())
+            yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)
+
+
+class AdmitEventsFunction(ProcessFunction):
+    """Parses and checks raw records; rejects go to the dead-letter side output with the reason."""
+
+    def __init__(self, config: JobConfig):
+        self.limits = config.intake
+
+    def open(self, ctx: RuntimeContext):
+        self.counters = _Counters(ctx)
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context):
+        now = ctx.timer_service().current_processing_time()
+        raw = value.encode("utf-8", "surrogateescape")
+        try:
+            event = intake.admit(raw, now, self.limits)
+        except intake.Rejected as rejection:
+            self.counters.inc("events_dead_lettered")
+            yield DEAD_LETTERS, _dead_letter(rejection.reason, "admit", raw, now)
+            return
+        self.counters.inc("events_admitted")
+        yield event.routing_key, event.ts, event.encode()
+
+
+class AdmitCatalogFunction(ProcessFunction):
+    """Checks catalogue records: missing fields, negative or absurd prices, unknown categories -> dead letters."""
+
+    def __init__(self, config: JobConfig):
+        self.config = config
+
+    def open(self, ctx: RuntimeContext):
+        self.counters = _Counters(ctx)
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context):
+        now = ctx.timer_service().current_processing_time()
+        raw = value.encode("utf-8", "surrogateescape")
+        try:
+            item = catalog_intake.admit_catalog(raw, now, self.config.catalog, self.config.intake)
+        except intake.Rejected as rejection:
+            self.counters.inc("catalog_dead_lettered")
+            yield DEAD_LETTERS, _dead_letter(rejection.reason, "admit-catalog", raw, now)
+            return
+        self.counters.inc("catalog_admitted")
+        yield item.routing_key, item.ts, item.encode()
+
+
+class StageFunction(KeyedProcessFunction):
+    """One keyed stage: decode the message, load the key's state, call the stage's step, carry it out.
+
+    A failure inside the core dead-letters the record instead of taking the job down with it."""
+
+    STAGE: str  # the stage of operators.topology this function runs
+    READS_REDIS = False  # its steps read side inputs or ask for effects
+
+    def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
+        self.config, self.emitter = config, _Emitter(main, sides)
+        self.stage: Stage = STAGES[self.STAGE]
+
+    def open(self, ctx: RuntimeContext):
+        ttl = self.config.flink.state_ttl_hours if self.stage.expires else None
+        self.state = _value_state(ctx, self.stage.state_name, ttl)
+        self.counters = _Counters(ctx)
+        self.client = self.effects = self.side = None
+        if self.READS_REDIS:
+            import redis
+
+            self.client = redis.Redis.from_url(self.config.redis.url, socket_timeout=10)
+            items = self.config.item_model
+            cards = ItemCardStore(self.client, RedisKeys(self.config.redis.key_prefix),
+                                  int(self.config.flink.state_ttl_hours * 3600), items.card_cache_ms,
+                                  items.card_cache_size, items.card_flush_ms)
+            self.side = RedisSideInputs(cards, self.config.trending.top_n, self.config.trending.read_cache_ms)
+            self.effects = RedisEffects(self.client, cards)
+
+    def close(self):
+        if self.client is not None:
+            self.effects.cards.flush()
+            self.client.close()
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        now = ctx.timer_service().current_processing_time()
+        try:
+            message = codec.decode(value[2], self.stage.accepts, self.stage.name)
+            loaded = self.load()
+            step = self.stage.step(loaded, message, StepContext(now, self.side, self.config))
+        except Exception as exc:  # a bug must not take the job down with it; the record is kept
+            yield from self.failed(exc, value[2], now)
+            return
+        yield from self.carry_out(step, loaded, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        loaded = self.load()
+        step = self.stage.on_timer(loaded, ctx.get_current_key(), timestamp,
+                                   StepContext(ctx.timer_service().current_processing_time(), self.side, self.config))
+        yield from self.carry_out(step, loaded, ctx)
+
+    def load(self):
+        return self.stage.state.decode(self.state.value())
+
+    def store(self, state) -> None:
+        if state is None:
+            self.state.clear()
+        else:
+            self.state.update(state.encode())
+
+    def failed(self, exc: Exception, payload: bytes, now: int):
+        self.counters.inc(f"{self.stage.name.replace('-', '_')}_failures")
+        yield DEAD_LETTERS, _dead_letter(f"{self.stage.name} failed: {exc!r}", self.stage.name, payload, now)
+
+    def carry_out(self, step: Step, loaded, ctx):
+        if step.state is not loaded:
+            self.store(step.state)
+        for timestamp in step.timers:
+            ctx.timer_service().register_event_time_timer(timestamp)
+        for name in step.counts:
+            self.counters.inc(name)
+        for effect in step.effects:
+            self.effects.apply(effect)
+            self.counters.inc(effect.COUNTER)
+        yield from self.emitter.records(step)
+
+
+class TrackUserContextFunction(StageFunction):
+    """User-keyed: dedup, recent items, the behaviour profile; sends each event on to where it is needed."""
+
+    STAGE = USER_CONTEXT
+
+
+class ObserveCatalogTermsFunction(StageFunction):
+    """Item-keyed: what a catalogue record changes in the vocabulary (each item is one document)."""
+
+    STAGE = CATALOG_TERMS
+
+
+class WeighCatalogTermsFunction(StageFunction):
+    """One global vocabulary turns each catalogue record into a TF-IDF vector. Document frequencies
+    live in MapState, so a record touches only its own terms."""
+
+    STAGE = VOCABULARY
+
+    def open(self, ctx: RuntimeContext):
+        self.documents = ctx.get_state(ValueStateDescriptor("catalog-documents", Types.LONG()))
+        self.frequency = ctx.get_map_state(MapStateDescriptor(self.stage.state_name, Types.STRING(), Types.LONG()))
+        self.counters = _Counters(ctx)
+
+    def close(self):
+        pass
+
+    def load(self) -> VocabularyView:
+        return VocabularyView(self.documents.value() or 0, self.frequency.get)
+
+    def store(self, change) -> None:
+        self.documents.update(change.documents)
+        for term, count in change.frequencies.items():
+            if count:
+                self.frequency.put(term, count)
+            else:
+                self.frequency.remove(term)
+
+
+class UpdateItemModelFunction(StageFunction):
+    """Item-keyed: catalogue join, popularity, co-occurrence, cosine top-K; a signal per event to the scorer."""
+
+    STAGE = ITEM_MODEL
+    READS_REDIS = True
+
+
+class SegmentUsersFunction(StageFunction):
+    """Streaming k-means over profile vectors (one small global model); tells each user's scorer its segment."""
+
+    STAGE = SEGMENTER
+
+    def open(self, ctx: RuntimeContext):
+        super().open(ctx)
+        # The last model written, decoded: validating k x d floats on every update was most of this
+        # operator's cost. State stays the truth: the cache is used only if it matches it.
+        self.decoded: tuple[str | None, object] = (None, None)
+
+    def load(self):
+        raw = self.state.value()
+        if raw is None or raw != self.decoded[0]:
+            self.decoded = (raw, self.stage.state.decode(raw))
+        return self.decoded[1]
+
+    def store(self, state) -> None:
+        encoded = state.encode()
+        self.state.update(encoded)
+        self.decoded = (encoded, state)
+
+
+class DecideNotificationsFunction(StageFunction):
+    """User-keyed: content vector, segment, hybrid score, caps, cooldowns, opt-out, transactional first;
+    the inbox, profile and top-N in Redis; notifications on to the sink."""
+
+    STAGE = PUSH_POLICY
+    READS_REDIS = True

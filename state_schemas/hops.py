@@ -1,0 +1,235 @@
+"""Every message that crosses a keyed edge between the job's stages, defined once.
+
+A message names the stage it goes to (`DESTINATION`) and the key it is routed by
+(`routing_key`); on the wire it is versioned JSON tagged by kind (`"k"`), so each stage decodes
+its inputs with one tagged union and a message of the wrong kind fails loudly. Messages are
+never kept in state, so only the version running now needs to read them.
+
+    events ─► user-context (by user) ─► item-model (by item) ─► push-policy (by user)
+                                      ├► segmenter (one instance) ─► push-policy
+                                      ├► push-policy: orders, feedback, erasure
+                                      └► windows: deduplicated behaviour
+    catalog ─► catalog-terms (by item) ─► vocabulary (one instance) ─► item-model
+"""
+from __future__ import annotations
+
+import typing
+from typing import ClassVar, Union
+
+import msgspec
+
+from .codec import EpochMs, NonEmptyText, Record
+from .events import BehaviourEvent, CatalogItem, ErasureRequest, FeedbackEvent, OrderEvent
+from .state import ItemCard, Neighbour, Pairs, Vector
+
+# Stage names: the destinations of hop messages, and the uids of their Flink operators.
+USER_CONTEXT = "user-context"
+CATALOG_TERMS = "catalog-terms"
+VOCABULARY = "weigh-catalog-terms"
+ITEM_MODEL = "item-model"
+SEGMENTER = "segment-users"
+PUSH_POLICY = "push-policy"
+WINDOWS = "windows"  # the windowed aggregations (Flink SQL), fed by the user context
+
+SINGLE_INSTANCE_KEY = "global"  # the key of a stage that runs as one instance (one small global model)
+
+
+class HopMessage(Record, frozen=True, omit_defaults=True, tag_field="k"):
+    DESTINATION: ClassVar[str]
+
+    def __post_init__(self):
+        self._check_version()
+
+    @property
+    def routing_key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def event_time(self) -> int:
+        raise NotImplementedError
+
+
+class UserSummary(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The first user hop's profile, sent along with a trigger: what scoring and serving need of it."""
+
+    categories: Pairs = msgspec.field(default=(), name="c")  # normalised so the strongest is 1.0
+    brands: Pairs = msgspec.field(default=(), name="b")
+    price_bands: Pairs = msgspec.field(default=(), name="p")
+    active_hours: Pairs = msgspec.field(default=(), name="h")
+    purchased: tuple[str, ...] = msgspec.field(default=(), name="x")
+    recent: tuple[str, ...] = msgspec.field(default=(), name="r")  # recent distinct items, newest last
+    last_purchase: dict[str, tuple[str, int]] = msgspec.field(default={}, name="lb")
+
+
+class ItemUpdate(HopMessage, frozen=True, tag="item-update"):
+    """User context -> item model: one per accepted behaviour event with an item."""
+
+    VERSION: ClassVar[int] = 3
+    WHAT: ClassVar[str] = "item update"
+    DESTINATION: ClassVar[str] = ITEM_MODEL
+
+    event: BehaviourEvent = msgspec.field(name="e")
+    history: tuple[tuple[str, str | None], ...] = msgspec.field(name="h")  # the user's recent (item, category)
+    trigger: bool = msgspec.field(name="t")  # may this event lead to a marketing notification?
+    summary: UserSummary | None = msgspec.field(default=None, name="s")  # only on triggers
+    repeat: bool = msgspec.field(default=False, name="r")  # already among the recent items: no new co-occurrence
+    v: int = 3
+
+    @property
+    def routing_key(self) -> str:
+        return self.event.item_id
+
+    @property
+    def event_time(self) -> int:
+        return self.event.ts
+
+
+class ListedItem(HopMessage, frozen=True, tag="listed-item"):
+    """Vocabulary -> item model: a catalogue record with its TF-IDF vector."""
+
+    WHAT: ClassVar[str] = "listed item"
+    DESTINATION: ClassVar[str] = ITEM_MODEL
+
+    item: CatalogItem = msgspec.field(name="i")
+    vector: Vector = msgspec.field(name="vec")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.item.item_id
+
+    @property
+    def event_time(self) -> int:
+        return self.item.ts
+
+
+class TermChange(HopMessage, frozen=True, tag="term-change"):
+    """Catalogue terms -> vocabulary: a catalogue record's term counts and how its term set changed
+    since the item's last record, so each item counts as one document however often it is published."""
+
+    WHAT: ClassVar[str] = "term change"
+    DESTINATION: ClassVar[str] = VOCABULARY
+
+    item: CatalogItem = msgspec.field(name="i")
+    counts: dict[str, int] = msgspec.field(name="tf")  # term -> occurrences in this record
+    added: tuple[str, ...] = msgspec.field(default=(), name="add")
+    removed: tuple[str, ...] = msgspec.field(default=(), name="del")
+    new_document: bool = msgspec.field(default=False, name="new")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return SINGLE_INSTANCE_KEY
+
+    @property
+    def event_time(self) -> int:
+        return self.item.ts
+
+
+class ItemSignal(HopMessage, frozen=True, tag="item-signal"):
+    """Item model -> push policy: the event with the item's card, and on triggers its neighbours and the profile."""
+
+    VERSION: ClassVar[int] = 2
+    WHAT: ClassVar[str] = "item signal"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    event: BehaviourEvent = msgspec.field(name="e")  # with the item's facts as the item model knows them
+    card: ItemCard = msgspec.field(name="card")
+    trigger: bool = msgspec.field(name="t")
+    neighbours: tuple[Neighbour, ...] = msgspec.field(default=(), name="nb")
+    summary: UserSummary | None = msgspec.field(default=None, name="s")
+    v: int = 2
+
+    @property
+    def routing_key(self) -> str:
+        return self.event.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.event.ts
+
+
+class SegmentUpdate(HopMessage, frozen=True, tag="segment-update"):
+    """User context -> segmenter: the user's profile vector and recent items, at most once per update gap."""
+
+    WHAT: ClassVar[str] = "segment update"
+    DESTINATION: ClassVar[str] = SEGMENTER
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    ts: EpochMs
+    vector: tuple[float, ...] = msgspec.field(name="x")
+    items: typing.Annotated[tuple[NonEmptyText, ...], msgspec.Meta(max_length=10_000)] = msgspec.field(
+        default=(), name="i")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return SINGLE_INSTANCE_KEY
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
+class SegmentAssignment(HopMessage, frozen=True, tag="segment"):
+    """Segmenter -> push policy: the user's segment and its trend, strongest item first and scored 1.0."""
+
+    WHAT: ClassVar[str] = "segment assignment"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    ts: EpochMs
+    segment: typing.Annotated[int, msgspec.Meta(ge=0)] = msgspec.field(name="s")
+    trend: tuple[tuple[NonEmptyText, float], ...] = msgspec.field(default=(), name="t")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
+class AccountEvent(HopMessage, frozen=True, tag="account"):
+    """User context -> push policy: an order, feedback or erasure, which skip the item model."""
+
+    WHAT: ClassVar[str] = "account event"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    event: Union[OrderEvent, FeedbackEvent, ErasureRequest] = msgspec.field(name="e")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.event.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.event.ts
+
+
+class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
+    """User context -> windows: a behaviour event that passed dedup, for trending and behaviour counts."""
+
+    WHAT: ClassVar[str] = "accepted behaviour"
+    DESTINATION: ClassVar[str] = WINDOWS
+
+    event: BehaviourEvent = msgspec.field(name="e")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.event.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.event.ts
+
+
+# What each stage decodes: one tagged union per stage, so no kind field travels beside the payload.
+TO_ITEM_MODEL = Union[ItemUpdate, ListedItem]
+TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent]
+HOP_MESSAGES = (ItemUpdate, ListedItem, TermChange, ItemSignal, SegmentUpdate, SegmentAssignment, AccountEvent,
+                AcceptedBehaviour)

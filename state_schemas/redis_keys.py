@@ -1,0 +1,67 @@
+"""The Redis key layout: every key the job writes or reads, spelt in this one place.
+
+Users appear in keys only as pseudonyms. What a user's erasure deletes is `user_keys` plus the
+keys matching `user_key_patterns`, so adding a per-user key here is where it joins the erasure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .trending import USER_COUNTS_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str
+
+    # --- per item: the job's shared read model --------------------------------------------------
+    def card(self, item: str) -> str:
+        """String: the item's card (counts, popularity, vector, stock), JSON."""
+        return f"{self.prefix}:card:{item}"
+
+    def neighbours(self, item: str) -> str:
+        """Sorted set: similar item -> cosine similarity, the item's top-K."""
+        return f"{self.prefix}:neighbours:{item}"
+
+    def arrivals(self, category: str) -> str:
+        """Sorted set: item -> catalogue time, the category's newest listings."""
+        return f"{self.prefix}:arrivals:{category}"
+
+    # --- windowed aggregates --------------------------------------------------------------------
+    def trending(self, scope: str) -> str:
+        """Sorted set: item id -> weighted count in the scope's latest window, replaced whole per window."""
+        return f"{self.prefix}:trending:{scope}"
+
+    def counts(self, scope: str, window_start: int | str) -> str:
+        """Hash: behaviour -> events in the tumbling window starting at `window_start`."""
+        return f"{self.prefix}:counts:{scope}:{window_start}"
+
+    # --- per user (pseudonym) -------------------------------------------------------------------
+    def inbox(self, user: str) -> str:
+        """Sorted set: notification id -> source event time, the newest `redis.inbox_size`."""
+        return f"{self.prefix}:inbox:{user}"
+
+    def inbox_bodies(self, user: str) -> str:
+        """Hash: notification id -> notification JSON, for the ids in the inbox."""
+        return f"{self.prefix}:inbox:{user}:body"
+
+    def profile(self, user: str) -> str:
+        """String: the user's served profile, JSON, replaced on each trigger."""
+        return f"{self.prefix}:profile:{user}"
+
+    def top_n(self, user: str) -> str:
+        """Sorted set: recommended item -> score, replaced on each trigger."""
+        return f"{self.prefix}:topn:{user}"
+
+    def top_n_reasons(self, user: str) -> str:
+        """Hash: recommended item -> the reason shown with it."""
+        return f"{self.prefix}:topn:{user}:reason"
+
+    def user_keys(self, user: str) -> tuple[str, ...]:
+        """Every per-user key with a fixed name."""
+        return (self.profile(user), self.top_n(user), self.top_n_reasons(user), self.inbox(user),
+                self.inbox_bodies(user))
+
+    def user_key_patterns(self, user: str) -> tuple[str, ...]:
+        """Per-user keys named by a window: found by SCAN."""
+        return (self.counts(USER_COUNTS_PREFIX + user, "*"),)

@@ -1,0 +1,71 @@
+"""An erasure request on a running job, watched in a real Redis: the shopper's profile, top-N, inbox and
+windowed counts are there first, and are gone once the request has passed through; nobody else's are."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jobs import notification_job
+from notify_engine import producer
+from operators.privacy import pseudonym
+from state_schemas.events import BehaviourEvent, ErasureRequest
+from state_schemas.redis_keys import RedisKeys
+from tests.integration.conftest import job_config, make_topics, read_back
+
+pytestmark = pytest.mark.slow
+
+HOUR = 3_600_000
+BASE = (int(time.time() * 1000) // HOUR) * HOUR - 6 * HOUR
+
+
+def view(n: int, user: str, item: str, ts: int) -> BehaviourEvent:
+    return BehaviourEvent(event_id=f"v{n}", user_id=user, behavior="view", ts=ts, item_id=item, category_id="c")
+
+
+# Six shoppers view A, B, C in turn, so C's co-occurrence row holds A and B; then the shopper to be
+# forgotten views C (a trigger with candidates) and a bystander does the same.
+SHOPPING = [view(n * 3 + i, f"warm-{n}", item, BASE + n * 60_000 + i * 1000)
+            for n in range(6) for i, item in enumerate("ABC")]
+SHOPPING += [view(100, "forget-me", "C", BASE + HOUR // 2), view(101, "bystander", "C", BASE + HOUR // 2 + 1000)]
+# Event time moves two hours on, so the hour's tumbling window of behaviour counts closes and is written.
+LATER = [view(200, "warm-0", "A", BASE + 2 * HOUR + 10_000)]
+
+
+def wait_for(condition, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server, connector_jar):
+    topics = make_topics(broker, partitions=1)
+    config = job_config(broker, redis_server, topics, kafka={"bounded": False},
+                        flink={"delivery_guarantee": "at-least-once"})
+    producer.publish(SHOPPING + LATER, broker.bootstrap, topics.events)
+    client, keys = redis_server.client(), RedisKeys(config.redis.key_prefix)
+    forgotten, bystander = (pseudonym(user, config.privacy.pseudonym_key) for user in ("forget-me", "bystander"))
+
+    def held(user: str) -> set[str]:
+        return {key.decode() for key in client.scan_iter(f"{config.redis.key_prefix}:*{user}*", count=1000)}
+
+    expected = {keys.profile(forgotten), keys.top_n(forgotten), keys.top_n_reasons(forgotten),
+                keys.inbox(forgotten), keys.inbox_bodies(forgotten), keys.counts(f"user:{forgotten}", BASE)}
+    job = notification_job.run(config, [connector_jar], job_name="erasure-test", wait=False,
+                               extra_flink={"restart-strategy.type": "none"})
+    try:
+        wait_for(lambda: held(forgotten) >= expected, f"the shopper's keys {sorted(expected)}")
+        assert held(forgotten) == expected  # nothing of theirs is kept under a name the erasure does not know
+        kept = held(bystander)
+        assert keys.profile(bystander) in kept and keys.inbox(bystander) in kept
+
+        producer.publish([ErasureRequest(event_id="erase-1", user_id="forget-me", ts=BASE + 2 * HOUR + 20_000)],
+                         broker.bootstrap, topics.events)
+        wait_for(lambda: not held(forgotten), "the erasure to delete the shopper's keys")
+        assert held(bystander) == kept  # the delete is targeted
+    finally:
+        job.cancel().result()
+    notifications, _ = read_back(broker, topics)
+    assert [n.kind for n in notifications if n.user == forgotten] == ["marketing"]  # sent before the erasure
