@@ -155,10 +155,11 @@ class StageFunction(KeyedProcessFunction):
     READS_REDIS = False  # its steps read side inputs or ask for effects
 
     def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
-        self.config, self.emitter = config, _Emitter(main, sides)
+        self.config, self.main, self.sides = config, main, sides
         self.stage: Stage = STAGES[self.STAGE]
 
     def open(self, ctx: RuntimeContext):
+        self.emitter = _Emitter(self.main, self.sides)  # made here: output tags do not survive pickling
         ttl = self.config.flink.state_ttl_hours if self.stage.expires else None
         self.state = _value_state(ctx, self.stage.state_name, ttl)
         self.counters = _Counters(ctx)
@@ -241,12 +242,11 @@ class WeighCatalogTermsFunction(StageFunction):
     STAGE = VOCABULARY
 
     def open(self, ctx: RuntimeContext):
+        self.emitter = _Emitter(self.main, self.sides)
         self.documents = ctx.get_state(ValueStateDescriptor("catalog-documents", Types.LONG()))
         self.frequency = ctx.get_map_state(MapStateDescriptor(self.stage.state_name, Types.STRING(), Types.LONG()))
         self.counters = _Counters(ctx)
-
-    def close(self):
-        pass
+        self.client = self.effects = self.side = None  # it reads nothing of other keys and writes no effects
 
     def load(self) -> VocabularyView:
         return VocabularyView(self.documents.value() or 0, self.frequency.get)

@@ -5,7 +5,8 @@ catalogue path included.
 
 Trending windows and segments are off here: their results reach the scorer by other paths than
 the events (windows fire on watermarks, the segmenter is its own operator), so when they arrive
-depends on timing, not on the input. Everything else is deterministic at parallelism 1, once the
+depends on timing, not on the input; item cards go to Redis and back uncached. Everything else is
+deterministic at parallelism 1, once the
 catalogue has been read: its records reach the item model by a path of their own, so the catalogue
 here lists only items whose first event comes well into the stream, each under a category no event
 names (a category's new listings are candidates for every trigger in it)."""
@@ -43,7 +44,10 @@ def catalog(events):
     return [replace(item, category_id="listed-" + item.category_id, ts=SHOP.start_ms - 86_400_000) for item in late]
 
 
-DETERMINISTIC = {"trending": {"enabled": False}, "segments": {"enabled": False}}
+# Item cards written and read through at once, as the local pipeline's are: what the job then sends
+# equals what its twin sends, item for item and score for score, not just by notification id.
+DETERMINISTIC = {"trending": {"enabled": False}, "segments": {"enabled": False},
+                 "item_model": {"card_cache_ms": 0, "card_flush_ms": 0}}
 
 
 def _run(broker, redis_server, jar, events, catalog, **sections):

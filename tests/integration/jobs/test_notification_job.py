@@ -154,7 +154,7 @@ def test_recommendations_exclude_the_trigger_and_what_the_user_bought(outcome, g
 
 def test_outputs_carry_pseudonyms_not_user_ids(outcome, generated):
     config, notifications, _, raw = outcome
-    raw_ids = {e.user_id for e in generated} | {"dup", "erase", "optout", "control"}
+    raw_ids = {e.user_id for e in [*BEFORE, *generated, *AFTER]}
     key = config.privacy.pseudonym_key
     assert len(raw) == len(notifications) > 0
     for record in raw:  # the bytes on the topic, as a consumer receives them
