@@ -280,8 +280,9 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
     sinks = notification_job.JobSinks(
         notification_job.kafka_sink(config, topics.notifications, "notifications"),
         notification_job.kafka_sink(config, topics.dead_letters, "dead-letters"))
-    notification_job.build_pipeline(flink_env, notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic),
-                                                         notification_job.kafka_source(config, config.catalog.topic, "-catalog")), sinks, config)
+    sources = notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic),
+                                          notification_job.kafka_source(config, config.catalog.topic, "-catalog"))
+    notification_job.build_pipeline(flink_env, sources, sinks, config)
     client = flink_env.execute_async(f"latency-{mode}-{guarantee}")
     try:
         with ticker(f"job catching up on {len(warm)} warm-up events ({guarantee})"):

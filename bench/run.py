@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=20000, help="events of the 1x workload")
     parser.add_argument("--scale", type=int, default=10, help="population factor of the scaled workload")
     parser.add_argument("--scale-events", type=int, default=2000,
-                        help="events of the base log that --scale multiplies (x10: far more than Flink's network buffers hold)")
+                        help="events of the base log that --scale multiplies (x10: far more than Flink's network "
+                             "buffers hold)")
     parser.add_argument("--naive-events", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--latency-rate", type=float,

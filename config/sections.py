@@ -132,7 +132,8 @@ class ScoringConfig:
     weight_segment: float = doc(0.1, "blend weight of the user's segment trend")
     weight_popularity: float = doc(0.1, "blend weight of trending popularity (cold start for new users and items)")
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
-    diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, in the same category")
+    diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "
+                                        "in the same category")
     top_n: int = doc(20, "recommendations per user written to Redis")
 
 
@@ -194,7 +195,8 @@ class JobConfig:
              "flink.delivery_guarantee must be exactly-once or at-least-once"),
             (self.flink.checkpoint_interval_ms >= 100, "flink.checkpoint_interval_ms must be >= 100"),
             (self.flink.state_ttl_hours > 0, "flink.state_ttl_hours must be > 0"),
-            ("://" in self.flink.checkpoint_dir, "flink.checkpoint_dir must be a URI such as file:///path or s3://bucket/path"),
+            ("://" in self.flink.checkpoint_dir,
+             "flink.checkpoint_dir must be a URI such as file:///path or s3://bucket/path"),
             (self.intake.max_payload_bytes >= 256, "intake.max_payload_bytes must be >= 256"),
             (self.intake.dedup_max_ids >= 1, "intake.dedup_max_ids must be >= 1"),
             (self.profile.half_life_hours > 0, "profile.half_life_hours must be > 0"),

@@ -102,30 +102,11 @@ class _Emitter:
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)
 
 
-class AdmitEventsFunction(ProcessFunction):
+class _AdmitFunction(ProcessFunction):
     """Parses and checks raw records; rejects go to the dead-letter side output with the reason."""
 
-    def __init__(self, config: JobConfig):
-        self.limits = config.intake
-
-    def open(self, ctx: RuntimeContext):
-        self.counters = _Counters(ctx)
-
-    def process_element(self, value: str, ctx: ProcessFunction.Context):
-        now = ctx.timer_service().current_processing_time()
-        raw = value.encode("utf-8", "surrogateescape")
-        try:
-            event = intake.admit(raw, now, self.limits)
-        except intake.Rejected as rejection:
-            self.counters.inc("events_dead_lettered")
-            yield DEAD_LETTERS, _dead_letter(rejection.reason, "admit", raw, now)
-            return
-        self.counters.inc("events_admitted")
-        yield event.routing_key, event.ts, event.encode()
-
-
-class AdmitCatalogFunction(ProcessFunction):
-    """Checks catalogue records: missing fields, negative or absurd prices, unknown categories -> dead letters."""
+    STAGE: str  # named in dead letters
+    COUNTED: str  # the counters' prefix: <COUNTED>_admitted, <COUNTED>_dead_lettered
 
     def __init__(self, config: JobConfig):
         self.config = config
@@ -133,17 +114,38 @@ class AdmitCatalogFunction(ProcessFunction):
     def open(self, ctx: RuntimeContext):
         self.counters = _Counters(ctx)
 
+    def admit(self, raw: bytes, now: int):
+        raise NotImplementedError
+
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         now = ctx.timer_service().current_processing_time()
         raw = value.encode("utf-8", "surrogateescape")
         try:
-            item = catalog_intake.admit_catalog(raw, now, self.config.catalog, self.config.intake)
+            record = self.admit(raw, now)
         except intake.Rejected as rejection:
-            self.counters.inc("catalog_dead_lettered")
-            yield DEAD_LETTERS, _dead_letter(rejection.reason, "admit-catalog", raw, now)
+            self.counters.inc(f"{self.COUNTED}_dead_lettered")
+            yield DEAD_LETTERS, _dead_letter(rejection.reason, self.STAGE, raw, now)
             return
-        self.counters.inc("catalog_admitted")
-        yield item.routing_key, item.ts, item.encode()
+        self.counters.inc(f"{self.COUNTED}_admitted")
+        yield record.routing_key, record.event_time, record.encode()
+
+
+class AdmitEventsFunction(_AdmitFunction):
+    """Behaviour, order, feedback and erasure events, on to the user context."""
+
+    STAGE, COUNTED = "admit", "events"
+
+    def admit(self, raw: bytes, now: int):
+        return intake.admit(raw, now, self.config.intake)
+
+
+class AdmitCatalogFunction(_AdmitFunction):
+    """Catalogue records: missing fields, negative or absurd prices, unknown categories -> dead letters."""
+
+    STAGE, COUNTED = "admit-catalog", "catalog"
+
+    def admit(self, raw: bytes, now: int):
+        return catalog_intake.admit_catalog(raw, now, self.config.catalog, self.config.intake)
 
 
 class StageFunction(KeyedProcessFunction):

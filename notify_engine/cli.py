@@ -20,7 +20,8 @@ DEMO_BAD_RECORDS = [
 ]
 DEMO_BAD_CATALOG = [
     b'{"type": "catalog", "item_id": "bad-c1", "category_id": "cat-00", "price": 5.0, "ts": 1700000000000}',  # no title
-    b'{"type": "catalog", "item_id": "bad-c2", "title": "x", "category_id": "cat-00", "price": -1, "ts": 1700000000000}',
+    b'{"type": "catalog", "item_id": "bad-c2", "title": "x", "category_id": "cat-00", "price": -1, '
+    b'"ts": 1700000000000}',
 ]
 
 

@@ -96,7 +96,8 @@ class StandaloneCluster:
     def submit(self, config_path: Path, parallelism: int | None = None) -> str:
         """`flink run -d -py jobs/notification_job.py -j <connector>`; returns the job id."""
         command = ["bash", self._bin("flink"), "run", "-m", f"127.0.0.1:{self.rest_port}", "-d",
-                   "-py", str(JOB_SCRIPT), "-pyexec", sys.executable, "-pyclientexec", sys.executable, "-j", str(ensure_connector_jar())]
+                   "-py", str(JOB_SCRIPT), "-pyexec", sys.executable, "-pyclientexec", sys.executable,
+                   "-j", str(ensure_connector_jar())]
         if parallelism:
             command += ["-p", str(parallelism)]
         command += ["--config", str(config_path)]

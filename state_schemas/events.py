@@ -159,7 +159,7 @@ class CatalogItem(InputRecord, frozen=True, tag="catalog"):
 
     @property
     def routing_key(self) -> str:
-        return self.item_id
+        return self.item_id  # a catalogue record is keyed by its item, timed by its listing (`event_time`)
 
 
 InputEvent = Union[BehaviourEvent, OrderEvent, ErasureRequest, FeedbackEvent]

@@ -35,6 +35,8 @@ SINGLE_INSTANCE_KEY = "global"  # the key of a stage that runs as one instance (
 
 
 class HopMessage(Record, frozen=True, omit_defaults=True, tag_field="k"):
+    """A message about one shopper's event: routed by the shopper, timed by the event, unless it says otherwise."""
+
     DESTINATION: ClassVar[str]
 
     def __post_init__(self):
@@ -42,11 +44,11 @@ class HopMessage(Record, frozen=True, omit_defaults=True, tag_field="k"):
 
     @property
     def routing_key(self) -> str:
-        raise NotImplementedError
+        return self.event.user_id
 
     @property
     def event_time(self) -> int:
-        raise NotImplementedError
+        return self.event.ts
 
 
 class UserSummary(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -78,10 +80,6 @@ class ItemUpdate(HopMessage, frozen=True, tag="item-update"):
     @property
     def routing_key(self) -> str:
         return self.event.item_id
-
-    @property
-    def event_time(self) -> int:
-        return self.event.ts
 
 
 class ListedItem(HopMessage, frozen=True, tag="listed-item"):
@@ -140,14 +138,6 @@ class ItemSignal(HopMessage, frozen=True, tag="item-signal"):
     summary: UserSummary | None = msgspec.field(default=None, name="s")
     v: int = 2
 
-    @property
-    def routing_key(self) -> str:
-        return self.event.user_id
-
-    @property
-    def event_time(self) -> int:
-        return self.event.ts
-
 
 class SegmentUpdate(HopMessage, frozen=True, tag="segment-update"):
     """User context -> segmenter: the user's profile vector and recent items, at most once per update gap."""
@@ -201,14 +191,6 @@ class AccountEvent(HopMessage, frozen=True, tag="account"):
     event: Union[OrderEvent, FeedbackEvent, ErasureRequest] = msgspec.field(name="e")
     v: int = 1
 
-    @property
-    def routing_key(self) -> str:
-        return self.event.user_id
-
-    @property
-    def event_time(self) -> int:
-        return self.event.ts
-
 
 class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
     """User context -> windows: a behaviour event that passed dedup, for trending and behaviour counts."""
@@ -218,14 +200,6 @@ class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
 
     event: BehaviourEvent = msgspec.field(name="e")
     v: int = 1
-
-    @property
-    def routing_key(self) -> str:
-        return self.event.user_id
-
-    @property
-    def event_time(self) -> int:
-        return self.event.ts
 
 
 # What each stage decodes: one tagged union per stage, so no kind field travels beside the payload.

@@ -118,8 +118,8 @@ def test_a_profile_and_a_ranking_are_replaced_whole(setup):
     client, clock, prefix = setup
     effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
     effects.apply(ReplaceValue(keys.profile("p1"), {"categories": [["c", 1.0]]}, ttl_s=60))
-    effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"), (("a", 0.5, "why a"), ("b", 0.25, "why b")),
-                                 ttl_s=60))
+    effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"),
+                                 (("a", 0.5, "why a"), ("b", 0.25, "why b")), ttl_s=60))
     effects.apply(ReplaceRanking(keys.top_n("p1"), keys.top_n_reasons("p1"), (("c", 0.75, "why c"),), ttl_s=60))
     assert client.get(keys.profile("p1")) == b'{"categories":[["c",1.0]]}'
     assert client.zrange(keys.top_n("p1"), 0, -1, withscores=True) == [(b"c", 0.75)]

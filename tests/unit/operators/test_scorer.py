@@ -96,7 +96,8 @@ def test_the_trigger_purchased_out_of_stock_and_recently_notified_items_are_neve
     everything = ["bought", "sold_out", "recent", "cooled", "fine", TRIGGER]
     side = FakeSide(cards={"sold_out": ItemCard(category_id="ct", in_stock=False), "fine": ItemCard(category_id="ct")},
                     trending={"ct": [(item, 1.0) for item in everything]}, arrivals={"ct": everything})
-    state = PushState(recent_items={"recent": RecentSend(T0 - COOLDOWN + 1, "ct"), "cooled": RecentSend(T0 - COOLDOWN, "ct")},
+    state = PushState(recent_items={"recent": RecentSend(T0 - COOLDOWN + 1, "ct"),
+                                    "cooled": RecentSend(T0 - COOLDOWN, "ct")},
                       segment_trend=tuple((item, 1.0) for item in everything))
     sig = signal(neighbours=[(item, "ct", 0.5) for item in everything],
                  summary=UserSummary(categories=(("ct", 1.0),), purchased=("bought",)))

@@ -25,7 +25,8 @@ behaviours = st.builds(
     item_id=ids, category_id=optional_text, brand=optional_text, price=prices, session_id=optional_text,
     query=st.none() | st.text(min_size=1, max_size=512))
 searches = st.builds(BehaviourEvent, event_id=ids, user_id=ids, behavior=st.just("search"), ts=times,
-                     item_id=st.none() | ids, category_id=optional_text, query=st.none() | st.text(min_size=1, max_size=80))
+                     item_id=st.none() | ids, category_id=optional_text,
+                     query=st.none() | st.text(min_size=1, max_size=80))
 orders = st.builds(OrderEvent, event_id=ids, user_id=ids, order_id=ids, status=st.sampled_from(sorted(ORDER_STATUSES)),
                    ts=times, item_ids=id_lists, carrier=optional_text)
 erasures = st.builds(ErasureRequest, event_id=ids, user_id=ids, ts=times)

@@ -57,7 +57,8 @@ item_models = st.builds(
     row=st.dictionaries(keys, st.builds(CoCount, count=st.integers(1, 10 ** 6), category_id=maybe_key), max_size=20),
     title=maybe_key, brand=maybe_key, stock=st.none() | st.integers(0, 10 ** 6), listed_at=st.none() | times,
     vector=vectors, neighbours=neighbours)
-item_cards = st.builds(ItemCard, interactions=st.integers(0, 10 ** 9), popularity=st.builds(DecayedValue, value=scores, at=times),
+item_cards = st.builds(ItemCard, interactions=st.integers(0, 10 ** 9),
+                       popularity=st.builds(DecayedValue, value=scores, at=times),
                        category_id=maybe_key, title=maybe_key, in_stock=st.booleans(), vector=vectors,
                        listed_at=st.none() | times)
 push_states = st.builds(
