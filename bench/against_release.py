@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--generated", type=int, default=0,
                         help="replay this many events of the project's own generator, with its catalogue, instead")
     args = parser.parse_args(argv)
+    args.dataset = args.dataset.resolve()  # the replays run in other folders
     before, now = replay(release_tree(args.release), args), replay(ROOT, args)
     differing = [(a, b) for a, b in zip(before, now) if a != b] + [(x, None) for x in before[len(now):]] + \
         [(None, x) for x in now[len(before):]]
