@@ -23,11 +23,11 @@ DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.
 
 
 def cluster_rate(env, events, parallelism, workdir):
-    """events/s of a bounded job on the standalone cluster, from its first output to its end."""
+    """events/s of a bounded job on the standalone cluster, from its clock's notification to its end."""
     from notify_engine.cluster import StandaloneCluster
 
-    topics = harness.new_topics(env, partitions=2)
-    harness.publish_records(env.broker.bootstrap, topics.events, harness.keyed_records(events),
+    topics = harness.new_topics(env, partitions=harness.TOPIC_PARTITIONS)
+    harness.publish_records(env.broker.bootstrap, topics.events, harness.clocked(events, harness.TOPIC_PARTITIONS),
                             f"cluster p={parallelism}")
     config = harness.job_config(env, topics, bounded=True, mode="thread", guarantee="at-least-once",
                                 parallelism=parallelism)
@@ -40,7 +40,9 @@ def cluster_rate(env, events, parallelism, workdir):
     if state != "FINISHED":
         raise RuntimeError(f"cluster job {job_id} ended {state}")
     finished = time.time() * 1000
-    return harness.run_rate(len(events), finished, harness.job_output(env, topics.notifications))
+    output = harness.job_output(env, topics.notifications)
+    print(f"  cluster p={parallelism}: {len(output)} notifications", flush=True)
+    return harness.run_rate(len(events), finished, output, f"cluster p={parallelism}")
 
 
 class Figures(dict):

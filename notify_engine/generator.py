@@ -25,12 +25,9 @@ from functools import partial
 from typing import Callable, Iterator
 
 from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent
+from state_schemas.units import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 
 DEFAULT_START_MS = 1_748_822_400_000  # 2025-06-02 00:00 UTC, a Monday
-SECOND_MS = 1_000
-MINUTE_MS = 60 * SECOND_MS
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
 
 MIN_SESSION_EVENTS = 3
 MAX_SESSION_EVENTS = 20
