@@ -1,5 +1,6 @@
-"""Does this tree decide as an earlier release does? Both replay the same log through their own Flink-free
-pipeline (`LocalPipeline`), in one run, and their notifications are compared field by field.
+"""Does this tree decide as an earlier release does, and how fast? Both replay the same log through their own
+Flink-free pipeline (`LocalPipeline`, the Python ceiling of `make bench`), in one run, turn about, and
+their notifications are compared field by field; the core's events/s of each is the median of the turns.
 
     .venv/bin/python bench/against_release.py [--release d3f0ca4] [--events 20000] [--dataset FILE]
     .venv/bin/python bench/against_release.py --generated 3000     # the project's own shop, with its catalogue
@@ -9,11 +10,13 @@ own, so nothing of this tree leaks into it. A refactoring that means to change n
 with `same_notifications=true`.
 
 Last line: same_notifications=<true|false> notifications_release=<a> notifications_now=<b> differing=<c>
+           core_eps_release=<d> core_eps_now=<e> now_vs_release=<f>
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -26,7 +29,7 @@ PREVIOUS_RELEASE = "d3f0ca4"  # the last landed commit before issue 8
 
 # Runs inside either tree: the config module moved in issue 8, the rest of what it uses did not.
 REPLAY = """
-import json, sys
+import json, sys, time
 try:
     from config import load_config
 except ImportError:
@@ -43,16 +46,21 @@ if generated:
 else:
     log = datasets.sorted_by_time(datasets.read_events(dataset))[:events]
 pipeline, out, now = LocalPipeline(load_config(), DictStore()), Outputs(), 1_800_000_000_000
+raws = [encode(event) for event in log]
+started = time.perf_counter()
 for item in catalog:
     pipeline.process_catalog(encode(item), now, out)
-for event in log:
-    pipeline.process(encode(event), now, out)
-json.dump([[n.notification_id, n.kind, n.channel, n.title, n.body, list(n.item_ids), n.reason, round(n.score, 6),
-            n.source_event_id, n.source_event_time] for n in out.notifications], sys.stdout)
+for raw in raws:
+    pipeline.process(raw, now, out)
+elapsed = time.perf_counter() - started
+json.dump({"seconds": elapsed, "events": len(raws),
+           "notifications": [[n.notification_id, n.kind, n.channel, n.title, n.body, list(n.item_ids), n.reason,
+                              round(n.score, 6), n.source_event_id, n.source_event_time] for n in out.notifications]},
+          sys.stdout)
 """
 
 
-def replay(tree: Path, args) -> list:
+def replay(tree: Path, args) -> dict:
     done = subprocess.run([sys.executable, "-c", REPLAY, str(args.dataset), str(args.events), str(args.generated)],
                           cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, check=True,
                           capture_output=True, text=True)
@@ -75,9 +83,16 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--generated", type=int, default=0,
                         help="replay this many events of the project's own generator, with its catalogue, instead")
+    parser.add_argument("--repeat", type=int, default=1, help="turns each; the median events/s counts")
     args = parser.parse_args(argv)
     args.dataset = args.dataset.resolve()  # the replays run in other folders
-    before, now = replay(release_tree(args.release), args), replay(ROOT, args)
+    tree, rates = release_tree(args.release), {"release": [], "now": []}
+    for _ in range(args.repeat):  # turn about, so a slow spell of the machine falls on both
+        runs = {"release": replay(tree, args), "now": replay(ROOT, args)}
+        for name, run in runs.items():
+            rates[name].append(run["events"] / run["seconds"])
+    before, now = runs["release"]["notifications"], runs["now"]["notifications"]
+    eps = {name: statistics.median(values) for name, values in rates.items()}
     differing = [(a, b) for a, b in zip(before, now) if a != b] + [(x, None) for x in before[len(now):]] + \
         [(None, x) for x in now[len(before):]]
     for old, new in differing[:5]:
@@ -85,8 +100,11 @@ def main(argv=None) -> int:
     source = f"{args.generated} generated events with a catalogue" if args.generated else \
         f"{args.events} events of {args.dataset.name}"
     print(f"{source}: {len(before)} notifications from {args.release}, {len(now)} from this tree")
+    print(f"core events/s, {args.repeat} turn(s) each: release {[round(r) for r in rates['release']]}, "
+          f"now {[round(r) for r in rates['now']]}")
     print(f"same_notifications={str(not differing).lower()} notifications_release={len(before)} "
-          f"notifications_now={len(now)} differing={len(differing)}")
+          f"notifications_now={len(now)} differing={len(differing)} core_eps_release={eps['release']:.0f} "
+          f"core_eps_now={eps['now']:.0f} now_vs_release={eps['now'] / eps['release']:.2f}")
     return 0 if not differing else 1
 
 
