@@ -148,6 +148,7 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
                   "checkpoint_interval_ms": checkpoint_ms},
         "redis": {"url": env.redis.url, "key_prefix": run},
         "catalog": {"topic": topics.catalog},
+        "directory": {"topic": topics.users},
     })
 
 
@@ -303,7 +304,8 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
         notification_job.kafka_sink(config, topics.notifications, "notifications"),
         notification_job.kafka_sink(config, topics.dead_letters, "dead-letters"))
     sources = notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic),
-                                          notification_job.kafka_source(config, config.catalog.topic, "-catalog"))
+                                          notification_job.kafka_source(config, config.catalog.topic, "-catalog"),
+                                          notification_job.kafka_source(config, config.directory.topic, "-users"))
     notification_job.build_pipeline(flink_env, sources, sinks, config)
     client = flink_env.execute_async(f"latency-{mode}-{guarantee}")
     try:

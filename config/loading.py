@@ -9,11 +9,10 @@ import dataclasses
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 
 import yaml
 
-from .sections import ConfigError, JobConfig
+from .sections import ConfigError, JobConfig, frozen_mapping
 
 # What a YAML reader calls the types a config value may have.
 _YAML_NAMES = {tuple: "list", Mapping: "dict"}
@@ -37,7 +36,7 @@ def _value(expected, value, key: str):
     if expected is tuple and isinstance(value, list):
         return tuple(value)
     if expected is Mapping and isinstance(value, Mapping):
-        return MappingProxyType(dict(value))
+        return frozen_mapping(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)) or expected in _YAML_NAMES:
         name = _YAML_NAMES.get(expected, getattr(expected, "__name__", str(expected)))
         raise ConfigError(f"config key {key} must be {name}, got {value!r}")

@@ -5,17 +5,24 @@ core cannot be changed behind the back of the code that validated it.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from state_schemas.events import BEHAVIOURS
+from state_schemas.events import BEHAVIOURS, LOCALE_PATTERN, PURPOSES
 from state_schemas.outputs import CHANNELS
+from state_schemas.time_zones import is_known_zone
+
+
+def frozen_mapping(values: Mapping) -> MappingProxyType:
+    """A read-only view whose list values are tuples."""
+    return MappingProxyType({key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 
 def doc(default, text: str):
     if isinstance(default, dict):  # unhashable, so dataclasses want a factory; the view itself is read-only
-        view = MappingProxyType(dict(default))
+        view = frozen_mapping(default)
         return field(default_factory=lambda: view, metadata={"doc": text})
     if isinstance(default, list):
         default = tuple(default)
@@ -143,10 +150,40 @@ class PolicyConfig:
     daily_transactional_cap: int = doc(20, "transactional notifications per user per local day")
     min_marketing_gap_ms: int = doc(3600000, "least event time between two marketing notifications")
     renotify_cooldown_ms: int = doc(604800000, "an item is not recommended again to a user within this")
-    utc_offset_minutes: int = doc(0, "time zone of the daily cap (per-user zones come with the push policy)")
     min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
     items_per_notification: int = doc(3, "items named in one marketing notification")
-    channel: str = doc("push", "push | email | inbox")
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """The user directory, and the platform defaults for what a shopper's record does not say."""
+
+    enabled: bool = doc(True, "read the user directory topic into the push policy's durable state")
+    topic: str = doc("users", "input: user records (JSON, compacted topic keyed by user id)")
+    default_time_zone: str = doc("UTC", "IANA zone of shoppers whose record names none (daily caps)")
+    default_locale: str = doc("en", "locale of shoppers whose record names none")
+    default_channels: tuple = doc(["push", "inbox"], "reachable channels of a shopper whose record names none")
+    implied_consent: Mapping = doc({"marketing": ["push", "inbox"], "transactional": ["push", "email", "sms", "inbox"]},
+                                   "purpose -> channels assumed for shoppers without a record (opt-in shops: "
+                                   "marketing [])")
+    channel_preference: Mapping = doc({"marketing": ["push", "email", "inbox", "sms"],
+                                       "transactional": ["push", "sms", "email", "inbox"]},
+                                      "purpose -> channels in the order tried: the first reachable and consented")
+
+    def problems(self) -> list[tuple[bool, str]]:
+        def channels(values) -> bool:
+            return isinstance(values, (list, tuple)) and set(values) <= CHANNELS
+
+        return [
+            (is_known_zone(self.default_time_zone), "directory.default_time_zone must be an IANA time zone"),
+            (isinstance(self.default_locale, str) and re.match(LOCALE_PATTERN, self.default_locale) is not None,
+             "directory.default_locale must be a BCP 47 tag such as zh-CN or en"),
+            (channels(self.default_channels), f"directory.default_channels must be among {sorted(CHANNELS)}"),
+            (set(self.implied_consent) <= PURPOSES and all(map(channels, self.implied_consent.values())),
+             f"directory.implied_consent maps {sorted(PURPOSES)} to channels among {sorted(CHANNELS)}"),
+            (set(self.channel_preference) == PURPOSES and all(map(channels, self.channel_preference.values())),
+             f"directory.channel_preference maps each of {sorted(PURPOSES)} to channels among {sorted(CHANNELS)}"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -175,6 +212,7 @@ class JobConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
@@ -247,9 +285,8 @@ class JobConfig:
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
-            (-720 <= self.policy.utc_offset_minutes <= 840, "policy.utc_offset_minutes must be in [-720, 840]"),
-            (self.policy.channel in CHANNELS, "policy.channel must be push, email or inbox"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            *self.directory.problems(),
             (self.redis.url.startswith(("redis://", "rediss://", "unix://")), "redis.url must be a redis:// URL"),
             (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
             (self.redis.ttl_hours > 0, "redis.ttl_hours must be > 0"),

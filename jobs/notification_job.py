@@ -6,6 +6,7 @@
                  ─► windows (Flink SQL): trending, behaviour counts ─► Redis
     catalog ─► admit ─► event time ─► by_item: catalogue terms
     catalogue terms ─► one instance: vocabulary (TF-IDF) ─► by_item: item model
+    users (directory) ─► admit ─► event time ─► by_user: push policy (kept durably: consent, zone, locale)
     item model, segmenter, user context (orders, feedback, erasure) ─► by_user: push policy
     push policy (score, decide; inbox, profile, top-N ─► Redis) ─► notifications topic
     every stage's rejects ─► dead-letter topic
@@ -33,6 +34,7 @@ from operators.topology import BY_ITEM, BY_USER, ONE_INSTANCE  # noqa: E402
 class JobSources:
     events: object  # a Flink Source of strings
     catalog: object | None = None
+    users: object | None = None  # the user directory
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         segmented = flow.stage(one_instance(contexts.get_side_output(f.side_output(SEGMENTER))),
                                f.SegmentUsersFunction(config, PUSH_POLICY), "segment users", SEGMENTER)
         assignments = [flow.spread(segmented, "segments")]
-    to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments)
+    directory = []
+    if sources.users is not None:
+        directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", "users-event-time")]
+    to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory)
     notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
                                PUSH_POLICY, output_type=flow.string)
     if config.windows_enabled:
@@ -190,7 +195,8 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
     sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications"),
                      dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
     catalog = kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None
-    sources = JobSources(events=kafka_source(config, config.kafka.events_topic), catalog=catalog)
+    users = kafka_source(config, config.directory.topic, "-users") if config.directory.enabled else None
+    sources = JobSources(events=kafka_source(config, config.kafka.events_topic), catalog=catalog, users=users)
     build_pipeline(env, sources, sinks, config)
     if wait:
         return env.execute(job_name)

@@ -15,7 +15,7 @@ from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueSt
 
 from config import JobConfig
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
-from operators import catalog_intake, intake
+from operators import catalog_intake, directory, intake
 from operators.catalog import VocabularyView
 from operators.steps import Step, StepContext
 from operators.topology import STAGES, Stage
@@ -148,6 +148,15 @@ class AdmitCatalogFunction(_AdmitFunction):
         return catalog_intake.admit_catalog(raw, now, self.config.catalog, self.config.intake)
 
 
+class AdmitUsersFunction(_AdmitFunction):
+    """User directory records: unknown time zones, bad locales, wrong types -> dead letters."""
+
+    STAGE, COUNTED = "admit-users", "users"
+
+    def admit(self, raw: bytes, now: int):
+        return directory.admit_user_record(raw, now, self.config.intake)
+
+
 class StageFunction(KeyedProcessFunction):
     """One keyed stage: decode the message, load the key's state, call the stage's step, carry it out.
 
@@ -164,6 +173,9 @@ class StageFunction(KeyedProcessFunction):
         self.emitter = _Emitter(self.main, self.sides)  # made here: output tags do not survive pickling
         ttl = self.config.flink.state_ttl_hours if self.stage.expires else None
         self.state = _value_state(ctx, self.stage.state_name, ttl)
+        durable = self.stage.durable
+        self.durable = _value_state(ctx, durable.state_name, None) if durable is not None else None
+        self.stored_part = None  # the durable part as loaded last, to store it only when it changed
         self.counters = _Counters(ctx)
         self.client = self.effects = self.side = None
         if self.READS_REDIS:
@@ -200,13 +212,23 @@ class StageFunction(KeyedProcessFunction):
         yield from self.carry_out(step, loaded, ctx)
 
     def load(self):
-        return self.stage.state.decode(self.state.value())
+        state = self.stage.state.decode(self.state.value())
+        if self.durable is None:
+            return state
+        state, self.stored_part = self.stage.durable.join(state, self.durable.value())
+        return state
 
     def store(self, state) -> None:
         if state is None:
             self.state.clear()
-        else:
-            self.state.update(state.encode())
+            if self.durable is not None:
+                self.durable.clear()
+            return
+        if self.durable is not None:
+            state, part = self.stage.durable.split(state, self.stored_part)
+            if part is not None:
+                self.durable.update(part.encode())
+        self.state.update(state.encode())
 
     def failed(self, exc: Exception, payload: bytes, now: int):
         self.counters.inc(f"{self.stage.name.replace('-', '_')}_failures")

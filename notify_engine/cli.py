@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
-               "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog"}
+               "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog", "users": "demo.users"}
 DEMO_REDIS_PREFIX = "demo"
 DEMO_BAD_RECORDS = [
     b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
@@ -22,6 +22,10 @@ DEMO_BAD_CATALOG = [
     b'{"type": "catalog", "item_id": "bad-c1", "category_id": "cat-00", "price": 5.0, "ts": 1700000000000}',  # no title
     b'{"type": "catalog", "item_id": "bad-c2", "title": "x", "category_id": "cat-00", "price": -1, '
     b'"ts": 1700000000000}',
+]
+DEMO_BAD_USERS = [
+    b'{"type": "user", "user_id": "bad-u1", "ts": 1700000000000, "time_zone": "Mars/Olympus_Mons"}',
+    b'{"type": "user", "user_id": "bad-u2", "ts": 1700000000000, "locale": "klingon", "channels": ["pigeon"]}',
 ]
 
 
@@ -48,7 +52,8 @@ def demo(args) -> int:
     client = redis_server.client()
     for key in client.scan_iter(f"{DEMO_REDIS_PREFIX}:*", count=1000):
         client.delete(key)
-    broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()})
+    broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()},
+                         compacted=(DEMO_TOPICS["catalog"], DEMO_TOPICS["users"]))
 
     start_ms = int(time.time() * 1000) - 3 * 86_400_000
     gen_config = generator.GeneratorConfig(users=args.users, items=args.items, events=args.events, seed=args.seed,
@@ -57,10 +62,14 @@ def demo(args) -> int:
                     f"(Zipf popularity, sessions, daily rhythm, orders) plus {len(DEMO_BAD_RECORDS)} bad records")
     listed = producer.publish(generator.generate_catalog(gen_config), broker.bootstrap, DEMO_TOPICS["catalog"],
                               key_of=lambda item: item.item_id)
-    listed_bad = producer.publish_raw(DEMO_BAD_CATALOG, broker.bootstrap, DEMO_TOPICS["catalog"])
+    listed_bad = producer.publish_raw(DEMO_BAD_CATALOG, broker.bootstrap, DEMO_TOPICS["catalog"], key_prefix="bad-")
+    users = producer.publish(generator.generate_users(gen_config), broker.bootstrap, DEMO_TOPICS["users"],
+                             key_of=lambda record: record.user_id)
+    users_bad = producer.publish_raw(DEMO_BAD_USERS, broker.bootstrap, DEMO_TOPICS["users"], key_prefix="bad-")
     sent = producer.publish(generator.generate_events(gen_config), broker.bootstrap, DEMO_TOPICS["events"])
     sent_bad = producer.publish_raw(DEMO_BAD_RECORDS, broker.bootstrap, DEMO_TOPICS["events"])
     print(f"      published {listed} catalogue items and {listed_bad} bad ones to {DEMO_TOPICS['catalog']}, "
+          f"{users} directory records and {users_bad} bad ones to {DEMO_TOPICS['users']}, "
           f"{sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
 
     config = load_config(args.config, overrides={
@@ -71,6 +80,7 @@ def demo(args) -> int:
         "flink": {"execution_mode": args.mode},
         "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
         "catalog": {"topic": DEMO_TOPICS["catalog"]},
+        "directory": {"topic": DEMO_TOPICS["users"]},
     })
     _step(4, total, f"running the job on a local mini-cluster ({args.mode} mode, "
                     f"{config.flink.delivery_guarantee} delivery) until it has read every event")
@@ -87,9 +97,11 @@ def demo(args) -> int:
     for notification in sorted(shown, key=lambda n: n.source_event_time):
         print("      " + consumer.format_line(notification))
     kinds = collections.Counter(n.kind for n in notifications)
+    channels = collections.Counter(n.channel for n in notifications)
     users = len({n.user for n in notifications})
     print(f"\n{len(notifications)} notifications for {users} shoppers "
-          f"({kinds['marketing']} marketing, {kinds['transactional']} transactional) from {sent} events; "
+          f"({kinds['marketing']} marketing, {kinds['transactional']} transactional; by channel "
+          f"{', '.join(f'{c} {n}' for c, n in channels.most_common())}) from {sent} events; "
           f"{len(dead_letters)} dead letters:")
     for letter in dead_letters:
         print(f"      - {letter['reason']}")

@@ -1,4 +1,5 @@
-"""The project's own synthetic shop: a catalogue and a stream of shopper behaviour and orders.
+"""The project's own synthetic shop: a catalogue, its shoppers' directory records, and a stream of
+shopper behaviour and orders.
 
 The demo runs on this data (the real logs in ../shared/data may not be redistributed). It is
 built to exercise what the job reacts to:
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent
+from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent, QuietHours, UserRecord
 from state_schemas.units import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 
 DEFAULT_START_MS = 1_748_822_400_000  # 2025-06-02 00:00 UTC, a Monday
@@ -46,6 +47,11 @@ _MEAN_ACTIVITY = sum(_HOURLY_ACTIVITY) / len(_HOURLY_ACTIVITY)
 _PEAK_ACTIVITY = max(_HOURLY_ACTIVITY)
 
 CARRIERS = ("DHL", "UPS", "DPD", "GLS", "PostNL", "Hermes")
+
+# A zone for each of `utc_offsets_h` (its standard time); the rhythm of sessions keeps the fixed offset.
+_ZONES_BY_OFFSET_H = {-1: "Atlantic/Azores", 0: "Europe/London", 1: "Europe/Paris", 2: "Europe/Athens",
+                      8: "Asia/Shanghai", 9: "Asia/Tokyo", -5: "America/New_York", -8: "America/Los_Angeles"}
+_LOCALES = ("en", "zh-CN")
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,26 @@ def _build_shop(cfg: GeneratorConfig) -> _Shop:
                                          for group in members),
         category_popularity=tuple(sum(popularity[i] for i in group) for group in members),
     )
+
+
+def generate_users(cfg: GeneratorConfig) -> list[UserRecord]:
+    """One directory record per shopper, written at `start_ms`: most reachable by push and in-app inbox,
+    some by email or SMS too; most agree to marketing on some of them, a few to transactional only;
+    a few set their own quiet hours, and a few leave their zone or locale to the platform defaults."""
+    rng = _rng(cfg, "users")
+    records = []
+    for shopper in _build_shoppers(cfg, _build_shop(cfg)):
+        channels = ("push", "inbox") + tuple(c for c, share in (("email", 0.5), ("sms", 0.2)) if rng.random() < share)
+        if rng.random() < 0.1:
+            channels = tuple(c for c in channels if c != "push") or ("inbox",)  # no app token
+        marketing = tuple(c for c in channels if c != "sms" and rng.random() < 0.8)
+        consent = {"transactional": channels, "marketing": marketing if rng.random() < 0.85 else ()}
+        zone = _ZONES_BY_OFFSET_H.get(shopper.utc_offset_ms // HOUR_MS) if rng.random() < 0.9 else None
+        records.append(UserRecord(
+            user_id=shopper.user_id, ts=cfg.start_ms, time_zone=zone,
+            locale=rng.choice(_LOCALES) if rng.random() < 0.9 else None, channels=channels, consent=consent,
+            quiet_hours=QuietHours("23:00", "07:00") if rng.random() < 0.1 else None))
+    return records
 
 
 def _build_shoppers(cfg: GeneratorConfig, shop: _Shop) -> tuple[_Shopper, ...]:

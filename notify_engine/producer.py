@@ -7,6 +7,7 @@ on the log would make the broker's time-based retention delete it at once.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any, Callable, Iterable
 
@@ -30,9 +31,11 @@ def publish(events: Iterable[Any], bootstrap_servers: str, topic: str, rate_per_
 
 
 def publish_raw(payloads: Iterable[bytes], bootstrap_servers: str, topic: str, rate_per_s: float | None = None,
-                progress: Callable[[int], None] | None = None) -> int:
-    """Send payloads as they are, without a key: for malformed input the job must survive."""
-    return _send_all(((None, payload) for payload in payloads), bootstrap_servers, topic, rate_per_s, progress)
+                progress: Callable[[int], None] | None = None, key_prefix: str | None = None) -> int:
+    """Send payloads as they are, for malformed input the job must survive: without a key, or keyed
+    `<key_prefix><n>` (a compacted topic refuses records without a key)."""
+    keys = (None if key_prefix is None else f"{key_prefix}{n}".encode() for n in itertools.count())
+    return _send_all(zip(keys, payloads), bootstrap_servers, topic, rate_per_s, progress)
 
 
 def _send_all(records: Iterable[tuple[bytes | None, bytes]], bootstrap_servers: str, topic: str,

@@ -254,9 +254,10 @@ class KafkaBroker:
         """A new set of the job's topics, named `<prefix><role>-<run>`, for one test or benchmark run."""
         run = uuid.uuid4().hex[:8]
         topics = JobTopics(events=f"{prefix}events-{run}", notifications=f"{prefix}notifications-{run}",
-                           dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}")
+                           dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}",
+                           users=f"{prefix}users-{run}")
         self.create_topics({topics.events: partitions, topics.notifications: partitions, topics.dead_letters: 1,
-                            topics.catalog: 1})
+                            topics.catalog: 1, topics.users: 1})
         return topics
 
     def delete_topics(self, topics: list[str], timeout: float = 30.0) -> None:
@@ -335,6 +336,7 @@ class JobTopics:
     notifications: str
     dead_letters: str
     catalog: str
+    users: str  # the user directory
 
 
 def default_broker(port: int = 29092) -> KafkaBroker:

@@ -21,7 +21,7 @@ from state_schemas.hops import CATALOG_TERMS, USER_CONTEXT, WINDOWS
 from state_schemas.outputs import DeadLetter, Notification
 from state_schemas.state import ItemCard, Neighbour
 
-from . import catalog_intake, intake
+from . import catalog_intake, directory, intake
 from .catalog import VocabularyView
 from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
 from .topology import STAGES, Stage
@@ -132,13 +132,22 @@ class LocalPipeline:
             return
         self._send(CATALOG_TERMS, item, now_ms, out)
 
+    def process_user_record(self, raw: bytes, now_ms: int, out: Outputs) -> None:
+        try:
+            record = directory.admit_user_record(raw, now_ms, self.config.intake)
+        except intake.Rejected as rejection:
+            out.dead_letters.append(DeadLetter(reason=rejection.reason, stage="admit-users", raw=raw,
+                                               rejected_at=now_ms))
+            return
+        self._send(record.DESTINATION, record, now_ms, out)
+
     def finish(self, now_ms: int, out: Outputs) -> None:
         """The end of a bounded input: the watermark jumps to the end of time and every timer fires."""
         self._fire_timers(2 ** 63 - 1, now_ms, out)
 
     def state(self, stage_name: str, key: str):
         """One key's state as a stage holds it (the empty record if it has none)."""
-        return STAGES[stage_name].state.decode(self.store.get(f"{stage_name}:{key}"))
+        return self._load(STAGES[stage_name], key)[0]
 
     # ------------------------------------------------------------------------------ routing
     def _send(self, destination: str, message, now_ms: int, out: Outputs) -> None:
@@ -154,8 +163,8 @@ class LocalPipeline:
         message = codec.decode(message.encode(), stage.accepts, stage.name)
         key = message.routing_key
         context = StepContext(now=now_ms, side=self.side, config=self.config)
-        loaded = self._load(stage, key)
-        self._apply(stage, key, loaded, stage.step(loaded, message, context), now_ms, out)
+        loaded, stored = self._load(stage, key)
+        self._apply(stage, key, loaded, stored, stage.step(loaded, message, context), now_ms, out)
 
     def _fire_timers(self, watermark: int, now_ms: int, out: Outputs) -> None:
         while self.timers and self.timers[0][0] <= watermark:
@@ -163,13 +172,13 @@ class LocalPipeline:
             self.pending_timers.discard(timer)
             timestamp, name, key = timer
             stage = STAGES[name]
-            loaded = self._load(stage, key)
+            loaded, stored = self._load(stage, key)
             context = StepContext(now=now_ms, side=self.side, config=self.config)
-            self._apply(stage, key, loaded, stage.on_timer(loaded, key, timestamp, context), now_ms, out)
+            self._apply(stage, key, loaded, stored, stage.on_timer(loaded, key, timestamp, context), now_ms, out)
 
-    def _apply(self, stage: Stage, key: str, loaded, step: Step, now_ms: int, out: Outputs) -> None:
+    def _apply(self, stage: Stage, key: str, loaded, stored, step: Step, now_ms: int, out: Outputs) -> None:
         if step.state is not loaded:
-            self._store(stage, key, step.state)
+            self._store(stage, key, step.state, stored)
         for timestamp in step.timers:
             timer = (timestamp, stage.name, key)
             if timer not in self.pending_timers:
@@ -184,13 +193,17 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------------------ state
     def _load(self, stage: Stage, key: str):
+        """(the state, its durable part as stored apart or None), as the Flink shell loads them."""
         if stage.state is None:  # the vocabulary: a document count and frequencies read term by term
             documents = self.store.get(f"{stage.name}:documents")
             return VocabularyView(int(documents or 0), lambda term: int(self.store.get(f"{stage.name}:df:{term}")
-                                                                        or 0))
-        return stage.state.decode(self.store.get(f"{stage.name}:{key}"))
+                                                                        or 0)), None
+        state = stage.state.decode(self.store.get(f"{stage.name}:{key}"))
+        if stage.durable is None:
+            return state, None
+        return stage.durable.join(state, self.store.get(f"{stage.durable.state_name}:{key}"))
 
-    def _store(self, stage: Stage, key: str, state) -> None:
+    def _store(self, stage: Stage, key: str, state, stored) -> None:
         if stage.state is None:
             self.store.set(f"{stage.name}:documents", str(state.documents))
             for term, frequency in state.frequencies.items():
@@ -200,5 +213,11 @@ class LocalPipeline:
                     self.store.delete(f"{stage.name}:df:{term}")
         elif state is None:
             self.store.delete(f"{stage.name}:{key}")
+            if stage.durable is not None:
+                self.store.delete(f"{stage.durable.state_name}:{key}")
         else:
+            if stage.durable is not None:
+                state, part = stage.durable.split(state, stored)
+                if part is not None:
+                    self.store.set(f"{stage.durable.state_name}:{key}", part.encode())
             self.store.set(f"{stage.name}:{key}", state.encode())

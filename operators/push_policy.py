@@ -2,8 +2,11 @@
 
 Transactional notifications (shipping, delivery, price drops) outrank marketing: they have their
 own cap, are never blocked by the marketing cap, and are deduplicated per order and status.
+Each goes out on the first channel of its purpose's preference order that the shopper is
+reachable on and consented to (`operators.directory`); days of the caps are the shopper's local days.
 Every notification goes to the user's inbox too; each trigger replaces the user's served profile
-and top-N; an erasure clears the state and deletes everything served about the user.
+and top-N; an erasure clears the state, the directory entry included, and deletes everything
+served about the user.
 """
 from __future__ import annotations
 
@@ -11,15 +14,17 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from config import JobConfig, PolicyConfig, RedisConfig
+from config import JobConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment
+from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import PushState, RecentSend
-from state_schemas.units import DAY_MS, HOUR_MS, MINUTE_MS
+from state_schemas.units import HOUR_MS
 
+from . import directory
 from .content import add_vector
+from .directory import Reach
 from .privacy import notification_id, pseudonym
 from .scorer import rank
 from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox
@@ -48,6 +53,8 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
         return observe_item(state, message, user_id, created_at, side, config)
     if isinstance(message, SegmentAssignment):
         return Step(state=replace(state, segment=message.segment, segment_trend=message.trend))
+    if isinstance(message, DirectoryRecord):
+        return Step(state=replace(state, directory=directory.apply_record(state.directory, message.event)))
     if not isinstance(message, AccountEvent):
         raise ValueError(f"push policy got an unexpected {type(message).__name__}")
     event = message.event
@@ -55,7 +62,8 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
     if isinstance(event, FeedbackEvent):
         return apply_feedback(state, event)
-    decision = decide_transactional(state, event, created_at, config.policy, config.privacy.pseudonym_key)
+    who = directory.reach(state.directory, config.directory)
+    decision = decide_transactional(state, event, created_at, who, config)
     return _outcome(decision, config.redis)
 
 
@@ -83,19 +91,13 @@ def store_in_inbox(notification: Notification, redis: RedisConfig) -> StoreInInb
                         notification=notification, keep=redis.inbox_size, ttl_s=int(redis.ttl_hours * 3600))
 
 
-def _local_day(now: int, config: PolicyConfig) -> int:
-    return (now + config.utc_offset_minutes * MINUTE_MS) // DAY_MS
-
-
-def _roll_marketing_day(state: PushState, now: int, config: PolicyConfig) -> PushState:
-    day = _local_day(now, config)
+def _roll_marketing_day(state: PushState, day: int) -> PushState:
     if day <= state.marketing_day:  # a late event counts against the current day, never reopens an old one
         return state
     return replace(state, marketing_day=day, marketing_today=0)
 
 
-def _roll_transactional_day(state: PushState, now: int, config: PolicyConfig) -> PushState:
-    day = _local_day(now, config)
+def _roll_transactional_day(state: PushState, day: int) -> PushState:
     if day <= state.transactional_day:
         return state
     return replace(state, transactional_day=day, transactional_today=0)
@@ -111,22 +113,25 @@ class Decision:
 
 
 def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: int, created_at: int, user: str,
-                     config: PolicyConfig) -> Decision:
+                     who: Reach, config: JobConfig) -> Decision:
     """`now` is the trigger's event time (caps replay deterministically); `created_at` the wall clock."""
-    state = _roll_marketing_day(state, now, config)
-    if state.opted_out:
+    day = directory.local_day(now, who.time_zone)
+    state, policy = _roll_marketing_day(state, day), config.policy
+    if who.opted_out:
         return Decision(state, suppressed="opted_out")
-    if state.marketing_today >= config.daily_marketing_cap:
+    channel = directory.channel_for(who, "marketing", config.directory)
+    if channel is None:
+        return Decision(state, suppressed="no_marketing_channel")
+    if state.marketing_today >= policy.daily_marketing_cap:
         return Decision(state, suppressed="daily_cap")
-    if state.last_marketing_ts is not None and now - state.last_marketing_ts < config.min_marketing_gap_ms:
+    if state.last_marketing_ts is not None and now - state.last_marketing_ts < policy.min_marketing_gap_ms:
         return Decision(state, suppressed="min_gap")
-    day = _local_day(now, config)
     if (day < state.marketing_day and state.last_marketing_ts is not None
-            and _local_day(state.last_marketing_ts, config) >= day):
+            and directory.local_day(state.last_marketing_ts, who.time_zone) >= day):
         # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
         # so that day is known to be unused only if the last send was before it.
         return Decision(state, suppressed="late_day")
-    chosen = [entry for entry in ranked if entry.score >= config.min_score][: config.items_per_notification]
+    chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
     if not chosen:
         return Decision(state, suppressed="no_candidate")
     event = signal.event
@@ -134,7 +139,7 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
     notification = Notification(
         notification_id=notification_id(user, event.event_id, "marketing"),
         user=user,
-        channel=config.channel,
+        channel=channel,
         kind="marketing",
         title="Picked for you",
         body=(f"{len(item_ids)} items picked for you." if len(item_ids) > 1 else "An item picked for you."),
@@ -145,7 +150,7 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
         source_event_id=event.event_id,
         score=chosen[0].score,
     )
-    recent = {k: v for k, v in state.recent_items.items() if now - v.at < config.renotify_cooldown_ms}
+    recent = {k: v for k, v in state.recent_items.items() if now - v.at < policy.renotify_cooldown_ms}
     recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
     if len(recent) > RECENT_ITEMS_KEPT:
         recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
@@ -182,30 +187,34 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
         return Step(state=state)
     user = pseudonym(user_id, config.privacy.pseudonym_key)
     ranked = rank(signal, state, side, event.ts, config.scoring, config.policy)
-    decision = decide_marketing(state, signal, ranked, event.ts, created_at, user, config.policy)
+    who = directory.reach(state.directory, config.directory)
+    decision = decide_marketing(state, signal, ranked, event.ts, created_at, user, who, config)
     served = serving(decision.state, signal, ranked, user, config) if signal.summary else ()
     return _outcome(decision, config.redis, served)
 
 
-def decide_transactional(state: PushState, event: OrderEvent, created_at: int, config: PolicyConfig,
-                         pseudonym_key: str) -> Decision:
+def decide_transactional(state: PushState, event: OrderEvent, created_at: int, who: Reach,
+                         config: JobConfig) -> Decision:
     now = event.ts
-    state = _roll_transactional_day(state, now, config)
+    state = _roll_transactional_day(state, directory.local_day(now, who.time_zone))
     template = TRANSACTIONAL_TEMPLATES.get(event.status)
     if template is None:  # placed / paid: the shop's own confirmation covers these
         return Decision(state, suppressed="not_notified_status")
     key = f"{event.order_id}:{event.status}"
     if key in state.transactional_keys:
         return Decision(state, suppressed="duplicate_status")
-    if state.transactional_today >= config.daily_transactional_cap:
+    if state.transactional_today >= config.policy.daily_transactional_cap:
         return Decision(state, suppressed="transactional_cap")
+    channel = directory.channel_for(who, "transactional", config.directory)
+    if channel is None:
+        return Decision(state, suppressed="no_transactional_channel")
     title, body = template
     carrier = f" with {event.carrier}" if event.carrier else ""
-    user = pseudonym(event.user_id, pseudonym_key)
+    user = pseudonym(event.user_id, config.privacy.pseudonym_key)
     notification = Notification(
         notification_id=notification_id(user, event.event_id, "transactional"),
         user=user,
-        channel="push",
+        channel=channel,
         kind="transactional",
         title=title,
         body=body.format(order=event.order_id, carrier=carrier),
@@ -226,7 +235,7 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, c
 
 def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
     if event.action == "unsubscribe":
-        return Step(state=replace(state, opted_out=True))
+        return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)))
     if event.action == "resubscribe":
-        return Step(state=replace(state, opted_out=False))
+        return Step(state=replace(state, directory=directory.resubscribe(state.directory)))
     return Step(state=state)

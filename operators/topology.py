@@ -9,16 +9,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from msgspec.structs import replace
+
 from state_schemas.events import CatalogItem, InputEvent
 from state_schemas.hops import (CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, TO_ITEM_MODEL, TO_PUSH_POLICY,
                                 USER_CONTEXT, VOCABULARY, SegmentUpdate, TermChange)
 from state_schemas.segments import SegmentModel
-from state_schemas.state import CatalogTerms, ItemModel, PushState, UserContext
+from state_schemas.state import CatalogTerms, ItemModel, PushState, UserContext, UserDirectory
 
 from . import catalog, item_model, push_policy, segments, user_context
 
 # The edges into keyed stages, by what their messages' routing keys name.
 BY_USER, BY_ITEM, ONE_INSTANCE = "user", "item", "one instance"
+
+
+@dataclass(frozen=True, slots=True)
+class DurablePart:
+    """A field of a stage's state kept in keyed state of its own that never expires: consent and
+    opt-outs must outlive any idleness, while the rest of the state may expire."""
+
+    field: str
+    record: type
+    state_name: str
+
+    def join(self, state, raw: str | None):
+        """The stage's state with its durable part; (state, the part as stored, None if none was)."""
+        if raw is None:  # nothing stored apart yet: the state's own field holds it (empty, or from an older release)
+            return state, None
+        stored = self.record.decode(raw)
+        return replace(state, **{self.field: stored}), stored
+
+    def split(self, state, stored):
+        """(the state without its durable part, the part if it must be written, else None)."""
+        part = getattr(state, self.field)
+        written = part is not stored if stored is not None else part != self.record()
+        return replace(state, **{self.field: self.record()}), part if written else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +56,7 @@ class Stage:
     on_timer: Callable | None = None  # (state, key, timestamp, StepContext) -> Step
     expires: bool = True  # idle state expires (flink.state_ttl_hours); not for state that must outlive idleness
     keyed_by: str = BY_USER  # BY_USER, BY_ITEM, or ONE_INSTANCE (a small global model on one instance)
+    durable: DurablePart | None = None
 
 
 STAGES = {stage.name: stage for stage in (
@@ -43,5 +69,7 @@ STAGES = {stage.name: stage for stage in (
     Stage(ITEM_MODEL, TO_ITEM_MODEL, ItemModel, "item-model", item_model.step, item_model.on_timer, keyed_by=BY_ITEM),
     Stage(SEGMENTER, SegmentUpdate, SegmentModel, "segment-model", segments.step, expires=False,
           keyed_by=ONE_INSTANCE),
-    Stage(PUSH_POLICY, TO_PUSH_POLICY, PushState, "push-state", push_policy.step),
+    # The shopper's directory entry (consent, opt-out, zone) never expires; the rest of the push state may.
+    Stage(PUSH_POLICY, TO_PUSH_POLICY, PushState, "push-state", push_policy.step,
+          durable=DurablePart("directory", UserDirectory, "user-directory")),
 )}

@@ -115,7 +115,7 @@ def convert(obj: Any, kind, what: str):
 
 # ------------------------------------------------------------------------------------- messages
 
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_AT = re.compile(r"^(?P<message>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "a boolean",
                "array": "a list", "object": "an object", "null": "null"}
 _PYTHON_NAMES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "array": "list", "object": "dict",
@@ -153,8 +153,13 @@ def _tagged(kind) -> dict[str, type]:
 
 
 def _allowed(kind, name: str) -> list[str]:
+    """The values a Literal field allows, also inside a tuple of them or as the keys of a dict."""
     hint = typing.get_type_hints(kind, include_extras=True).get(name) if isinstance(kind, type) else None
-    values = [arg for arg in typing.get_args(hint) if isinstance(arg, str)] if hint is not None else []
+    values, pending = set(), [hint] if hint is not None else []
+    while pending:
+        args = typing.get_args(pending.pop())
+        values.update(arg for arg in args if isinstance(arg, str))
+        pending.extend(arg for arg in args if not isinstance(arg, (str, int, float, msgspec.Meta)))
     return sorted(values)
 
 
@@ -209,6 +214,9 @@ def _explain(text: str, obj: Any, kind, what: str) -> str:
         return f"{name}: field '{field}' must have at least {least[1]} entries"
     if bound := re.match(r"Expected `\w+` (>=|<=|>|<) (\S+)", message):
         return f"{name}: field '{field}' must be {bound[1]} {bound[2]}, got {_value_at(obj, path)!r}"
+    if re.match(r"Expected `str` matching regex", message):  # the record says what the form is
+        form = getattr(record, "FORMATS", {}).get(field, "in the expected form")
+        return f"{name}: field '{field}' must be {form}, got {_value_at(obj, path)!r}"
     if enum := re.match(r"Invalid enum value (.+)", message):
         return (f"{name}: field '{field}' has unknown value {enum[1]} "
                 f"(expected one of {_allowed(record, field)})")

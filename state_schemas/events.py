@@ -14,6 +14,8 @@ from msgspec.structs import force_setattr
 
 from . import codec
 from .codec import EpochMs, Id, OptionalId, Record, Text
+from .outputs import Channel
+from .time_zones import is_known_zone
 
 Behaviour = Literal["view", "click", "search", "cart", "purchase", "favourite"]
 OrderStatus = Literal["placed", "paid", "shipped", "out_for_delivery", "delivered", "cancelled", "refunded",
@@ -162,6 +164,49 @@ class CatalogItem(InputRecord, frozen=True, tag="catalog"):
         return self.item_id  # a catalogue record is keyed by its item, timed by its listing (`event_time`)
 
 
+Purpose = Literal["marketing", "transactional"]
+PURPOSES = frozenset(typing.get_args(Purpose))
+# BCP 47 as shops use it: language, optional script, optional region ("zh-CN", "zh-Hant-TW", "en", "pt-BR").
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
+LocaleTag = typing.Annotated[str, msgspec.Meta(pattern=LOCALE_PATTERN)]
+ClockTime = typing.Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "21:00"
+Channels = typing.Annotated[tuple[Channel, ...], msgspec.Meta(max_length=8)]
+
+
+class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Local clock times; a window that ends before it starts runs over midnight (21:00-08:00)."""
+
+    start: ClockTime
+    end: ClockTime
+
+
+class UserRecord(InputRecord, frozen=True, tag="user"):
+    """A shopper's directory record, from the shop's account system: one per user on a compacted topic.
+
+    Absent fields take the platform defaults of `directory` in the config; a record without
+    `consent` grants transactional messages on its reachable channels and no marketing at all."""
+
+    WHAT: ClassVar[str] = "user record"
+    IDS: ClassVar[tuple[str, ...]] = ("user_id",)
+    FORMATS: ClassVar[dict[str, str]] = {"locale": "a BCP 47 tag such as 'zh-CN' or 'en'",
+                                         "quiet_hours.start": "a 24-hour clock time 'HH:MM'",
+                                         "quiet_hours.end": "a 24-hour clock time 'HH:MM'"}
+
+    user_id: Id
+    ts: EpochMs  # when the account system wrote it: an older record never replaces a newer one
+    time_zone: Text | None = None  # IANA, e.g. "Asia/Shanghai"
+    locale: LocaleTag | None = None
+    channels: Channels | None = None  # reachable: the shop holds a token, address or number
+    consent: dict[Purpose, Channels] | None = None  # purpose -> channels the shopper agreed to
+    quiet_hours: QuietHours | None = None  # the shopper's own, instead of the platform's
+    v: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.time_zone is not None and not is_known_zone(self.time_zone):
+            raise ValueError(f"{self.WHAT}: field 'time_zone' is {self.time_zone!r}, not an IANA time zone")
+
+
 InputEvent = Union[BehaviourEvent, OrderEvent, ErasureRequest, FeedbackEvent]
 
 
@@ -172,6 +217,10 @@ def decode_event(raw: bytes | str) -> InputEvent:
 
 def decode_catalog_item(raw: bytes | str) -> CatalogItem:
     return codec.decode(raw, CatalogItem, CatalogItem.WHAT)
+
+
+def decode_user_record(raw: bytes | str) -> UserRecord:
+    return codec.decode(raw, UserRecord, UserRecord.WHAT)
 
 
 def encode(record) -> bytes:

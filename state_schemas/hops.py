@@ -10,6 +10,7 @@ never kept in state, so only the version running now needs to read them.
                                       ├► push-policy: orders, feedback, erasure
                                       └► windows: deduplicated behaviour
     catalog ─► catalog-terms (by item) ─► vocabulary (one instance) ─► item-model
+    users ─► push-policy (by user): the directory record
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import ClassVar, Union
 import msgspec
 
 from .codec import EpochMs, NonEmptyText, Record
-from .events import BehaviourEvent, CatalogItem, ErasureRequest, FeedbackEvent, OrderEvent
+from .events import BehaviourEvent, CatalogItem, ErasureRequest, FeedbackEvent, OrderEvent, UserRecord
 from .state import ItemCard, Neighbour, Pairs, Vector
 
 # Stage names: the destinations of hop messages, and the uids of their Flink operators.
@@ -192,6 +193,16 @@ class AccountEvent(HopMessage, frozen=True, tag="account"):
     v: int = 1
 
 
+class DirectoryRecord(HopMessage, frozen=True, tag="directory"):
+    """Admitted user directory record -> push policy, which keeps it durably."""
+
+    WHAT: ClassVar[str] = "directory record"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    event: UserRecord = msgspec.field(name="e")
+    v: int = 1
+
+
 class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
     """User context -> windows: a behaviour event that passed dedup, for trending and behaviour counts."""
 
@@ -204,6 +215,6 @@ class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
 
 # What each stage decodes: one tagged union per stage, so no kind field travels beside the payload.
 TO_ITEM_MODEL = Union[ItemUpdate, ListedItem]
-TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent]
+TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent, DirectoryRecord]
 HOP_MESSAGES = (ItemUpdate, ListedItem, TermChange, ItemSignal, SegmentUpdate, SegmentAssignment, AccountEvent,
-                AcceptedBehaviour)
+                DirectoryRecord, AcceptedBehaviour)

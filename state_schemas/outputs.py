@@ -13,7 +13,7 @@ from msgspec.structs import force_setattr
 from . import codec
 from .codec import EpochMs, NonEmptyText, Record
 
-Channel = Literal["push", "email", "inbox"]
+Channel = Literal["push", "email", "sms", "inbox"]
 Kind = Literal["transactional", "marketing"]
 CHANNELS = frozenset(typing.get_args(Channel))
 KINDS = frozenset(typing.get_args(Kind))

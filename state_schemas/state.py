@@ -148,15 +148,37 @@ class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     category_id: str | None = None
 
 
-class PushState(State, frozen=True):
-    """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, opt-out."""
+class UserDirectory(State, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """User-keyed and durable: what the user directory says of a shopper, and their own opt-out.
 
-    VERSION: ClassVar[int] = 2
+    Kept by the push policy in keyed state of its own that never expires (`operators.topology`):
+    consent must outlive any idleness. Empty until a directory record or an unsubscribe arrives."""
+
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "user directory state"
+
+    listed_at: int | None = msgspec.field(default=None, name="at")  # ts of the record applied; None: no record
+    time_zone: str | None = msgspec.field(default=None, name="tz")
+    locale: str | None = msgspec.field(default=None, name="loc")
+    channels: tuple[str, ...] | None = msgspec.field(default=None, name="ch")  # reachable
+    consent: dict[str, tuple[str, ...]] | None = msgspec.field(default=None, name="ok")  # purpose -> channels
+    quiet_hours: tuple[str, str] | None = msgspec.field(default=None, name="quiet")  # ("21:00", "08:00")
+    # An unsubscribe from the shopper holds until they resubscribe: a directory record that repeats
+    # an old consent must not subscribe them again.
+    opted_out_at: int | None = msgspec.field(default=None, name="out")
+    v: int = 1
+
+
+class PushState(State, frozen=True):
+    """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, and
+    the shopper's directory entry (stored apart, never expiring)."""
+
+    VERSION: ClassVar[int] = 3
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
     # candidates, so a shared day would make the caps depend on how the two paths interleave.
-    marketing_day: int = msgspec.field(default=-1, name="mday")  # days since epoch in the policy's zone
+    marketing_day: int = msgspec.field(default=-1, name="mday")  # days since epoch in the user's zone
     marketing_today: int = msgspec.field(default=0, name="mk")
     transactional_day: int = msgspec.field(default=-1, name="tday")
     transactional_today: int = msgspec.field(default=0, name="tx")
@@ -164,15 +186,20 @@ class PushState(State, frozen=True):
     # v1 kept only the time an item was notified: read as a send of unknown category.
     recent_items: dict[str, RecentSend | int] = msgspec.field(default={}, name="recent")
     transactional_keys: dict[str, int] = msgspec.field(default={}, name="txk")  # order:status -> time sent
-    opted_out: bool = msgspec.field(default=False, name="out")
+    # v2 kept the opt-out here, where it expired with the rest: v3 reads it into the directory entry.
+    legacy_opted_out: bool = msgspec.field(default=False, name="out")
     content: DecayedScores = DecayedScores()  # decayed sum of item TF-IDF vectors
     segment: int | None = msgspec.field(default=None, name="seg")
     segment_trend: Pairs = msgspec.field(default=(), name="segtrend")
-    v: int = 2
+    directory: UserDirectory = msgspec.field(default=UserDirectory(), name="dir")
+    v: int = 3
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at
                                              for item, at in self.recent_items.items()})
+        if self.legacy_opted_out:
+            force_setattr(self, "directory", UserDirectory(opted_out_at=0))
+            force_setattr(self, "legacy_opted_out", False)
 
 
 class CatalogTerms(State, frozen=True):

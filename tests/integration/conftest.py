@@ -52,6 +52,7 @@ def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
         "redis": {"url": redis_server.url, "key_prefix": f"test-{topics.events}"},
         "flink": {"checkpoint_interval_ms": 500},
         "catalog": {"topic": topics.catalog},
+        "directory": {"topic": topics.users},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)

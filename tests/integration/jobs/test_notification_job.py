@@ -11,7 +11,7 @@ import pytest
 
 from notify_engine import generator, producer
 from operators.privacy import pseudonym
-from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
+from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent, UserRecord
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
 from tests.integration.conftest import job_config, make_topics, read_back, read_raw_notifications, run_bounded
@@ -49,7 +49,24 @@ AFTER = [
     _view("optout-view", "optout", "hand-C", BASE + 90 * MINUTE),
     _order("optout-order", "optout", "optout-order", "delivered", BASE + 91 * MINUTE),
     _view("control-view", "control", "hand-C", BASE + 90 * MINUTE),
+    # Shoppers of the user directory: each order goes out on the channel their record allows, or not at all.
+    _order("sms-order", "dir-sms", "sms-order", "shipped", BASE + 92 * MINUTE),
+    _order("email-order", "dir-email", "email-order", "shipped", BASE + 92 * MINUTE),
+    _order("silent-order", "dir-silent", "silent-order", "shipped", BASE + 92 * MINUTE),
 ]
+# The user directory, on its own topic: push is preferred for transactional messages, then sms, then email.
+DIRECTORY = [
+    {"type": "user", "user_id": "dir-sms", "ts": BASE, "channels": ["sms"], "time_zone": "Asia/Shanghai"},
+    {"type": "user", "user_id": "dir-email", "ts": BASE, "channels": ["push", "email"],
+     "consent": {"transactional": ["email"]}, "locale": "zh-CN"},
+    {"type": "user", "user_id": "dir-silent", "ts": BASE, "channels": ["push"], "consent": {"transactional": []}},
+]
+BAD_DIRECTORY = {
+    "not an IANA time zone": b'{"type":"user","user_id":"dir-bad1","ts":1700000000000,"time_zone":"Mars/Base"}',
+    "must be a BCP 47 tag": b'{"type":"user","user_id":"dir-bad2","ts":1700000000000,"locale":"klingon"}',
+    "field 'channels' must be a list": b'{"type":"user","user_id":"dir-bad3","ts":1700000000000,"channels":"push"}',
+    "malformed JSON": b'{"type":"user","user_id":',
+}
 
 BAD_RECORDS = {
     "malformed JSON": b'{"type": "behaviour", "event_id": "x1"',
@@ -78,6 +95,8 @@ def outcome(broker, redis_server, connector_jar, generated):
     producer.publish_raw(BAD_RECORDS.values(), broker.bootstrap, topics.events)
     producer.publish(generated, broker.bootstrap, topics.events)
     producer.publish(AFTER, broker.bootstrap, topics.events)
+    producer.publish([UserRecord.from_dict(record) for record in DIRECTORY], broker.bootstrap, topics.users)
+    producer.publish_raw(BAD_DIRECTORY.values(), broker.bootstrap, topics.users)
     config = job_config(broker, redis_server, topics)
     run_bounded(config, connector_jar)
     notifications, dead_letters = read_back(broker, topics)
@@ -89,7 +108,8 @@ def _for(notifications, user, key):
 
 
 def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome):
-    _, _, dead_letters, _ = outcome
+    _, _, all_dead_letters, _ = outcome
+    dead_letters = [letter for letter in all_dead_letters if letter["stage"] == "admit"]
     assert len(dead_letters) == len(BAD_RECORDS)
     reasons = [letter["reason"] for letter in dead_letters]
     for expected in BAD_RECORDS:
@@ -98,6 +118,19 @@ def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome)
     assert oversized["size"] == len(BAD_RECORDS["oversized payload"])
     malformed = next(letter for letter in dead_letters if "malformed" in letter["reason"])
     assert malformed["raw"].encode() == BAD_RECORDS["malformed JSON"]
+
+
+def test_bad_directory_records_reach_the_dead_letter_topic_and_good_ones_choose_the_channel(outcome):
+    config, notifications, dead_letters, _ = outcome
+    rejected = [letter for letter in dead_letters if letter["stage"] == "admit-users"]
+    assert len(rejected) == len(BAD_DIRECTORY)
+    for expected, raw in BAD_DIRECTORY.items():
+        letter = next(letter for letter in rejected if letter["raw"].encode() == raw)
+        assert expected in letter["reason"], letter
+    key = config.privacy.pseudonym_key
+    assert [n.channel for n in _for(notifications, "dir-sms", key)] == ["sms"]  # push unreachable: the fallback
+    assert [n.channel for n in _for(notifications, "dir-email", key)] == ["email"]  # push reachable, not agreed
+    assert _for(notifications, "dir-silent", key) == []
 
 
 def test_valid_traffic_in_the_same_stream_still_produces_marketing(outcome, generated):
@@ -126,7 +159,7 @@ def test_marketing_respects_daily_cap_and_gap(outcome):
     assert by_user
     for times in by_user.values():
         times.sort()
-        per_day = collections.Counter((t + policy.utc_offset_minutes * MINUTE) // 86_400_000 for t in times)
+        per_day = collections.Counter(t // 86_400_000 for t in times)  # generated shoppers: the default zone, UTC
         assert max(per_day.values()) <= policy.daily_marketing_cap
         assert all(b - a >= policy.min_marketing_gap_ms for a, b in zip(times, times[1:]))
 

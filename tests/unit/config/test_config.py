@@ -9,8 +9,8 @@ import yaml
 
 from config import ConfigError, JobConfig, load_config, render_defaults, to_dict
 
-# `notify-engine config` as release 0.1.0 printed it, before the config moved into its own package.
-RELEASED_DEFAULTS = Path(__file__).with_name("default-config-0.1.0.yaml")
+# The defaults as released: a change to them shows here, and must come with a new version of this file.
+RELEASED_DEFAULTS = Path(__file__).with_name("default-config-0.2.0.yaml")
 
 
 def rejected(overrides: dict) -> str:
@@ -37,7 +37,7 @@ def test_config_values_cannot_be_changed_after_validation():
     assert JobConfig().profile.event_weights["view"] == 1.0
 
 
-def test_users_see_the_same_default_file_as_before():
+def test_users_see_the_default_file_of_this_release():
     assert render_defaults() == RELEASED_DEFAULTS.read_text()
 
 
@@ -50,8 +50,9 @@ def test_an_override_changes_one_key_and_keeps_its_siblings():
 
 def test_overrides_stack_on_an_existing_config():
     config = load_config(overrides={"policy": {"daily_marketing_cap": 5}})
-    config = config.with_overrides({"policy": {"channel": "email"}, "intake": {"dedup_max_ids": 9}})
-    assert (config.policy.daily_marketing_cap, config.policy.channel, config.intake.dedup_max_ids) == (5, "email", 9)
+    config = config.with_overrides({"directory": {"default_locale": "zh-CN"}, "intake": {"dedup_max_ids": 9}})
+    assert (config.policy.daily_marketing_cap, config.directory.default_locale, config.intake.dedup_max_ids) == \
+        (5, "zh-CN", 9)
 
 
 def test_event_weights_are_replaced_as_a_whole_not_merged():
@@ -61,9 +62,10 @@ def test_event_weights_are_replaced_as_a_whole_not_merged():
 
 def test_a_file_and_overrides_combine_with_overrides_winning(tmp_path):
     path = tmp_path / "job.yaml"
-    path.write_text("policy:\n  daily_marketing_cap: 7\n  channel: inbox\nflink:\n  parallelism: 4\n")
-    config = load_config(path, overrides={"policy": {"channel": "email"}})
-    assert config.policy.daily_marketing_cap == 7 and config.policy.channel == "email"
+    path.write_text("policy:\n  daily_marketing_cap: 7\ndirectory:\n  default_time_zone: Asia/Tokyo\n"
+                    "flink:\n  parallelism: 4\n")
+    config = load_config(path, overrides={"directory": {"default_time_zone": "Europe/Lisbon"}})
+    assert config.policy.daily_marketing_cap == 7 and config.directory.default_time_zone == "Europe/Lisbon"
     assert config.flink.parallelism == 4
     assert config.kafka == JobConfig().kafka
 
@@ -141,9 +143,13 @@ def test_an_integer_is_accepted_where_a_float_is_expected():
     ({"item_model": {"popularity_half_life_hours": -1.0}}, "item_model.popularity_half_life_hours must be > 0"),
     ({"policy": {"daily_marketing_cap": -1}}, "policy.daily_marketing_cap must be >= 0"),
     ({"policy": {"daily_transactional_cap": -1}}, "policy.daily_transactional_cap must be >= 0"),
-    ({"policy": {"utc_offset_minutes": 841}}, "policy.utc_offset_minutes must be in [-720, 840]"),
-    ({"policy": {"utc_offset_minutes": -721}}, "policy.utc_offset_minutes must be in [-720, 840]"),
-    ({"policy": {"channel": "sms"}}, "policy.channel must be push, email or inbox"),
+    ({"directory": {"default_time_zone": "Mars/Olympus"}}, "directory.default_time_zone must be an IANA time zone"),
+    ({"directory": {"default_time_zone": "+08:00"}}, "directory.default_time_zone must be an IANA time zone"),
+    ({"directory": {"default_locale": "chinese"}}, "directory.default_locale must be a BCP 47 tag"),
+    ({"directory": {"default_channels": ["push", "fax"]}}, "directory.default_channels must be among"),
+    ({"directory": {"implied_consent": {"ads": ["push"]}}}, "directory.implied_consent maps"),
+    ({"directory": {"implied_consent": {"marketing": ["pigeon"]}}}, "directory.implied_consent maps"),
+    ({"directory": {"channel_preference": {"marketing": "push"}}}, "directory.channel_preference maps"),
     ({"policy": {"items_per_notification": 0}}, "policy.items_per_notification must be >= 1"),
     ({"redis": {"url": "http://localhost"}}, "redis.url must be a redis:// URL"),
     ({"redis": {"inbox_size": 0}}, "redis.inbox_size must be >= 1"),
@@ -184,8 +190,8 @@ def test_values_out_of_range_are_rejected(overrides, message):
 
 @pytest.mark.parametrize("overrides", [
     {"kafka": {"transaction_timeout_ms": 900000}},
-    {"policy": {"utc_offset_minutes": 840}},
-    {"policy": {"utc_offset_minutes": -720}},
+    {"directory": {"default_time_zone": "Pacific/Kiritimati", "default_locale": "zh-Hant-TW"}},
+    {"directory": {"default_locale": "pt-BR", "enabled": False}},
     {"policy": {"daily_marketing_cap": 0}},
     {"item_model": {"row_cap": 5, "neighbours": 5}},
     {"intake": {"max_payload_bytes": 256}},

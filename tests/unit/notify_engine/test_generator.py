@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notify_engine.generator import (MAX_SESSION_EVENTS, MIN_SESSION_EVENTS, GeneratorConfig, generate_catalog,
-                                     generate_events)
-from state_schemas.events import BehaviourEvent, OrderEvent, decode_catalog_item, decode_event, encode
+                                     generate_events, generate_users)
+from state_schemas.events import (BehaviourEvent, OrderEvent, decode_catalog_item, decode_event,
+                                  decode_user_record, encode)
 
 HOUR_MS = 3_600_000
 DELIVERY = ("placed", "paid", "shipped", "out_for_delivery", "delivered")
@@ -208,3 +209,18 @@ def configs(draw) -> GeneratorConfig:
 @given(configs())
 def test_invariants_hold_for_any_config(cfg):
     assert_stream_invariants(cfg, list(generate_events(cfg)), generate_catalog(cfg))
+
+
+def test_every_shopper_gets_one_valid_directory_record_and_the_mix_is_varied():
+    cfg = GeneratorConfig(users=300, events=0, seed=5)
+    records = generate_users(cfg)
+    assert [r.user_id for r in records] == [f"user-{i:05d}" for i in range(300)] and records == generate_users(cfg)
+    assert all(decode_user_record(encode(r)) == r for r in records)
+    for r in records:
+        assert set(r.consent["transactional"]) == set(r.channels)  # service messages wherever reachable
+        assert set(r.consent["marketing"]) <= set(r.channels) - {"sms"}
+    no_marketing = sum(not r.consent["marketing"] for r in records)
+    no_push = sum("push" not in r.channels for r in records)
+    default_zone = sum(r.time_zone is None for r in records)
+    assert 0 < no_marketing < 150 and 0 < no_push < 75 and 0 < default_zone < 75
+    assert {r.locale for r in records} == {"en", "zh-CN", None}

@@ -7,6 +7,8 @@ import hmac
 import random
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import orjson
 from msgspec.structs import replace
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config import JobConfig, load_config
-from operators import push_policy
+from operators import directory, push_policy
 from operators.privacy import notification_id, pseudonym
 from operators.push_policy import TRANSACTIONAL_TEMPLATES, decide_marketing
 from operators.scorer import Scored
@@ -24,7 +26,7 @@ from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, 
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import DecayedScores, ItemCard, Neighbour, PushState, RecentSend
+from state_schemas.state import DecayedScores, ItemCard, Neighbour, PushState, RecentSend, UserDirectory
 from tests.unit.fakes import FakeSide
 
 HOUR_MS = 3_600_000
@@ -45,8 +47,12 @@ PROPERTY = settings(max_examples=150, deadline=None)
 NEIGHBOURS = [("a", "ca", 0.6), ("b", "cb", 0.4), ("c", "cc", 0.2), ("d", "cd", 0.1)]
 
 
-def config(**policy) -> JobConfig:
-    return load_config(overrides={"policy": policy})
+def config(time_zone="UTC", directory=None, **policy) -> JobConfig:
+    return load_config(overrides={"policy": policy, "directory": {"default_time_zone": time_zone, **(directory or {})}})
+
+
+def who(cfg=CONFIG, entry=UserDirectory()):
+    return directory.reach(entry, cfg.directory)
 
 
 def item_signal(event_id="e1", ts=T0, item="trigger", behavior="view", neighbours=None, summary=None, trigger=True,
@@ -111,7 +117,10 @@ def cf_only(sim, top=0.6, cfg=CONFIG):
 
 
 def local_day(ts, cfg=CONFIG):
-    return (ts + cfg.policy.utc_offset_minutes * 60_000) // DAY_MS
+    """The shopper's calendar day, from the zone's offset at that instant."""
+    instant = datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+    offset = ZoneInfo(cfg.directory.default_time_zone).utcoffset(instant)
+    return (ts + int(offset.total_seconds()) * 1000) // DAY_MS
 
 
 # --- pseudonyms and ids --------------------------------------------------------------------------
@@ -145,7 +154,7 @@ def test_a_marketing_notification_names_the_best_items_and_says_why():
     result = step(PushState(), signal)
     n = result.notification
     assert result.suppressed is None
-    assert n.kind == "marketing" and n.channel == POLICY.channel
+    assert n.kind == "marketing" and n.channel == "push"  # first of the preference, implied consent
     assert n.user == pseudonym(USER, KEY)
     assert n.notification_id == notification_id(pseudonym(USER, KEY), "trig-1", "marketing")
     assert n.source_event_id == "trig-1" and n.source_event_time == T0 and n.created_at == CREATED
@@ -164,11 +173,15 @@ def test_a_marketing_notification_names_the_best_items_and_says_why():
     assert result.state.transactional_day == -1  # each kind keeps its own day
 
 
-def test_one_item_gets_the_singular_wording_and_the_channel_follows_config():
+def test_one_item_gets_the_singular_wording_and_the_channel_follows_the_preference():
     signal = item_signal(neighbours=[("a", "ca", 0.6)], behavior="favourite")
-    n = step(PushState(), signal, config(channel="email")).notification
+    email_first = {"channel_preference": {"marketing": ["email", "push"]},
+                   "implied_consent": {"marketing": ["push", "email"]}}
+    n = step(PushState(), signal, config(directory={**email_first, "default_channels": ["push", "email"]})).notification
     assert n.body == "An item picked for you."
     assert n.channel == "email" and n.item_ids == ("a",)
+    # email is preferred but not reachable: the next channel of the preference
+    assert step(PushState(), signal, config(directory=email_first)).notification.channel == "push"
 
 
 def test_candidates_below_min_score_are_not_sent():
@@ -188,21 +201,22 @@ def scored(item, score, category=None, reason=None):
 
 
 def test_decide_marketing_sends_the_first_ranked_items_at_or_above_min_score():
-    cfg = config(min_score=0.2, items_per_notification=2).policy
+    cfg = config(min_score=0.2, items_per_notification=2)
     ranked = [scored("x", 0.9, "c1", "why x"), scored("y", 0.2, "c2"), scored("z", 0.19, "c3")]
-    result = decide_marketing(PushState(), item_signal(), ranked, T0, CREATED, "pseudo", cfg)
+    result = decide_marketing(PushState(), item_signal(), ranked, T0, CREATED, "pseudo", who(cfg), cfg)
     assert result.notification.item_ids == ("x", "y")
     assert result.notification.reason == "why x" and result.notification.score == 0.9
     assert result.notification.user == "pseudo"
     assert result.state.recent_items == {"x": RecentSend(T0, "c1"), "y": RecentSend(T0, "c2")}
-    only_weak = decide_marketing(PushState(), item_signal(), [scored("z", 0.19)], T0, CREATED, "pseudo", cfg)
+    only_weak = decide_marketing(PushState(), item_signal(), [scored("z", 0.19)], T0, CREATED, "pseudo", who(cfg),
+                                 cfg)
     assert only_weak.suppressed == "no_candidate" and only_weak.state.marketing_today == 0
 
 
 def test_recent_items_keep_only_sends_within_the_cooldown():
-    cfg = config(renotify_cooldown_ms=DAY_MS).policy
+    cfg = config(renotify_cooldown_ms=DAY_MS)
     state = PushState(recent_items={"old": RecentSend(T0 - DAY_MS, "c1"), "young": RecentSend(T0 - DAY_MS + 1)})
-    result = decide_marketing(state, item_signal(), [scored("x", 0.9)], T0, CREATED, "p", cfg)
+    result = decide_marketing(state, item_signal(), [scored("x", 0.9)], T0, CREATED, "p", who(cfg), cfg)
     assert result.state.recent_items == {"young": RecentSend(T0 - DAY_MS + 1), "x": RecentSend(T0)}
 
 
@@ -343,11 +357,11 @@ def test_the_daily_cap_suppresses_marketing_until_the_next_local_day():
     assert state.marketing_today == 1
 
 
-def test_the_local_day_follows_the_utc_offset():
-    late_evening = MIDNIGHT + 23 * HOUR_MS + 30 * 60_000  # 23:30 UTC
-    for offset, expected in [(0, "daily_cap"), (60, None)]:  # at UTC+1 it is already 00:30 the next day
-        cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=0, utc_offset_minutes=offset,
-                     renotify_cooldown_ms=1)
+def test_the_local_day_follows_the_shoppers_time_zone():
+    late_evening = MIDNIGHT + 23 * HOUR_MS + 30 * 60_000  # 23:30 UTC on 14 November
+    # In Paris (UTC+1 in November) it is already 00:30 the next day; in New York still the 14th.
+    for zone, expected in [("UTC", "daily_cap"), ("Europe/Paris", None), ("America/New_York", "daily_cap")]:
+        cfg = config(zone, daily_marketing_cap=1, min_marketing_gap_ms=0, renotify_cooldown_ms=1)
         first = step(PushState(), item_signal(event_id="e1", ts=MIDNIGHT + 21 * HOUR_MS), cfg)
         assert first.notification is not None
         assert step(first.state, item_signal(event_id="e2", ts=late_evening), cfg).suppressed == expected
@@ -463,19 +477,20 @@ def test_transactional_is_not_blocked_by_an_exhausted_marketing_cap_or_gap():
 
 def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscribing():
     state = step(PushState(), feedback("unsubscribe")).state
-    assert state.opted_out
+    assert state.directory.opted_out_at == T0
     marketing = step(state, item_signal(ts=T0 + 1))
     assert marketing.notification is None and marketing.suppressed == "opted_out"
     transactional = step(state, order(ts=T0 + 1))
     assert transactional.notification.kind == "transactional"
     state = step(state, feedback("resubscribe", ts=T0 + 2)).state
-    assert not state.opted_out
+    assert state.directory.opted_out_at is None
     assert step(state, item_signal(ts=T0 + 3)).notification.kind == "marketing"
 
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
 def test_other_feedback_changes_nothing(action):
-    state = PushState(marketing_day=3, marketing_today=1, opted_out=True, recent_items={"a": RecentSend(T0, "ca")},
+    state = PushState(marketing_day=3, marketing_today=1, directory=UserDirectory(opted_out_at=T0 - 1),
+                      recent_items={"a": RecentSend(T0, "ca")},
                       segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
     assert result.state == state and result.notification is None
@@ -567,11 +582,12 @@ def interleave(lanes: list[list], rng: random.Random) -> list:
     return out
 
 
-configs = st.builds(lambda cap, gap, tx_cap, offset, items: config(
-    daily_marketing_cap=cap, min_marketing_gap_ms=gap, daily_transactional_cap=tx_cap, utc_offset_minutes=offset,
+configs = st.builds(lambda cap, gap, tx_cap, zone, items: config(
+    zone, daily_marketing_cap=cap, min_marketing_gap_ms=gap, daily_transactional_cap=tx_cap,
     items_per_notification=items, renotify_cooldown_ms=DAY_MS, min_score=0.05),
     st.integers(0, 3), st.sampled_from([0, 1, HOUR_MS, 5 * HOUR_MS]), st.integers(0, 3),
-    st.sampled_from([-300, 0, 60, 330]), st.integers(1, 3))
+    st.sampled_from(["America/New_York", "UTC", "Europe/Paris", "Asia/Kolkata", "Pacific/Chatham"]),
+    st.integers(1, 3))
 
 
 def replay(sequence, cfg, user=USER):

@@ -18,7 +18,7 @@ from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem
                                 UserSummary)
 from state_schemas.segments import SegmentModel
 from state_schemas.state import (CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel, Neighbour,
-                                 PushState, RecentSend, State, UserContext)
+                                 PushState, RecentSend, State, UserContext, UserDirectory)
 from tests.unit.fakes import FakeSide
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -66,8 +66,12 @@ push_states = st.builds(
     transactional_day=st.integers(-1, 10 ** 6), transactional_today=st.integers(0, 50),
     last_marketing_ts=st.none() | times,
     recent_items=st.dictionaries(keys, st.builds(RecentSend, at=times, category_id=maybe_key), max_size=20),
-    transactional_keys=st.dictionaries(keys, times, max_size=20), opted_out=st.booleans(),
-    content=decayed, segment=st.none() | st.integers(0, 1000), segment_trend=pairs)
+    transactional_keys=st.dictionaries(keys, times, max_size=20), content=decayed,
+    segment=st.none() | st.integers(0, 1000), segment_trend=pairs, directory=st.builds(
+        UserDirectory, listed_at=st.none() | times, time_zone=st.none() | st.sampled_from(["UTC", "Asia/Shanghai"]),
+        locale=st.none() | st.sampled_from(["en", "zh-CN"]), channels=st.none() | st.just(("push", "sms")),
+        consent=st.none() | st.just({"marketing": ("push",)}), quiet_hours=st.none() | st.just(("22:00", "07:00")),
+        opted_out_at=st.none() | times))
 summaries = st.builds(UserSummary, categories=pairs, brands=pairs, price_bands=pairs, active_hours=pairs,
                       purchased=item_lists, recent=item_lists, last_purchase=last_purchases)
 item_updates = st.builds(ItemUpdate, event=behaviour_events,
@@ -103,7 +107,8 @@ def test_absent_state_decodes_to_the_empty_record(cls):
 
 def test_empty_records_have_the_documented_defaults():
     assert PushState().marketing_day == -1 and PushState().transactional_day == -1
-    assert PushState().last_marketing_ts is None and not PushState().opted_out
+    assert PushState().last_marketing_ts is None and PushState().directory == UserDirectory()
+    assert UserDirectory().opted_out_at is None and UserDirectory().encode() == "{}"
     assert PushState().segment is None and PushState().content == DecayedScores()
     assert UserContext().category_affinity == DecayedScores(at=0, scores={})
     assert UserContext().last_segment_ts is None and UserContext().last_purchase == {}
@@ -222,8 +227,17 @@ def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
     state = PushState.decode(v1)
     assert state == PushState(marketing_day=5, marketing_today=2, transactional_day=4, transactional_today=1,
                               last_marketing_ts=T0, recent_items={"a": RecentSend(T0), "b": RecentSend(T0 - 1)},
-                              transactional_keys={"o1:shipped": T0}, opted_out=True)
-    assert orjson.loads(state.encode())["v"] == 2 and PushState.decode(state.encode()) == state
+                              transactional_keys={"o1:shipped": T0}, directory=UserDirectory(opted_out_at=0))
+    assert orjson.loads(state.encode())["v"] == 3 and PushState.decode(state.encode()) == state
+
+
+def test_a_v2_opt_out_moves_into_the_directory_entry():
+    """v2 kept the opt-out in the expiring push state; v3 reads it as an unsubscribe of unknown time."""
+    v2 = orjson.dumps({"v": 2, "mday": 5, "mk": 0, "tday": -1, "tx": 0, "last": None, "recent": {}, "txk": {},
+                       "out": True, "content": [0, {}], "seg": None, "segtrend": []}).decode()
+    state = PushState.decode(v2)
+    assert state.directory == UserDirectory(opted_out_at=0) and state.legacy_opted_out is False
+    assert PushState.decode(orjson.dumps({**orjson.loads(v2), "out": False})).directory == UserDirectory()
 
 
 def test_a_v1_item_update_is_refused_loudly_rather_than_misread():
@@ -305,8 +319,11 @@ def test_every_state_field_is_encoded():
                              vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),)),
         PushState: PushState(marketing_day=1, marketing_today=1, transactional_day=1, transactional_today=1,
                              last_marketing_ts=1, recent_items={"i": RecentSend(1, "c")}, transactional_keys={"o:s": 1},
-                             opted_out=True, content=DecayedScores(1, {"w": 1.0}), segment=1,
-                             segment_trend=(("i", 1.0),)),
+                             legacy_opted_out=True, content=DecayedScores(1, {"w": 1.0}), segment=1,
+                             segment_trend=(("i", 1.0),),
+                             directory=UserDirectory(listed_at=1, time_zone="UTC", locale="en", channels=("push",),
+                                                     consent={"marketing": ("push",)}, quiet_hours=("22:00", "07:00"),
+                                                     opted_out_at=1)),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
