@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
     packages=["config", "jobs", "operators", "state_schemas", "notify_engine"],
-    package_data={"notify_engine": ["resources/*"]},
+    package_data={"notify_engine": ["resources/*"], "config": ["templates.yaml"]},
     install_requires=[
         # The Kafka connector on Maven Central (5.0.0-2.2) is built for Flink 2.2.
         "apache-flink==2.2.1",

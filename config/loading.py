@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .sections import ConfigError, JobConfig, frozen_mapping
+from .templates import read as read_copy
 
 # What a YAML reader calls the types a config value may have.
 _YAML_NAMES = {tuple: "list", Mapping: "dict"}
@@ -76,14 +77,30 @@ def to_dict(config: JobConfig) -> dict:
     return _plain(config)
 
 
+def _with_copy_file(data: dict, base: Path) -> dict:
+    """`content.templates_file`, read into `content.templates`: the copy travels with the config, so
+    a cluster's TaskManagers need no copy of the file."""
+    content = data.get("content") if isinstance(data, Mapping) else None
+    name = content.get("templates_file") if isinstance(content, Mapping) else None
+    if not name or not isinstance(name, str):
+        return data
+    path = base / name
+    try:
+        copy = read_copy(path)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"content.templates_file {str(path)!r} cannot be read: {exc}") from None
+    return {**data, "content": {**content, "templates": copy}}
+
+
 def apply_overrides(config: JobConfig, overrides: dict) -> JobConfig:
-    return _build(JobConfig, _merge(to_dict(config), overrides), "").validate()
+    merged = _merge(to_dict(config), overrides)
+    return _build(JobConfig, _with_copy_file(merged, Path.cwd()) if "content" in overrides else merged, "").validate()
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> JobConfig:
     data = {}
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = _with_copy_file(yaml.safe_load(Path(path).read_text()) or {}, Path(path).resolve().parent)
     config = _build(JobConfig, data, "").validate()
     return config.with_overrides(overrides) if overrides else config
 
@@ -96,6 +113,8 @@ def render_defaults() -> str:
         lines.append(f"{section.name}:")
         values = getattr(defaults, section.name)
         for item in dataclasses.fields(values):
+            if item.metadata.get("internal"):
+                continue
             rendered = yaml.safe_dump({item.name: _plain(getattr(values, item.name))}, default_flow_style=True,
                                       width=1000).strip()
             lines.append(f"  {rendered[1:-1]}  # {item.metadata.get('doc', '')}")

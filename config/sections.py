@@ -14,10 +14,20 @@ from state_schemas.events import BEHAVIOURS, LOCALE_PATTERN, PURPOSES
 from state_schemas.outputs import CHANNELS
 from state_schemas.time_zones import is_known_zone
 
+from . import templates as copy_rules
+
+
+def frozen(value):
+    """Mappings as read-only views and lists as tuples, all the way down."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(item) for item in value)
+    return value
+
 
 def frozen_mapping(values: Mapping) -> MappingProxyType:
-    """A read-only view whose list values are tuples."""
-    return MappingProxyType({key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+    return frozen(values)
 
 
 def doc(default, text: str):
@@ -187,6 +197,48 @@ class DirectoryConfig:
 
 
 @dataclass(frozen=True)
+class ContentConfig:
+    """What notifications say: the copy per template and locale, links, and each channel's length limits."""
+
+    templates_file: str = doc("", "YAML copy per template and locale (relative to the config file); "
+                                  "empty: the built-in config/templates.yaml")
+    locales: tuple = doc(["en", "zh-CN"], "locales every template must have; other locales fall back by "
+                                          "language, then to directory.default_locale")
+    deeplink: str = doc("https://shop.example.com/item/{item_id}?nid={notification_id}",
+                        "link to an item, carrying the notification id for attribution")
+    order_link: str = doc("https://shop.example.com/orders/{order_id}?nid={notification_id}", "link to an order")
+    limits: Mapping = doc({"push": [50, 150], "sms": [0, 160], "email": [120, 1000], "inbox": [80, 500]},
+                          "per channel [title, body] in characters (0: no title); longer copy is cut with '…'")
+    # The copy itself, read from templates_file when the config loads (not a key users set).
+    templates: Mapping = field(default_factory=lambda: _BUILT_IN_COPY, metadata={"internal": True})
+
+    def problems(self) -> list[tuple[bool, str]]:
+        limits = self.limits
+        return [
+            (bool(self.locales) and all(isinstance(x, str) and re.match(LOCALE_PATTERN, x) for x in self.locales),
+             "content.locales must be BCP 47 tags such as zh-CN or en"),
+            (set(limits) == CHANNELS and all(isinstance(v, tuple) and len(v) == 2 and all(
+                isinstance(n, int) and n >= 0 for n in v) and v[1] >= 10 for v in limits.values()),
+             f"content.limits maps each of {sorted(CHANNELS)} to [title, body] characters, body >= 10"),
+            *((False, message) for message in _link_problems("content.deeplink", self.deeplink,
+                                                             {"item_id", "notification_id"})),
+            *((False, message) for message in _link_problems("content.order_link", self.order_link,
+                                                             {"order_id", "notification_id"})),
+            *((False, message) for message in copy_rules.problems(self.templates, self.locales)),
+        ]
+
+
+def _link_problems(key: str, pattern: str, allowed: set[str]) -> list[str]:
+    used = copy_rules.placeholders(pattern)
+    if used is None:
+        return [f"{key} must be a text with {{placeholders}} in matched braces"]
+    return [f"{key} has unknown placeholder(s) {', '.join(sorted(used - allowed))}"] if used - allowed else []
+
+
+_BUILT_IN_COPY = frozen(copy_rules.read(copy_rules.BUILT_IN))
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     enabled: bool = doc(True, "write inboxes and trending to Redis (item cards, profiles and top-N always use it)")
     url: str = doc("redis://127.0.0.1:26379/0", "Redis the job writes to")
@@ -213,6 +265,7 @@ class JobConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
@@ -287,6 +340,9 @@ class JobConfig:
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
             *self.directory.problems(),
+            *self.content.problems(),
+            (self.directory.default_locale in self.content.locales,
+             "directory.default_locale must be one of content.locales"),
             (self.redis.url.startswith(("redis://", "rediss://", "unix://")), "redis.url must be a redis:// URL"),
             (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
             (self.redis.ttl_hours > 0, "redis.ttl_hours must be > 0"),

@@ -132,7 +132,8 @@ def format_line(notification: Notification) -> str:
     created = datetime.fromtimestamp(notification.created_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     items = ", ".join(notification.item_ids)
     return (f"{created}  {notification.kind:<13} {notification.channel:<5} user={notification.user}  "
-            f"{notification.title}: {notification.body}  [{items}]  ({notification.reason})")
+            f"{notification.title + ': ' if notification.title else ''}{notification.body}  [{items}]  "
+            f"({notification.reason})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,10 @@ from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import PushState, RecentSend
+from state_schemas.state import ItemCard, PushState, RecentSend
 from state_schemas.units import HOUR_MS
 
-from . import directory
+from . import copy, directory
 from .content import add_vector
 from .directory import Reach
 from .privacy import notification_id, pseudonym
@@ -33,14 +33,9 @@ CONTENT_TERMS_SERVED = 10
 RECENT_ITEMS_KEPT = 100
 TRANSACTIONAL_KEYS_KEPT = 100
 
-TRANSACTIONAL_TEMPLATES = {
-    "shipped": ("Your order is on its way", "Order {order} has shipped{carrier}."),
-    "out_for_delivery": ("Arriving today", "Order {order} is out for delivery."),
-    "delivered": ("Delivered", "Order {order} was delivered. Tell us what you think of it."),
-    "cancelled": ("Order cancelled", "Order {order} was cancelled."),
-    "refunded": ("Refund issued", "The refund for order {order} is on its way."),
-    "price_drop": ("Price drop", "An item you ordered or saved is now cheaper."),
-}
+# Order statuses that notify the shopper (placed and paid: the shop's own confirmation covers them);
+# each has a template of its own name in the copy (`content.templates`).
+NOTIFIED_STATUSES = frozenset({"shipped", "out_for_delivery", "delivered", "cancelled", "refunded", "price_drop"})
 
 
 def step(state: PushState, message, context: StepContext) -> Step:
@@ -63,7 +58,8 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(event, FeedbackEvent):
         return apply_feedback(state, event)
     who = directory.reach(state.directory, config.directory)
-    decision = decide_transactional(state, event, created_at, who, config)
+    first = side.cards(event.item_ids[:1]).get(event.item_ids[0]) if event.item_ids else None
+    decision = decide_transactional(state, event, created_at, who, config, first)
     return _outcome(decision, config.redis)
 
 
@@ -136,19 +132,29 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
         return Decision(state, suppressed="no_candidate")
     event = signal.event
     item_ids = tuple(entry.item_id for entry in chosen)
+    sent_id = notification_id(user, event.event_id, "marketing")
+    locale = copy.locale_for(who.locale, config)
+    best = chosen[0]
+    words = copy.render("recommendation_one" if len(chosen) == 1 else "recommendation_many", locale, channel, config,
+                        first=best.title or copy.word("an_item", locale, config),
+                        first_price=copy.price(best.price, locale, config), count=len(chosen), others=len(chosen) - 1)
     notification = Notification(
-        notification_id=notification_id(user, event.event_id, "marketing"),
+        notification_id=sent_id,
         user=user,
         channel=channel,
         kind="marketing",
-        title="Picked for you",
-        body=(f"{len(item_ids)} items picked for you." if len(item_ids) > 1 else "An item picked for you."),
+        title=words.title,
+        body=words.body,
         item_ids=item_ids,
-        reason=chosen[0].reason,
+        reason=best.reason,
         created_at=created_at,
         source_event_time=event.ts,
         source_event_id=event.event_id,
-        score=chosen[0].score,
+        score=best.score,
+        journey="recommendation",
+        template=words.template,
+        locale=words.locale,
+        links=tuple(config.content.deeplink.format(item_id=item, notification_id=sent_id) for item in item_ids),
     )
     recent = {k: v for k, v in state.recent_items.items() if now - v.at < policy.renotify_cooldown_ms}
     recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
@@ -193,12 +199,12 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     return _outcome(decision, config.redis, served)
 
 
-def decide_transactional(state: PushState, event: OrderEvent, created_at: int, who: Reach,
-                         config: JobConfig) -> Decision:
+def decide_transactional(state: PushState, event: OrderEvent, created_at: int, who: Reach, config: JobConfig,
+                         first: ItemCard | None = None) -> Decision:
+    """`first` is the card of the order's first item, if the item model has published one."""
     now = event.ts
     state = _roll_transactional_day(state, directory.local_day(now, who.time_zone))
-    template = TRANSACTIONAL_TEMPLATES.get(event.status)
-    if template is None:  # placed / paid: the shop's own confirmation covers these
+    if event.status not in NOTIFIED_STATUSES:
         return Decision(state, suppressed="not_notified_status")
     key = f"{event.order_id}:{event.status}"
     if key in state.transactional_keys:
@@ -208,22 +214,31 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, w
     channel = directory.channel_for(who, "transactional", config.directory)
     if channel is None:
         return Decision(state, suppressed="no_transactional_channel")
-    title, body = template
-    carrier = f" with {event.carrier}" if event.carrier else ""
     user = pseudonym(event.user_id, config.privacy.pseudonym_key)
+    sent_id = notification_id(user, event.event_id, "transactional")
+    locale = copy.locale_for(who.locale, config)
+    title = first.title if first is not None and first.title else None
+    words = copy.render(event.status, locale, channel, config, order=event.order_id,
+                        carrier=event.carrier or copy.word("our_courier", locale, config),
+                        first=title or copy.word("your_item", locale, config),
+                        first_price=copy.price(first.price if first is not None else None, locale, config))
     notification = Notification(
-        notification_id=notification_id(user, event.event_id, "transactional"),
+        notification_id=sent_id,
         user=user,
         channel=channel,
         kind="transactional",
-        title=title,
-        body=body.format(order=event.order_id, carrier=carrier),
+        title=words.title,
+        body=words.body,
         item_ids=event.item_ids,
         reason=f"order {event.order_id} is {event.status.replace('_', ' ')}",
         created_at=created_at,
         source_event_time=event.ts,
         source_event_id=event.event_id,
         score=1.0,
+        journey="order_status",
+        template=words.template,
+        locale=words.locale,
+        links=(config.content.order_link.format(order_id=event.order_id, notification_id=sent_id),),
     )
     keys = dict(state.transactional_keys)
     keys[key] = now

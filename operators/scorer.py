@@ -32,6 +32,8 @@ class Scored:
     category_id: str | None
     reason: str
     signals: tuple[float, ...]  # in the order of SIGNALS
+    title: str | None = None  # from the item's card, for the copy
+    price: float | None = None
 
 
 def _normalised(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
@@ -90,7 +92,7 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
                 score *= 1.0 - scoring.diversity_penalty
         strongest = SIGNALS[max(range(len(parts)), key=lambda i: parts[i])]
         reason = _reason(strongest, event, signal.card.title, card, content)
-        scored.append(Scored(item, score, item_category, reason, values))
+        scored.append(Scored(item, score, item_category, reason, values, card.title, card.price))
     return diversify(scored, scoring.diversity_penalty)
 
 
@@ -110,7 +112,8 @@ def diversify(scored: list[Scored], penalty: float) -> list[Scored]:
         if times != counted:
             heapq.heappush(heap, (-entry.score * (1.0 - penalty) ** times, item_id, times, entry))
             continue
-        picked.append(Scored(entry.item_id, -negative, entry.category_id, entry.reason, entry.signals))
+        picked.append(Scored(entry.item_id, -negative, entry.category_id, entry.reason, entry.signals, entry.title,
+                             entry.price))
         if entry.category_id:
             seen[entry.category_id] = times + 1
     return picked

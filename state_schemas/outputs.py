@@ -24,13 +24,17 @@ def _text(limit: int):
 
 
 class Notification(Record, frozen=True):
+    """v2 added what a consumer needs to attribute outcomes and render links: the journey that sent
+    it, the template and locale of its copy, and a link per item (or to the order)."""
+
+    VERSION: ClassVar[int] = 2
     WHAT: ClassVar[str] = "notification"
 
     notification_id: NonEmptyText
     user: NonEmptyText  # pseudonym, never the raw user id
     channel: Channel
     kind: Kind
-    title: _text(200)
+    title: typing.Annotated[str, msgspec.Meta(max_length=200)]  # empty for channels without one (SMS)
     body: _text(1000)
     item_ids: tuple[NonEmptyText, ...]
     reason: _text(500)
@@ -38,7 +42,11 @@ class Notification(Record, frozen=True):
     source_event_time: EpochMs
     source_event_id: NonEmptyText
     score: float = 0.0
-    v: int = 1
+    journey: NonEmptyText | None = None  # "recommendation", "order_status"; None in v1
+    template: NonEmptyText | None = None
+    locale: NonEmptyText | None = None
+    links: tuple[NonEmptyText, ...] = ()
+    v: int = 2
 
     def __post_init__(self):
         self._check_version()

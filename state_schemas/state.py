@@ -103,7 +103,7 @@ class ItemCard(State, frozen=True):
 
     Counts are absolute values, so rewriting a card after a replay is idempotent."""
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     WHAT: ClassVar[str] = "item card"
 
     interactions: int = msgspec.field(default=0, name="n")
@@ -113,7 +113,8 @@ class ItemCard(State, frozen=True):
     in_stock: bool = msgspec.field(default=True, name="s")  # an item without a catalogue record is available
     vector: Vector = msgspec.field(default=(), name="vec")  # TF-IDF terms, unit length
     listed_at: int | None = msgspec.field(default=None, name="l")  # catalogue time; None: known from events only
-    v: int = 1
+    price: float | None = msgspec.field(default=None, name="p")  # v1 had none: unknown until the next write
+    v: int = 2
 
 
 class ItemModel(State, frozen=True):
@@ -138,7 +139,8 @@ class ItemModel(State, frozen=True):
 
     def card(self) -> ItemCard:
         return ItemCard(interactions=self.interactions, popularity=self.popularity, category_id=self.category_id,
-                        title=self.title, in_stock=self.stock != 0, vector=self.vector, listed_at=self.listed_at)
+                        title=self.title, in_stock=self.stock != 0, vector=self.vector, listed_at=self.listed_at,
+                        price=self.price)
 
 
 class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

@@ -128,8 +128,12 @@ def test_bad_directory_records_reach_the_dead_letter_topic_and_good_ones_choose_
         letter = next(letter for letter in rejected if letter["raw"].encode() == raw)
         assert expected in letter["reason"], letter
     key = config.privacy.pseudonym_key
-    assert [n.channel for n in _for(notifications, "dir-sms", key)] == ["sms"]  # push unreachable: the fallback
-    assert [n.channel for n in _for(notifications, "dir-email", key)] == ["email"]  # push reachable, not agreed
+    texted = _for(notifications, "dir-sms", key)
+    assert [(n.channel, n.title, n.locale) for n in texted] == [("sms", "", "en")]  # push unreachable: fallback
+    assert texted[0].body == "Order sms-order has shipped with our courier."
+    mailed = _for(notifications, "dir-email", key)
+    assert [(n.channel, n.title, n.locale) for n in mailed] == [("email", "订单已发货", "zh-CN")]  # push not agreed
+    assert mailed[0].links == (f"https://shop.example.com/orders/email-order?nid={mailed[0].notification_id}",)
     assert _for(notifications, "dir-silent", key) == []
 
 

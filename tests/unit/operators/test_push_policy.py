@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from config import JobConfig, load_config
 from operators import directory, push_policy
 from operators.privacy import notification_id, pseudonym
-from operators.push_policy import TRANSACTIONAL_TEMPLATES, decide_marketing
+from operators.push_policy import NOTIFIED_STATUSES, decide_marketing
 from operators.scorer import Scored
 from operators.steps import DeleteKeys, ReplaceRanking, ReplaceValue, StoreInInbox, emitted
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
@@ -164,7 +164,9 @@ def test_a_marketing_notification_names_the_best_items_and_says_why():
     assert best == ["a", "b", "d"]  # the affinity lifts d above c
     assert n.item_ids == tuple(best)
     assert n.score == pytest.approx(scores["a"])
-    assert n.body == "3 items picked for you."
+    assert n.body == "An item you may like and 2 more picked for you."  # no cards: no titles, no prices
+    assert (n.journey, n.template, n.locale) == ("recommendation", "recommendation_many", "en")
+    assert n.links == tuple(f"https://shop.example.com/item/{i}?nid={n.notification_id}" for i in best)
     assert "trigger" in n.reason  # the best pick is CF-led: the reason names the trigger item
     assert result.state.marketing_today == 1 and result.state.last_marketing_ts == T0
     categories = dict((item, category) for item, category, _ in NEIGHBOURS)
@@ -178,7 +180,7 @@ def test_one_item_gets_the_singular_wording_and_the_channel_follows_the_preferen
     email_first = {"channel_preference": {"marketing": ["email", "push"]},
                    "implied_consent": {"marketing": ["push", "email"]}}
     n = step(PushState(), signal, config(directory={**email_first, "default_channels": ["push", "email"]})).notification
-    assert n.body == "An item picked for you."
+    assert n.body == "An item you may like - picked for you."
     assert n.channel == "email" and n.item_ids == ("a",)
     # email is preferred but not reachable: the next channel of the preference
     assert step(PushState(), signal, config(directory=email_first)).notification.channel == "push"
@@ -417,13 +419,24 @@ def test_non_trigger_signals_and_segments_do_not_roll_the_marketing_day():
 
 # --- transactional -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status", sorted(TRANSACTIONAL_TEMPLATES))
+ENGLISH_TITLES = {"shipped": "Your order is on its way", "out_for_delivery": "Arriving today",
+                  "delivered": "Delivered", "cancelled": "Order cancelled", "refunded": "Refund issued",
+                  "price_drop": "Price drop"}
+
+
+def test_every_notified_status_has_its_title():
+    assert set(ENGLISH_TITLES) == NOTIFIED_STATUSES
+
+
+@pytest.mark.parametrize("status", sorted(ENGLISH_TITLES))
 def test_each_notified_status_sends_a_transactional_notification(status):
     event = order(status=status, order_id="o-77", carrier="DHL", items=("i1", "i2"))
     result = step(PushState(), event)
     n = result.notification
     assert n.kind == "transactional" and n.channel == "push"
-    assert n.title == TRANSACTIONAL_TEMPLATES[status][0]
+    assert n.title == ENGLISH_TITLES[status]
+    assert (n.journey, n.template, n.locale) == ("order_status", status, "en")
+    assert n.links == (f"https://shop.example.com/orders/o-77?nid={n.notification_id}",)
     assert n.item_ids == ("i1", "i2")
     assert n.user == pseudonym(USER, KEY)
     assert n.notification_id == notification_id(pseudonym(USER, KEY), event.event_id, "transactional")
@@ -437,7 +450,16 @@ def test_each_notified_status_sends_a_transactional_notification(status):
 
 def test_the_carrier_is_named_when_known():
     assert step(PushState(), order(carrier="DHL")).notification.body == "Order o1 has shipped with DHL."
-    assert step(PushState(), order()).notification.body == "Order o1 has shipped."
+    assert step(PushState(), order()).notification.body == "Order o1 has shipped with our courier."
+
+
+def test_a_chinese_speaking_shopper_gets_the_chinese_copy_with_the_items_title():
+    state = PushState(directory=UserDirectory(listed_at=T0, locale="zh-Hans-CN"))  # falls back by language
+    side = FakeSide(cards={"i1": ItemCard(title="不锈钢煎锅", price=89.0)})
+    n = step(state, order(status="delivered", order_id="o-8", items=("i1",)), side=side).notification
+    assert (n.title, n.body, n.locale) == ("已签收", "订单 o-8 已签收，说说你对不锈钢煎锅的看法吧。", "zh-CN")
+    assert step(PushState(), order(status="delivered", order_id="o-8")).notification.body == \
+        "Order o-8 was delivered. Tell us what you think of your item."
 
 
 @pytest.mark.parametrize("status", ["placed", "paid"])
@@ -652,7 +674,7 @@ def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, cf
         if local_day(message.ts, cfg) > day:
             day, today = local_day(message.ts, cfg), 0
         key = (message.order_id, message.status)
-        should_send = message.status in TRANSACTIONAL_TEMPLATES and key not in notified \
+        should_send = message.status in NOTIFIED_STATUSES and key not in notified \
             and today < cfg.policy.daily_transactional_cap
         assert (result.notification is not None) == should_send
         if should_send:

@@ -46,9 +46,18 @@ def test_notifications_round_trip(notification):
 
 def test_the_wire_format_names_every_field_with_a_version():
     assert orjson.loads(example().encode()) == {
-        "v": 1, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
+        "v": 2, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
         "title": "Picked for you", "body": "An item.", "item_ids": ["i1"], "reason": "because", "created_at": T0,
-        "source_event_time": T0 - 5, "source_event_id": "e1", "score": 0.5}
+        "source_event_time": T0 - 5, "source_event_id": "e1", "score": 0.5, "journey": None, "template": None,
+        "locale": None, "links": []}
+
+
+def test_a_v1_notification_still_reads_with_no_journey_template_locale_or_links():
+    v1 = {"v": 1, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing", "title": "t",
+          "body": "b", "item_ids": ["i1"], "reason": "r", "created_at": T0, "source_event_time": T0,
+          "source_event_id": "e1", "score": 0.5}
+    read = Notification.decode(orjson.dumps(v1))
+    assert (read.journey, read.template, read.locale, read.links, read.v) == (None, None, None, (), 1)
 
 
 def test_the_score_is_rounded_to_six_decimals_on_the_wire():
@@ -71,7 +80,7 @@ def test_a_missing_score_reads_as_zero():
     ("created_at", "now", "field 'created_at' must be an integer"),
     ("item_ids", "i1", "field 'item_ids' must be a list"),
     ("score", "high", "field 'score' must be a number"),
-    ("v", 2, "unsupported schema version 2"),
+    ("v", 3, "unsupported schema version 3"),
 ])
 def test_bad_notifications_are_rejected_with_the_field(field, value, message):
     payload = dict(example().to_dict(), **{field: value})

@@ -60,7 +60,7 @@ item_models = st.builds(
 item_cards = st.builds(ItemCard, interactions=st.integers(0, 10 ** 9),
                        popularity=st.builds(DecayedValue, value=scores, at=times),
                        category_id=maybe_key, title=maybe_key, in_stock=st.booleans(), vector=vectors,
-                       listed_at=st.none() | times)
+                       listed_at=st.none() | times, price=st.none() | scores)
 push_states = st.builds(
     PushState, marketing_day=st.integers(-1, 10 ** 6), marketing_today=st.integers(0, 50),
     transactional_day=st.integers(-1, 10 ** 6), transactional_today=st.integers(0, 50),
@@ -219,6 +219,12 @@ def test_a_v1_item_model_reads_without_catalogue_facts_or_neighbours():
     assert state == ItemModel(category_id="c1", price=9.5, interactions=3, popularity=DecayedValue(2.0, T0),
                               row={"j": CoCount(2, "c2")})
     assert state.card().in_stock and state.card().listed_at is None
+
+
+def test_a_v1_item_card_reads_with_an_unknown_price():
+    card = ItemCard.decode(orjson.dumps({"v": 1, "n": 3, "pop": [1.0, T0], "cat": "c", "t": "Pan", "s": True,
+                                         "vec": [], "l": None}).decode())
+    assert card.price is None and card.title == "Pan" and card.v == 2
 
 
 def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
