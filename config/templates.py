@@ -33,9 +33,10 @@ def placeholders(text) -> set[str] | None:
     if not isinstance(text, str):
         return None
     try:
-        return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        parsed = list(string.Formatter().parse(text))
     except ValueError:  # an unmatched brace
         return None
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name is not None}
 
 
 def problems(copy: Mapping, locales: tuple[str, ...]) -> list[str]:
