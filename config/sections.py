@@ -158,6 +158,10 @@ class ScoringConfig:
 class PolicyConfig:
     daily_marketing_cap: int = doc(3, "marketing notifications per user per local day")
     daily_transactional_cap: int = doc(20, "transactional notifications per user per local day")
+    weekly_marketing_cap: int = doc(10, "marketing notifications per user per 7 local days, all channels together")
+    channel_caps: Mapping = doc({"push": [2, 8], "email": [1, 3], "sms": [1, 2], "inbox": [3, 15]},
+                                "marketing per channel [per local day, per 7 local days]; a capped channel gives "
+                                "way to the next one the shopper agreed to")
     min_marketing_gap_ms: int = doc(3600000, "least event time between two marketing notifications")
     renotify_cooldown_ms: int = doc(604800000, "an item is not recommended again to a user within this")
     min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
@@ -338,6 +342,11 @@ class JobConfig:
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
+            (self.policy.weekly_marketing_cap >= 0, "policy.weekly_marketing_cap must be >= 0"),
+            (set(self.policy.channel_caps) == CHANNELS and all(
+                isinstance(v, tuple) and len(v) == 2 and all(isinstance(n, int) and n >= 0 for n in v)
+                for v in self.policy.channel_caps.values()),
+             f"policy.channel_caps maps each of {sorted(CHANNELS)} to [per day, per 7 days] counts >= 0"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
             *self.directory.problems(),
             *self.content.problems(),

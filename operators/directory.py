@@ -77,13 +77,18 @@ def reach(entry: UserDirectory, config: DirectoryConfig) -> Reach:
                  consented=consented, opted_out=entry.opted_out_at is not None)
 
 
-def channel_for(who: Reach, purpose: str, config: DirectoryConfig) -> str | None:
-    """The first channel of the purpose's preference order the shopper is reachable on and consented to;
-    None if there is none (or they opted out of marketing)."""
+def channels_for(who: Reach, purpose: str, config: DirectoryConfig) -> tuple[str, ...]:
+    """The channels of the purpose's preference order the shopper is reachable on and agreed to, in
+    that order; none if they opted out of marketing."""
     if purpose == "marketing" and who.opted_out:
-        return None
+        return ()
     allowed = who.consented.get(purpose, ())
-    return next((channel for channel in config.channel_preference[purpose] if channel in allowed), None)
+    return tuple(channel for channel in config.channel_preference[purpose] if channel in allowed)
+
+
+def channel_for(who: Reach, purpose: str, config: DirectoryConfig) -> str | None:
+    """The first of `channels_for`, or None."""
+    return next(iter(channels_for(who, purpose, config)), None)
 
 
 def local_day(ts: int, time_zone: str) -> int:

@@ -19,7 +19,7 @@ from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import ItemCard, PushState, RecentSend
+from state_schemas.state import ItemCard, MarketingSend, PushState, RecentSend
 from state_schemas.units import HOUR_MS
 
 from . import copy, directory
@@ -99,6 +99,12 @@ def _roll_transactional_day(state: PushState, day: int) -> PushState:
     return replace(state, transactional_day=day, transactional_today=0)
 
 
+def _under_channel_caps(channel: str, week: tuple, day: int, policy) -> bool:
+    per_day, per_week = policy.channel_caps[channel]
+    on_channel = [sent.day for sent in week if sent.channel == channel]
+    return on_channel.count(day) < per_day and len(on_channel) < per_week
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Whether one candidate message goes out: the new state, and the notification or why not."""
@@ -115,11 +121,17 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
     state, policy = _roll_marketing_day(state, day), config.policy
     if who.opted_out:
         return Decision(state, suppressed="opted_out")
-    channel = directory.channel_for(who, "marketing", config.directory)
-    if channel is None:
+    channels = directory.channels_for(who, "marketing", config.directory)
+    if not channels:
         return Decision(state, suppressed="no_marketing_channel")
     if state.marketing_today >= policy.daily_marketing_cap:
         return Decision(state, suppressed="daily_cap")
+    week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
+    if len(week) >= policy.weekly_marketing_cap:
+        return Decision(state, suppressed="weekly_cap")
+    channel = next((c for c in channels if _under_channel_caps(c, week, day, policy)), None)
+    if channel is None:
+        return Decision(state, suppressed="channel_cap")
     if state.last_marketing_ts is not None and now - state.last_marketing_ts < policy.min_marketing_gap_ms:
         return Decision(state, suppressed="min_gap")
     if (day < state.marketing_day and state.last_marketing_ts is not None
@@ -161,7 +173,7 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
     if len(recent) > RECENT_ITEMS_KEPT:
         recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
-                        recent_items=recent)
+                        recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),))
     return Decision(new_state, notification=notification)
 
 

@@ -150,6 +150,13 @@ class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     category_id: str | None = None
 
 
+class MarketingSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """A marketing notification sent: the shopper's local day (days since 1970-01-01) and its channel."""
+
+    day: int
+    channel: str
+
+
 class UserDirectory(State, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """User-keyed and durable: what the user directory says of a shopper, and their own opt-out.
 
@@ -188,6 +195,7 @@ class PushState(State, frozen=True):
     # v1 kept only the time an item was notified: read as a send of unknown category.
     recent_items: dict[str, RecentSend | int] = msgspec.field(default={}, name="recent")
     transactional_keys: dict[str, int] = msgspec.field(default={}, name="txk")  # order:status -> time sent
+    marketing_sends: tuple[MarketingSend, ...] = msgspec.field(default=(), name="sends")  # the last 7 local days
     # v2 kept the opt-out here, where it expired with the rest: v3 reads it into the directory entry.
     legacy_opted_out: bool = msgspec.field(default=False, name="out")
     content: DecayedScores = DecayedScores()  # decayed sum of item TF-IDF vectors

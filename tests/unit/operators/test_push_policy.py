@@ -369,6 +369,33 @@ def test_the_local_day_follows_the_shoppers_time_zone():
         assert step(first.state, item_signal(event_id="e2", ts=late_evening), cfg).suppressed == expected
 
 
+def test_a_capped_channel_gives_way_to_the_next_and_then_the_message_is_suppressed():
+    cfg = config(min_marketing_gap_ms=0, renotify_cooldown_ms=1, daily_marketing_cap=9, weekly_marketing_cap=9,
+                 channel_caps={"push": [1, 5], "inbox": [1, 5], "email": [1, 1], "sms": [1, 1]})
+    state, outcomes = PushState(), []
+    for n in range(3):
+        result = step(state, item_signal(event_id=f"e{n}", ts=T0 + n * HOUR_MS), cfg)
+        state = result.state
+        outcomes.append(result.notification.channel if result.notification else result.suppressed)
+    assert outcomes == ["push", "inbox", "channel_cap"]  # push and inbox implied; email and sms not reachable
+    next_day = step(state, item_signal(event_id="e9", ts=T0 + DAY_MS), cfg)
+    assert next_day.notification.channel == "push"
+    assert [(sent.day, sent.channel) for sent in next_day.state.marketing_sends] == \
+        [(local_day(T0), "push"), (local_day(T0), "inbox"), (local_day(T0) + 1, "push")]
+
+
+def test_the_weekly_cap_counts_seven_local_days_and_then_lets_go():
+    cfg = config(min_marketing_gap_ms=0, renotify_cooldown_ms=1, weekly_marketing_cap=2)
+    state, outcomes = PushState(), []
+    for day in (0, 3, 6, 7, 8):
+        result = step(state, item_signal(event_id=f"e{day}", ts=T0 + day * DAY_MS), cfg)
+        state = result.state
+        outcomes.append(result.suppressed or "sent")
+    # days 0 and 3 fill the week; day 6 is still within it; by day 7 day 0 has left, by day 8 not yet day 3
+    assert outcomes == ["sent", "sent", "weekly_cap", "sent", "weekly_cap"]
+    assert step(state, order(ts=T0 + 8 * DAY_MS)).notification.kind == "transactional"  # exempt
+
+
 def test_two_marketing_sends_keep_the_minimum_gap():
     cfg = config(renotify_cooldown_ms=1)
     gap = cfg.policy.min_marketing_gap_ms
@@ -604,12 +631,15 @@ def interleave(lanes: list[list], rng: random.Random) -> list:
     return out
 
 
-configs = st.builds(lambda cap, gap, tx_cap, zone, items: config(
+channel_caps = st.fixed_dictionaries({channel: st.tuples(st.integers(0, 2), st.integers(0, 4)).map(list)
+                                      for channel in ("push", "email", "sms", "inbox")})
+configs = st.builds(lambda cap, gap, tx_cap, zone, items, week, per_channel: config(
     zone, daily_marketing_cap=cap, min_marketing_gap_ms=gap, daily_transactional_cap=tx_cap,
-    items_per_notification=items, renotify_cooldown_ms=DAY_MS, min_score=0.05),
+    items_per_notification=items, renotify_cooldown_ms=DAY_MS, min_score=0.05, weekly_marketing_cap=week,
+    channel_caps=per_channel),
     st.integers(0, 3), st.sampled_from([0, 1, HOUR_MS, 5 * HOUR_MS]), st.integers(0, 3),
     st.sampled_from(["America/New_York", "UTC", "Europe/Paris", "Asia/Kolkata", "Pacific/Chatham"]),
-    st.integers(1, 3))
+    st.integers(1, 3), st.integers(0, 6), channel_caps)
 
 
 def replay(sequence, cfg, user=USER):
@@ -623,12 +653,21 @@ def replay(sequence, cfg, user=USER):
 
 @PROPERTY
 @given(sequence=messages(), cfg=configs)
-def test_marketing_per_local_day_never_exceeds_the_cap_and_sends_keep_the_gap(sequence, cfg):
+def test_no_marketing_cap_is_ever_exceeded_and_sends_keep_the_gap(sequence, cfg):
+    """Per local day and per 7 local days, all channels together and each channel, in any zone."""
     results = replay(sequence, cfg)
     times = [r.notification.source_event_time for r in results
              if r.notification is not None and r.notification.kind == "marketing"]
     per_day = Counter(local_day(t, cfg) for t in times)
     assert all(count <= cfg.policy.daily_marketing_cap for count in per_day.values())
+    sends = [(local_day(r.notification.source_event_time, cfg), r.notification.channel) for r in results
+             if r.notification is not None and r.notification.kind == "marketing"]
+    for first in {day for day, _ in sends}:  # every 7 local days that hold a send, and every day
+        window = [channel for day, channel in sends if first <= day < first + 7]
+        assert len(window) <= cfg.policy.weekly_marketing_cap
+        for channel, (per_day_cap, per_week_cap) in cfg.policy.channel_caps.items():
+            assert window.count(channel) <= per_week_cap
+            assert sum(1 for day, c in sends if day == first and c == channel) <= per_day_cap
     ordered = sorted(times)
     assert all(b - a >= cfg.policy.min_marketing_gap_ms for a, b in zip(ordered, ordered[1:]))
     for result in results:

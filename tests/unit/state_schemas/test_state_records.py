@@ -18,7 +18,7 @@ from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem
                                 UserSummary)
 from state_schemas.segments import SegmentModel
 from state_schemas.state import (CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel, Neighbour,
-                                 PushState, RecentSend, State, UserContext, UserDirectory)
+                                 MarketingSend, PushState, RecentSend, State, UserContext, UserDirectory)
 from tests.unit.fakes import FakeSide
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -325,6 +325,7 @@ def test_every_state_field_is_encoded():
                              vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),)),
         PushState: PushState(marketing_day=1, marketing_today=1, transactional_day=1, transactional_today=1,
                              last_marketing_ts=1, recent_items={"i": RecentSend(1, "c")}, transactional_keys={"o:s": 1},
+                             marketing_sends=(MarketingSend(1, "push"),),
                              legacy_opted_out=True, content=DecayedScores(1, {"w": 1.0}), segment=1,
                              segment_trend=(("i", 1.0),),
                              directory=UserDirectory(listed_at=1, time_zone="UTC", locale="en", channels=("push",),
