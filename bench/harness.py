@@ -154,6 +154,7 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
 
 DRAIN_S = 3
 QUIET_S = 5.0  # no new notification for this long: the job has worked through its backlog
+ORDER_EVERY = 4  # paced events per injected order
 
 
 def topic_end(env: "Services", topic: str) -> int:
@@ -287,14 +288,28 @@ class LatencyResult:
     rate: float
 
 
+def with_orders(events: list[BehaviourEvent], every: int = ORDER_EVERY) -> list:
+    """The events with a shipped order of a shopper of its own after every `every`-th: transactional
+    messages go out at once, and their latency is the one the goal is about."""
+    out = []
+    for index, event in enumerate(events):
+        out.append(event)
+        if index % every == every - 1:
+            out.append(OrderEvent(event_id=f"latency-order-{index}", user_id=f"latency-shopper-{index}",
+                                  order_id=f"latency-{index}", status="shipped", ts=event.ts,
+                                  item_ids=(event.item_id,)))
+    return out
+
+
 def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate: float, seconds: float,
             mode: str, guarantee: str, checkpoint_ms: int) -> LatencyResult:
-    """Paced events into a running, warmed-up job; latency = a notification's arrival on the sink topic
-    minus its source event's send time, both read from this process's clock."""
+    """Paced events, with an order now and then, into a running, warmed-up job; latency = a transactional
+    notification's arrival on the sink topic minus its order's send time, both read from this
+    process's clock. Recommendations wait for the session to end by design, so they are not timed here."""
     from kafka import KafkaProducer
 
     topics = new_topics(env)
-    warm, paced = events[:warm_events], events[warm_events:warm_events + int(rate * seconds)]
+    warm, paced = events[:warm_events], with_orders(events[warm_events:warm_events + int(rate * seconds)])
     warm_records = with_markers(warm)
     last_marker = max(int(v.split(b":")[1].rstrip(b"}")) for k, v in warm_records if k is None)
     publish_records(env.broker.bootstrap, topics.events, warm_records, f"warm-up ({guarantee})")
@@ -342,7 +357,8 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
             if pause > 0:
                 time.sleep(pause)
             sink.send(topics.events, encode(event), key=event.user_id.encode())
-            sent[event.event_id] = time.monotonic()
+            if isinstance(event, OrderEvent):  # marketing waits for the session to end: not a latency
+                sent[event.event_id] = time.monotonic()
         sink.flush()
         achieved = len(paced) / (time.monotonic() - started)
         time.sleep(DRAIN_S + (2 * checkpoint_ms / 1000 if guarantee == "exactly-once" else 0))
@@ -351,6 +367,6 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
         client.cancel().result()
     latencies = sorted((arrivals[eid] - sent[eid]) * 1000 for eid in sent if eid in arrivals)
     if len(latencies) < 20:
-        raise RuntimeError(f"only {len(latencies)} notifications arrived for {len(sent)} paced events")
+        raise RuntimeError(f"only {len(latencies)} notifications arrived for {len(sent)} paced orders")
     cut = statistics.quantiles(latencies, n=100, method="inclusive")
     return LatencyResult(samples=len(latencies), p50_ms=cut[49], p95_ms=cut[94], p99_ms=cut[98], rate=achieved)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from state_schemas.events import BEHAVIOURS, LOCALE_PATTERN, PURPOSES
+from state_schemas.events import BEHAVIOURS, CLOCK_PATTERN, LOCALE_PATTERN, PURPOSES
 from state_schemas.outputs import CHANNELS
 from state_schemas.time_zones import is_known_zone
 
@@ -166,6 +166,11 @@ class PolicyConfig:
     renotify_cooldown_ms: int = doc(604800000, "an item is not recommended again to a user within this")
     min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
     items_per_notification: int = doc(3, "items named in one marketing notification")
+    session_gap_ms: int = doc(1800000, "no event for this long ends a shopper's session; no marketing before")
+    recommendation_delay_ms: int = doc(0, "after the session ends, wait this long before recommending")
+    quiet_hours: tuple = doc(["21:00", "08:00"], "local clock times without marketing (equal: none); a message "
+                                                 "due inside is deferred to their end")
+    max_deferral_ms: int = doc(43200000, "a recommendation not out within this of its intended time is dropped")
 
 
 @dataclass(frozen=True)
@@ -343,6 +348,12 @@ class JobConfig:
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
             (self.policy.weekly_marketing_cap >= 0, "policy.weekly_marketing_cap must be >= 0"),
+            (self.policy.session_gap_ms > 0, "policy.session_gap_ms must be > 0"),
+            (self.policy.recommendation_delay_ms >= 0, "policy.recommendation_delay_ms must be >= 0"),
+            (self.policy.max_deferral_ms >= 0, "policy.max_deferral_ms must be >= 0"),
+            (len(self.policy.quiet_hours) == 2 and all(isinstance(t, str) and re.match(CLOCK_PATTERN, t)
+                                                        for t in self.policy.quiet_hours),
+             "policy.quiet_hours must be two 24-hour clock times such as [\"21:00\", \"08:00\"]"),
             (set(self.policy.channel_caps) == CHANNELS and all(
                 isinstance(v, tuple) and len(v) == 2 and all(isinstance(n, int) and n >= 0 for n in v)
                 for v in self.policy.channel_caps.values()),

@@ -141,7 +141,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
             .assign_timestamps_and_watermarks(f.event_time_watermarks(config)).name("accepted event time") \
             .uid("accepted-event-time")
         add_windowed_aggregations(accepted, config)
-    notifications.sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
+    # Kafka refuses record times far ahead of its clock, and a recommendation sent by a timer carries the
+    # timer's event time, which an end-of-input flush puts hours ahead: the record is stamped when it was made.
+    notifications.assign_timestamps_and_watermarks(f.stamped_when_made()).name("stamp notifications") \
+        .uid("stamp-notifications").sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
     flow.dead_letters[0].union(*flow.dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink") \
         .uid("dead-letter-sink")  # every stage has a dead-letter output, so there are always several
     return notifications

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyflink.common import Duration, Types
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
 
 from config import JobConfig
@@ -63,6 +63,16 @@ def _value_state(ctx: RuntimeContext, name: str, ttl_hours: float | None):
 class HopTimeAssigner(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp: int) -> int:
         return value[1]
+
+
+class CreatedAtAssigner(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return Notification.decode(value).created_at
+
+
+def stamped_when_made() -> WatermarkStrategy:
+    """Notifications timed by their `created_at` (the wall clock of the decision), for the sink."""
+    return WatermarkStrategy.no_watermarks().with_timestamp_assigner(CreatedAtAssigner())
 
 
 def event_time_watermarks(config: JobConfig) -> WatermarkStrategy:
@@ -164,6 +174,7 @@ class StageFunction(KeyedProcessFunction):
 
     STAGE: str  # the stage of operators.topology this function runs
     READS_REDIS = False  # its steps read side inputs or ask for effects
+    wall_clock_lag: int | None = None  # set in open() for a live stage whose timers must not wait for input
 
     def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
         self.config, self.main, self.sides = config, main, sides
@@ -176,6 +187,13 @@ class StageFunction(KeyedProcessFunction):
         durable = self.stage.durable
         self.durable = _value_state(ctx, durable.state_name, None) if durable is not None else None
         self.stored_part = None  # the durable part as loaded last, to store it only when it changed
+        # Live, an event-time timer waits for the watermark, which an idle input holds back: each is also
+        # set on the wall clock, as late as the watermark would pass it on a busy input. The step is told
+        # the same time either way and ignores whichever comes second. A bounded replay keeps to event
+        # time, so it stays deterministic.
+        intake = self.config.intake
+        live = self.stage.wall_clock and not self.config.kafka.bounded
+        self.wall_clock_lag = intake.out_of_orderness_ms + intake.idleness_ms if live else None
         self.counters = _Counters(ctx)
         self.client = self.effects = self.side = None
         if self.READS_REDIS:
@@ -206,6 +224,8 @@ class StageFunction(KeyedProcessFunction):
         yield from self.carry_out(step, loaded, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the wall-clock twin of an event-time timer
+            timestamp -= self.wall_clock_lag
         loaded = self.load()
         step = self.stage.on_timer(loaded, ctx.get_current_key(), timestamp,
                                    StepContext(ctx.timer_service().current_processing_time(), self.side, self.config))
@@ -237,8 +257,12 @@ class StageFunction(KeyedProcessFunction):
     def carry_out(self, step: Step, loaded, ctx):
         if step.state is not loaded:
             self.store(step.state)
+        now = ctx.timer_service().current_processing_time()
         for timestamp in step.timers:
             ctx.timer_service().register_event_time_timer(timestamp)
+            # A time already past on the wall clock belongs to a replay of old events: its watermark will come.
+            if self.wall_clock_lag is not None and timestamp + self.wall_clock_lag > now:
+                ctx.timer_service().register_processing_time_timer(timestamp + self.wall_clock_lag)
         for name in step.counts:
             self.counters.inc(name)
         for effect in step.effects:

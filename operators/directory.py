@@ -63,6 +63,7 @@ class Reach:
     locale: str
     consented: dict  # purpose -> channels the shopper can be reached on and agreed to
     opted_out: bool  # of marketing, by the shopper's own unsubscribe
+    quiet_hours: tuple[str, str] | None  # the shopper's own; None: the platform's
 
 
 def reach(entry: UserDirectory, config: DirectoryConfig) -> Reach:
@@ -74,7 +75,7 @@ def reach(entry: UserDirectory, config: DirectoryConfig) -> Reach:
     consented = {purpose: tuple(channel for channel in consent.get(purpose, ()) if channel in reachable)
                  for purpose in config.channel_preference}
     return Reach(time_zone=entry.time_zone or config.default_time_zone, locale=entry.locale or config.default_locale,
-                 consented=consented, opted_out=entry.opted_out_at is not None)
+                 consented=consented, opted_out=entry.opted_out_at is not None, quiet_hours=entry.quiet_hours)
 
 
 def channels_for(who: Reach, purpose: str, config: DirectoryConfig) -> tuple[str, ...]:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from msgspec.structs import replace
 
 from config import JobConfig, RedisConfig
-from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
+from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import ItemCard, MarketingSend, PushState, RecentSend
+from state_schemas.state import Candidate, ItemCard, MarketingSend, PendingRecommendation, PushState, RecentSend
 from state_schemas.units import HOUR_MS
 
-from . import copy, directory
+from . import copy, directory, timing
 from .content import add_vector
 from .directory import Reach
 from .privacy import notification_id, pseudonym
@@ -114,9 +114,9 @@ class Decision:
     suppressed: str | None = None  # the reason, for counters
 
 
-def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: int, created_at: int, user: str,
+def decide_marketing(state: PushState, event: BehaviourEvent, ranked: list, now: int, created_at: int, user: str,
                      who: Reach, config: JobConfig) -> Decision:
-    """`now` is the trigger's event time (caps replay deterministically); `created_at` the wall clock."""
+    """`now` is the event time it goes out at (caps replay deterministically); `created_at` the wall clock."""
     day = directory.local_day(now, who.time_zone)
     state, policy = _roll_marketing_day(state, day), config.policy
     if who.opted_out:
@@ -142,7 +142,6 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
     chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
     if not chosen:
         return Decision(state, suppressed="no_candidate")
-    event = signal.event
     item_ids = tuple(entry.item_id for entry in chosen)
     sent_id = notification_id(user, event.event_id, "marketing")
     locale = copy.locale_for(who.locale, config)
@@ -167,6 +166,7 @@ def decide_marketing(state: PushState, signal: ItemSignal, ranked: list, now: in
         template=words.template,
         locale=words.locale,
         links=tuple(config.content.deeplink.format(item_id=item, notification_id=sent_id) for item in item_ids),
+        scheduled_at=now,
     )
     recent = {k: v for k, v in state.recent_items.items() if now - v.at < policy.renotify_cooldown_ms}
     recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
@@ -194,21 +194,84 @@ def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, confi
 
 def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,
                  config: JobConfig) -> Step:
-    """Every behaviour event moves the content vector; a trigger is also scored and may be sent."""
+    """Every behaviour event moves the content vector and keeps the session open. A trigger is ranked
+    now, as the side inputs stand at this event, and waits as the pending recommendation (the newest
+    wins) until the session ends and the shopper's quiet hours are over; each event that moves that
+    time sets the timer again. A pending recommendation whose time came before this event is decided
+    first, as of its time, so the outcome does not hang on when the watermark fires its timer."""
+    overdue = ()
+    if state.pending is not None and signal.event.ts >= state.pending.due:
+        decided = _send_pending(state, user_id, state.pending.due, created_at, config)
+        state, overdue = decided.state, (decided,)
     event = signal.event
     weight = config.profile.event_weights.get(event.behavior, 0.0)
     if signal.card.vector and weight > 0:
         content = add_vector(state.content, signal.card.vector, weight, event.ts,
                              config.catalog.content_half_life_hours * HOUR_MS, config.catalog.content_terms_per_user)
         state = replace(state, content=content)
-    if not signal.trigger:
+    if state.last_active is None or event.ts > state.last_active:
+        state = replace(state, last_active=event.ts)
+    return _joined(overdue + (_schedule(state, signal, user_id, side, config),))
+
+
+def _schedule(state: PushState, signal: ItemSignal, user_id: str, side: SideInputs, config: JobConfig) -> Step:
+    policy, pending, served = config.policy, state.pending, ()
+    if signal.trigger:
+        user = pseudonym(user_id, config.privacy.pseudonym_key)
+        ranked = rank(signal, state, side, signal.event.ts, config.scoring, policy)
+        served = serving(state, signal, ranked, user, config) if signal.summary else ()
+        chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
+        pending = PendingRecommendation(
+            event=signal.event, intended_at=signal.event.ts + policy.session_gap_ms + policy.recommendation_delay_ms,
+            candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen))
+    if pending is None:
         return Step(state=state)
-    user = pseudonym(user_id, config.privacy.pseudonym_key)
-    ranked = rank(signal, state, side, event.ts, config.scoring, config.policy)
     who = directory.reach(state.directory, config.directory)
-    decision = decide_marketing(state, signal, ranked, event.ts, created_at, user, who, config)
-    served = serving(decision.state, signal, ranked, user, config) if signal.summary else ()
-    return _outcome(decision, config.redis, served)
+    session_ends = state.last_active + policy.session_gap_ms + policy.recommendation_delay_ms
+    due = timing.quiet_hours_end(session_ends, who.time_zone, who.quiet_hours or policy.quiet_hours)
+    if due - pending.intended_at > policy.max_deferral_ms:
+        return Step(state=replace(state, pending=None), effects=served,
+                    counts=("notifications_suppressed", "suppressed_expired"))
+    if due == pending.due:
+        return Step(state=state, effects=served)
+    return Step(state=replace(state, pending=replace(pending, due=due)), effects=served, timers=(due,))
+
+
+def _joined(steps: tuple) -> Step:
+    """Steps taken one after the other for one key, as one: the last state, everything else in order."""
+    if len(steps) == 1:
+        return steps[0]
+    def all_of(part: str) -> tuple:
+        return tuple(item for step in steps for item in getattr(step, part))
+
+    return Step(state=steps[-1].state, emit=all_of("emit"), effects=all_of("effects"), timers=all_of("timers"),
+                counts=all_of("counts"))
+
+
+def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
+    """The pending recommendation falls due and is decided. A timer for another time is stale (the
+    session went on, a newer trigger came, or it was decided already) and does nothing."""
+    pending, policy, config = state.pending, context.config.policy, context.config
+    if pending is None or pending.due != timestamp:
+        return Step(state=state)
+    who = directory.reach(state.directory, config.directory)
+    quiet_ends = timing.quiet_hours_end(timestamp, who.time_zone, who.quiet_hours or policy.quiet_hours)
+    if quiet_ends > timestamp:  # the shopper's zone or quiet hours changed since it was set
+        if quiet_ends - pending.intended_at > policy.max_deferral_ms:
+            return Step(state=replace(state, pending=None), counts=("notifications_suppressed", "suppressed_expired"))
+        return Step(state=replace(state, pending=replace(pending, due=quiet_ends)), timers=(quiet_ends,))
+    return _send_pending(state, user_id, timestamp, context.now, config)
+
+
+def _send_pending(state: PushState, user_id: str, now: int, created_at: int, config: JobConfig) -> Step:
+    """The pending recommendation, decided at `now` (its due time) by the caps as they stand."""
+    pending = state.pending
+    state = replace(state, pending=None)
+    who = directory.reach(state.directory, config.directory)
+    user = pseudonym(user_id, config.privacy.pseudonym_key)
+    decision = decide_marketing(state, pending.event, list(pending.candidates), now, created_at, user, who, config)
+    step = _outcome(decision, config.redis)
+    return replace(step, counts=step.counts + ("recommendations_deferred",)) if now > pending.intended_at else step
 
 
 def decide_transactional(state: PushState, event: OrderEvent, created_at: int, who: Reach, config: JobConfig,
@@ -251,6 +314,7 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, w
         template=words.template,
         locale=words.locale,
         links=(config.content.order_link.format(order_id=event.order_id, notification_id=sent_id),),
+        scheduled_at=now,
     )
     keys = dict(state.transactional_keys)
     keys[key] = now

@@ -169,7 +169,8 @@ PURPOSES = frozenset(typing.get_args(Purpose))
 # BCP 47 as shops use it: language, optional script, optional region ("zh-CN", "zh-Hant-TW", "en", "pt-BR").
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
 LocaleTag = typing.Annotated[str, msgspec.Meta(pattern=LOCALE_PATTERN)]
-ClockTime = typing.Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "21:00"
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+ClockTime = typing.Annotated[str, msgspec.Meta(pattern=CLOCK_PATTERN)]  # "21:00"
 Channels = typing.Annotated[tuple[Channel, ...], msgspec.Meta(max_length=8)]
 
 

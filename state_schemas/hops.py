@@ -21,7 +21,7 @@ import msgspec
 
 from .codec import EpochMs, NonEmptyText, Record
 from .events import BehaviourEvent, CatalogItem, ErasureRequest, FeedbackEvent, OrderEvent, UserRecord
-from .state import ItemCard, Neighbour, Pairs, Vector
+from .state import ItemCard, Neighbour, UserSummary, Vector
 
 # Stage names: the destinations of hop messages, and the uids of their Flink operators.
 USER_CONTEXT = "user-context"
@@ -50,18 +50,6 @@ class HopMessage(Record, frozen=True, omit_defaults=True, tag_field="k"):
     @property
     def event_time(self) -> int:
         return self.event.ts
-
-
-class UserSummary(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The first user hop's profile, sent along with a trigger: what scoring and serving need of it."""
-
-    categories: Pairs = msgspec.field(default=(), name="c")  # normalised so the strongest is 1.0
-    brands: Pairs = msgspec.field(default=(), name="b")
-    price_bands: Pairs = msgspec.field(default=(), name="p")
-    active_hours: Pairs = msgspec.field(default=(), name="h")
-    purchased: tuple[str, ...] = msgspec.field(default=(), name="x")
-    recent: tuple[str, ...] = msgspec.field(default=(), name="r")  # recent distinct items, newest last
-    last_purchase: dict[str, tuple[str, int]] = msgspec.field(default={}, name="lb")
 
 
 class ItemUpdate(HopMessage, frozen=True, tag="item-update"):

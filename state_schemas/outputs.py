@@ -25,7 +25,7 @@ def _text(limit: int):
 
 class Notification(Record, frozen=True):
     """v2 added what a consumer needs to attribute outcomes and render links: the journey that sent
-    it, the template and locale of its copy, and a link per item (or to the order)."""
+    it, the template and locale of its copy, a link per item (or to the order), and when it was due."""
 
     VERSION: ClassVar[int] = 2
     WHAT: ClassVar[str] = "notification"
@@ -46,6 +46,8 @@ class Notification(Record, frozen=True):
     template: NonEmptyText | None = None
     locale: NonEmptyText | None = None
     links: tuple[NonEmptyText, ...] = ()
+    # The event time it was sent for: a recommendation waits for the session to end and quiet hours to pass.
+    scheduled_at: EpochMs | None = None
     v: int = 2
 
     def __post_init__(self):

@@ -12,6 +12,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from .codec import TextRecord
+from .events import BehaviourEvent
 
 Pairs = tuple[tuple[str, float], ...]  # (key, score), strongest first
 Vector = tuple[tuple[str, float], ...]  # sparse (term, weight), unit length
@@ -150,6 +151,40 @@ class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     category_id: str | None = None
 
 
+class UserSummary(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The first user hop's profile, sent along with a trigger: what scoring and serving need of it."""
+
+    categories: Pairs = msgspec.field(default=(), name="c")  # normalised so the strongest is 1.0
+    brands: Pairs = msgspec.field(default=(), name="b")
+    price_bands: Pairs = msgspec.field(default=(), name="p")
+    active_hours: Pairs = msgspec.field(default=(), name="h")
+    purchased: tuple[str, ...] = msgspec.field(default=(), name="x")
+    recent: tuple[str, ...] = msgspec.field(default=(), name="r")  # recent distinct items, newest last
+    last_purchase: dict[str, tuple[str, int]] = msgspec.field(default={}, name="lb")
+
+
+class Candidate(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An item ranked for a recommendation, with what its copy needs."""
+
+    item_id: str
+    score: float
+    category_id: str | None
+    reason: str
+    title: str | None = None
+    price: float | None = None
+
+
+class PendingRecommendation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The shopper's latest trigger, ranked when it came (what the side inputs said then), waiting for
+    the session to end and quiet hours to pass. `intended_at` is when the journey first meant to send
+    it; `due` when it goes out unless the session goes on."""
+
+    event: BehaviourEvent = msgspec.field(name="e")
+    candidates: tuple[Candidate, ...] = msgspec.field(default=(), name="c")
+    intended_at: int = msgspec.field(default=0, name="at")
+    due: int = 0
+
+
 class MarketingSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """A marketing notification sent: the shopper's local day (days since 1970-01-01) and its channel."""
 
@@ -202,6 +237,8 @@ class PushState(State, frozen=True):
     segment: int | None = msgspec.field(default=None, name="seg")
     segment_trend: Pairs = msgspec.field(default=(), name="segtrend")
     directory: UserDirectory = msgspec.field(default=UserDirectory(), name="dir")
+    last_active: int | None = msgspec.field(default=None, name="act")  # the latest behaviour event's time
+    pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     v: int = 3
 
     def _upgrade(self) -> None:

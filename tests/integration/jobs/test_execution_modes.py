@@ -76,6 +76,7 @@ def test_thread_and_process_mode_and_the_local_pipeline_send_the_same_notificati
         local.process_catalog(encode(item), now, out)
     for event in events:
         local.process(encode(event), now, out)
+    local.finish(now, out)  # the end of input fires every timer left, as the bounded job's last watermark does
     listed = {item.item_id for item in catalog}
     # The catalogue decided something: a listed item was recommended, with its catalogue facts.
     assert any(set(n.item_ids) & listed for n in out.notifications)

@@ -23,6 +23,13 @@ MINUTE = 60_000
 BASE = (int(time.time() * 1000) // MINUTE) * MINUTE - 6 * 3_600_000
 
 
+NIGHT_VIEW = BASE + 93 * MINUTE  # inside the quiet hours the night owl set for themselves
+
+
+def _clock(ts: int) -> str:
+    return time.strftime("%H:%M", time.gmtime(ts / 1000))
+
+
 def _view(event_id, user, item, ts, category="cat-hand"):
     return BehaviourEvent(event_id=event_id, user_id=user, behavior="view", ts=ts, item_id=item, category_id=category)
 
@@ -53,9 +60,13 @@ AFTER = [
     _order("sms-order", "dir-sms", "sms-order", "shipped", BASE + 92 * MINUTE),
     _order("email-order", "dir-email", "email-order", "shipped", BASE + 92 * MINUTE),
     _order("silent-order", "dir-silent", "silent-order", "shipped", BASE + 92 * MINUTE),
+    _view("night-view", "night-owl", "hand-C", NIGHT_VIEW),
 ]
 # The user directory, on its own topic: push is preferred for transactional messages, then sms, then email.
 DIRECTORY = [
+    {"type": "user", "user_id": "night-owl", "ts": BASE, "time_zone": "UTC", "channels": ["push"],
+     "consent": {"marketing": ["push"]},
+     "quiet_hours": {"start": _clock(NIGHT_VIEW - 60 * MINUTE), "end": _clock(NIGHT_VIEW + 120 * MINUTE)}},
     {"type": "user", "user_id": "dir-sms", "ts": BASE, "channels": ["sms"], "time_zone": "Asia/Shanghai"},
     {"type": "user", "user_id": "dir-email", "ts": BASE, "channels": ["push", "email"],
      "consent": {"transactional": ["email"]}, "locale": "zh-CN"},
@@ -137,6 +148,13 @@ def test_bad_directory_records_reach_the_dead_letter_topic_and_good_ones_choose_
     assert _for(notifications, "dir-silent", key) == []
 
 
+def test_a_recommendation_inside_quiet_hours_arrives_when_they_end(outcome):
+    config, notifications, _, _ = outcome
+    sent = _for(notifications, "night-owl", config.privacy.pseudonym_key)
+    assert [(n.kind, n.source_event_id) for n in sent] == [("marketing", "night-view")]
+    assert sent[0].scheduled_at == NIGHT_VIEW + 120 * MINUTE  # not at the end of the session, 30 minutes in
+
+
 def test_valid_traffic_in_the_same_stream_still_produces_marketing(outcome, generated):
     config, notifications, _, _ = outcome
     users = {e.user_id for e in generated}
@@ -159,7 +177,7 @@ def test_marketing_respects_daily_cap_and_gap(outcome):
     by_user = collections.defaultdict(list)
     for n in notifications:
         if n.kind == "marketing":
-            by_user[n.user].append(n.source_event_time)
+            by_user[n.user].append(n.scheduled_at)  # caps and gaps count when a message goes out
     assert by_user
     for times in by_user.values():
         times.sort()

@@ -154,6 +154,7 @@ def test_an_unsubscribe_is_kept_apart_and_survives_the_push_state_expiring():
     assert pipeline.state(PUSH_POLICY, "u1").directory.opted_out_at == T0
     for n in range(12):  # enough carts of co-visited items for marketing candidates
         pipeline.process(behaviour(n, T0 + n * 3_600_000), NOW, out)
+    pipeline.finish(NOW, out)  # the end of input: every recommendation still waiting falls due
     assert pipeline.counters["suppressed_opted_out"] > 0
     assert not [n for n in out.notifications if n.kind == "marketing"]
 

@@ -2,6 +2,7 @@
 transactional before marketing, serving records, erasure, pseudonyms."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import random
@@ -17,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config import JobConfig, load_config
-from operators import directory, push_policy
+from operators import directory, push_policy, timing
 from operators.privacy import notification_id, pseudonym
 from operators.push_policy import NOTIFIED_STATUSES, decide_marketing
 from operators.scorer import Scored
-from operators.steps import DeleteKeys, ReplaceRanking, ReplaceValue, StoreInInbox, emitted
+from operators.steps import DeleteKeys, ReplaceRanking, ReplaceValue, StepContext, StoreInInbox, emitted
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification
@@ -39,6 +40,8 @@ SCORING = CONFIG.scoring
 KEY = CONFIG.privacy.pseudonym_key
 USER = "u1"
 CREATED = 1_800_000_000_000
+SENT = T0 + CONFIG.policy.session_gap_ms  # a trigger at T0 alone goes out when its session has ended
+NO_QUIET_HOURS = ["00:00", "00:00"]
 NO_SIDE = FakeSide()  # no cards, nothing trending, no new listings: candidates come from the neighbours alone
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -89,6 +92,8 @@ class Decided:
     suppressed: str | None  # the reason counted
     serving: tuple  # writes to the serving store other than the inbox: profile, top-N, erasure
     inbox: tuple
+    timers: tuple = ()
+    counts: tuple = ()
 
 
 def decided(done) -> Decided:
@@ -98,7 +103,7 @@ def decided(done) -> Decided:
     assert ("notifications_suppressed" in done.counts) == bool(reasons)
     return Decided(done.state, notifications[0] if notifications else None, reasons[0] if reasons else None,
                    tuple(e for e in done.effects if not isinstance(e, StoreInInbox)),
-                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)))
+                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)), done.timers, done.counts)
 
 
 def handle(state, message, user, created, side, cfg):
@@ -107,8 +112,18 @@ def handle(state, message, user, created, side, cfg):
     return decided(push_policy.handle(state, message, user, created, side, cfg))
 
 
+def fire(state, timestamp, cfg=CONFIG, user=USER, side=NO_SIDE):
+    return decided(push_policy.on_timer(state, user, timestamp, StepContext(CREATED, side, cfg)))
+
+
 def step(state, message, cfg=CONFIG, user=USER, side=NO_SIDE):
-    return handle(state, message, user, CREATED, side, cfg)
+    """One message, then the timers it sets, fired in turn as if no other event came: what was decided last."""
+    result = handle(state, message, user, CREATED, side, cfg)
+    serving = result.serving
+    while result.timers and result.state is not None:
+        result = fire(result.state, min(result.timers), cfg, user, side)
+        serving += result.serving
+    return dataclasses.replace(result, serving=serving)
 
 
 def cf_only(sim, top=0.6, cfg=CONFIG):
@@ -168,9 +183,9 @@ def test_a_marketing_notification_names_the_best_items_and_says_why():
     assert (n.journey, n.template, n.locale) == ("recommendation", "recommendation_many", "en")
     assert n.links == tuple(f"https://shop.example.com/item/{i}?nid={n.notification_id}" for i in best)
     assert "trigger" in n.reason  # the best pick is CF-led: the reason names the trigger item
-    assert result.state.marketing_today == 1 and result.state.last_marketing_ts == T0
+    assert result.state.marketing_today == 1 and result.state.last_marketing_ts == SENT == n.scheduled_at
     categories = dict((item, category) for item, category, _ in NEIGHBOURS)
-    assert result.state.recent_items == {item: RecentSend(T0, categories[item]) for item in best}
+    assert result.state.recent_items == {item: RecentSend(SENT, categories[item]) for item in best}
     assert result.state.marketing_day == local_day(T0)
     assert result.state.transactional_day == -1  # each kind keeps its own day
 
@@ -205,12 +220,12 @@ def scored(item, score, category=None, reason=None):
 def test_decide_marketing_sends_the_first_ranked_items_at_or_above_min_score():
     cfg = config(min_score=0.2, items_per_notification=2)
     ranked = [scored("x", 0.9, "c1", "why x"), scored("y", 0.2, "c2"), scored("z", 0.19, "c3")]
-    result = decide_marketing(PushState(), item_signal(), ranked, T0, CREATED, "pseudo", who(cfg), cfg)
+    result = decide_marketing(PushState(), item_signal().event, ranked, T0, CREATED, "pseudo", who(cfg), cfg)
     assert result.notification.item_ids == ("x", "y")
     assert result.notification.reason == "why x" and result.notification.score == 0.9
     assert result.notification.user == "pseudo"
     assert result.state.recent_items == {"x": RecentSend(T0, "c1"), "y": RecentSend(T0, "c2")}
-    only_weak = decide_marketing(PushState(), item_signal(), [scored("z", 0.19)], T0, CREATED, "pseudo", who(cfg),
+    only_weak = decide_marketing(PushState(), item_signal().event, [scored("z", 0.19)], T0, CREATED, "pseudo", who(cfg),
                                  cfg)
     assert only_weak.suppressed == "no_candidate" and only_weak.state.marketing_today == 0
 
@@ -218,7 +233,7 @@ def test_decide_marketing_sends_the_first_ranked_items_at_or_above_min_score():
 def test_recent_items_keep_only_sends_within_the_cooldown():
     cfg = config(renotify_cooldown_ms=DAY_MS)
     state = PushState(recent_items={"old": RecentSend(T0 - DAY_MS, "c1"), "young": RecentSend(T0 - DAY_MS + 1)})
-    result = decide_marketing(state, item_signal(), [scored("x", 0.9)], T0, CREATED, "p", who(cfg), cfg)
+    result = decide_marketing(state, item_signal().event, [scored("x", 0.9)], T0, CREATED, "p", who(cfg), cfg)
     assert result.state.recent_items == {"young": RecentSend(T0 - DAY_MS + 1), "x": RecentSend(T0)}
 
 
@@ -231,7 +246,7 @@ def test_an_item_is_not_recommended_again_within_the_cooldown():
         state = result.state
         sent.extend(result.notification.item_ids)
     assert sent == ["a", "b", "c"]
-    later = T0 + cfg.policy.renotify_cooldown_ms
+    later = SENT + cfg.policy.renotify_cooldown_ms  # a week after "a" went out, not after its trigger
     assert step(state, item_signal(event_id="late", ts=later), cfg).notification.item_ids == ("a",)
 
 
@@ -264,7 +279,8 @@ def test_a_non_trigger_signal_sends_nothing_and_touches_no_counter():
     state = PushState(marketing_day=local_day(T0), marketing_today=1, last_marketing_ts=T0 - DAY_MS)
     result = step(state, item_signal(trigger=False, vector=[("red", 1.0)]))
     assert result.notification is None and result.serving == () and result.suppressed is None
-    assert replace(result.state, content=state.content) == state
+    assert result.timers == () and result.state.last_active == T0  # it keeps the session open, nothing more
+    assert replace(result.state, content=state.content, last_active=None) == state
 
 
 def test_a_zero_weight_behaviour_or_an_item_without_vector_leaves_the_content_vector_alone():
@@ -360,10 +376,11 @@ def test_the_daily_cap_suppresses_marketing_until_the_next_local_day():
 
 
 def test_the_local_day_follows_the_shoppers_time_zone():
-    late_evening = MIDNIGHT + 23 * HOUR_MS + 30 * 60_000  # 23:30 UTC on 14 November
-    # In Paris (UTC+1 in November) it is already 00:30 the next day; in New York still the 14th.
+    late_evening = MIDNIGHT + 23 * HOUR_MS  # 23:00 UTC on 14 November: sent at 23:30 when the session ends
+    # In Paris (UTC+1 in November) that is already 00:30 the next day; in New York still the 14th.
     for zone, expected in [("UTC", "daily_cap"), ("Europe/Paris", None), ("America/New_York", "daily_cap")]:
-        cfg = config(zone, daily_marketing_cap=1, min_marketing_gap_ms=0, renotify_cooldown_ms=1)
+        cfg = config(zone, daily_marketing_cap=1, min_marketing_gap_ms=0, renotify_cooldown_ms=1,
+                     quiet_hours=NO_QUIET_HOURS)
         first = step(PushState(), item_signal(event_id="e1", ts=MIDNIGHT + 21 * HOUR_MS), cfg)
         assert first.notification is not None
         assert step(first.state, item_signal(event_id="e2", ts=late_evening), cfg).suppressed == expected
@@ -410,22 +427,29 @@ def test_a_zero_cap_sends_no_marketing():
     assert step(PushState(), item_signal(), config(daily_marketing_cap=0)).suppressed == "daily_cap"
 
 
-def test_a_late_trigger_from_a_day_already_used_cannot_exceed_that_days_cap():
-    """The day rolls over on a later message; a late trigger from the old day must still respect its cap."""
+def test_a_decision_for_a_day_already_used_cannot_exceed_that_days_cap():
+    """Sends go out in time order, so a day the count has left is used only if the last send was
+    before it (reachable when a shopper's zone moves their days)."""
     cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
-    state = step(PushState(), item_signal(event_id="d0-a", ts=MIDNIGHT + 10 * HOUR_MS), cfg).state
-    nothing = item_signal(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
-    state = step(state, nothing, cfg).state  # next day, nothing to send: the day rolls anyway
-    late = step(state, item_signal(event_id="d0-b", ts=MIDNIGHT + 20 * HOUR_MS), cfg)
+    ranked = [scored("x", 0.9)]
+    day0 = decide_marketing(PushState(), item_signal().event, ranked, MIDNIGHT + 10 * HOUR_MS, CREATED, "p", who(cfg),
+                            cfg)
+    rolled = replace(day0.state, marketing_day=local_day(MIDNIGHT) + 1, marketing_today=0)  # day 1, nothing sent
+    late = decide_marketing(rolled, item_signal().event, ranked, MIDNIGHT + 20 * HOUR_MS, CREATED, "p", who(cfg), cfg)
     assert late.notification is None and late.suppressed == "late_day"
+    unused = replace(PushState(), marketing_day=local_day(MIDNIGHT) + 1)  # day 1, and day 0 never used
+    assert decide_marketing(unused, item_signal().event, ranked, MIDNIGHT + 20 * HOUR_MS, CREATED, "p", who(cfg),
+                            cfg).notification is not None
 
 
-def test_a_late_trigger_from_a_day_without_marketing_may_still_be_sent():
-    cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1)
+def test_a_late_trigger_waits_for_the_session_it_arrives_in_and_counts_on_the_day_it_goes_out():
+    cfg = config(daily_marketing_cap=1, min_marketing_gap_ms=HOUR_MS, renotify_cooldown_ms=1,
+                 quiet_hours=NO_QUIET_HOURS)
     nothing = item_signal(event_id="d1", ts=MIDNIGHT + DAY_MS + HOUR_MS, neighbours=[])
-    state = step(PushState(), nothing, cfg).state  # the marketing day rolls to day 1
-    late = step(state, item_signal(event_id="d0", ts=MIDNIGHT + 20 * HOUR_MS), cfg)
-    assert late.notification is not None
+    state = step(PushState(), nothing, cfg).state  # day 1: browsing, nothing to recommend
+    late = step(state, item_signal(event_id="d0", ts=MIDNIGHT + 20 * HOUR_MS), cfg)  # from day 0, arriving late
+    assert late.notification.scheduled_at == MIDNIGHT + DAY_MS + HOUR_MS + cfg.policy.session_gap_ms
+    assert late.state.marketing_day == local_day(MIDNIGHT) + 1
 
 
 def test_orders_do_not_roll_the_marketing_day_and_signals_do_not_roll_the_transactional_day():
@@ -522,6 +546,77 @@ def test_transactional_is_not_blocked_by_an_exhausted_marketing_cap_or_gap():
     assert result.state.marketing_today == 1
 
 
+# --- the recommendation journey: after the session, outside quiet hours ---------------------------------
+
+def test_a_trigger_is_held_until_the_session_ends_and_scored_only_then():
+    held = handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    assert held.notification is None and held.timers == (SENT,)
+    assert held.serving  # ranked once, now: the profile and top-N are served as the trigger stands
+    assert held.state.pending.event.event_id == "t1" and held.state.pending.intended_at == SENT
+    assert [c.item_id for c in held.state.pending.candidates] == ["a", "b", "c"]
+    browsing = handle(held.state, item_signal(event_id="v2", ts=T0 + 20 * 60_000, trigger=False), USER, CREATED,
+                      NO_SIDE, CONFIG)
+    later = T0 + 20 * 60_000 + CONFIG.policy.session_gap_ms
+    assert browsing.timers == (later,) and browsing.state.pending.event.event_id == "t1"  # the session goes on
+    stale = fire(browsing.state, SENT)
+    assert stale.notification is None and stale.state == browsing.state and stale.counts == ()
+    sent = fire(browsing.state, later)
+    assert sent.notification.scheduled_at == later and sent.notification.source_event_id == "t1"
+    assert sent.state.pending is None and sent.serving == ()
+    assert "recommendations_deferred" in sent.counts
+    assert fire(sent.state, later).notification is None  # a second timer for the same time finds nothing
+
+
+def test_the_newest_trigger_replaces_the_one_waiting():
+    first = handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    second = handle(first.state, item_signal(event_id="t2", ts=T0 + 60_000, item="other"), USER, CREATED, NO_SIDE,
+                    CONFIG)
+    assert second.timers == (SENT + 60_000,)
+    assert fire(second.state, SENT).notification is None  # the first timer: not due any more
+    assert fire(second.state, SENT + 60_000).notification.source_event_id == "t2"
+
+
+def test_a_trigger_late_in_the_evening_goes_out_when_the_shoppers_quiet_hours_end():
+    """Shanghai has no DST: a view at 22:00 local goes out at 08:00 local the next morning."""
+    shanghai = config("Asia/Shanghai")
+    evening = MIDNIGHT + 14 * HOUR_MS  # 22:00 in Shanghai (UTC+8)
+    held = handle(PushState(), item_signal(ts=evening), USER, CREATED, NO_SIDE, shanghai)
+    morning = MIDNIGHT + DAY_MS  # 08:00 the next day in Shanghai is 00:00 UTC
+    assert held.timers == (morning,) and held.state.pending.intended_at == evening + 30 * 60_000
+    sent = fire(held.state, morning, shanghai)
+    assert sent.notification.scheduled_at == morning and "recommendations_deferred" in sent.counts
+
+
+def test_quiet_hours_follow_daylight_saving():
+    """New York, Sunday 10 March 2024: clocks go forward at 02:00; 08:00 EDT is 12:00 UTC, not 13:00."""
+    new_york = config("America/New_York")
+    late = 1_710_040_000_000  # 2024-03-10 03:06 UTC = 22:06 EST on the 9th
+    assert handle(PushState(), item_signal(ts=late), USER, CREATED, NO_SIDE, new_york).timers == (1_710_072_000_000,)
+
+
+def test_the_shoppers_own_quiet_hours_replace_the_platforms():
+    own = PushState(directory=UserDirectory(listed_at=T0, quiet_hours=("09:00", "12:00"), channels=("push",),
+                                            consent={"marketing": ("push",)}))
+    assert handle(own, item_signal(ts=T0), USER, CREATED, NO_SIDE, CONFIG).timers == (MIDNIGHT + 12 * HOUR_MS,)
+    evening = handle(own, item_signal(ts=MIDNIGHT + 22 * HOUR_MS), USER, CREATED, NO_SIDE, CONFIG)
+    assert evening.timers == (MIDNIGHT + 22 * HOUR_MS + 30 * 60_000,)  # the platform's 21:00 does not apply
+    assert fire(evening.state, evening.timers[0]).notification is not None
+
+
+def test_a_recommendation_deferred_beyond_the_limit_is_dropped_and_counted():
+    strict = config(max_deferral_ms=HOUR_MS)
+    dropped = handle(PushState(), item_signal(ts=MIDNIGHT + 22 * HOUR_MS), USER, CREATED, NO_SIDE, strict)
+    assert dropped.notification is None and dropped.suppressed == "expired" and dropped.state.pending is None
+    assert dropped.timers == ()
+
+
+def test_a_change_of_zone_while_waiting_moves_the_send_out_of_the_new_nights():
+    held = handle(PushState(), item_signal(ts=T0), USER, CREATED, NO_SIDE, CONFIG)  # 10:00 UTC, due 10:30
+    moved = replace(held.state, directory=UserDirectory(time_zone="Pacific/Kiritimati"))
+    deferred = fire(moved, SENT)  # 10:30 UTC is 00:30 in Kiritimati (UTC+14): quiet until 08:00
+    assert deferred.notification is None and deferred.timers == (MIDNIGHT + 18 * HOUR_MS,)
+
+
 # --- feedback, opt-out and erasure ---------------------------------------------------------------
 
 def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscribing():
@@ -597,6 +692,11 @@ def event_time(message):
     return message.event.ts if isinstance(message, ItemSignal) else message.ts
 
 
+# Three days from: mid-November, and the starts and ends of daylight saving in the US, Europe and
+# the southern hemisphere.
+BASES = (MIDNIGHT, 1_709_942_400_000, 1_711_756_800_000, 1_730_419_200_000, 1_728_086_400_000)
+
+
 def messages(with_erasure=False):
     """Messages in event-time order, as in-order lanes merged in any interleaving, or in any order at all."""
     kinds = ["signal"] * 6 + ["segment"] + ["order"] * 3 + ["feedback"] + (["erase"] if with_erasure else [])
@@ -604,8 +704,8 @@ def messages(with_erasure=False):
                       max_size=40)
 
     def build(args):
-        drafts, arrival, rng = args
-        built = [build_message(n, kind, MIDNIGHT + offset, random.Random(seed))
+        drafts, arrival, rng, base = args
+        built = [build_message(n, kind, base + offset, random.Random(seed))
                  for n, (kind, offset, seed) in enumerate(drafts)]
         if arrival == "time":
             return sorted(built, key=event_time)
@@ -616,7 +716,8 @@ def messages(with_erasure=False):
             return interleave([sorted(lane, key=event_time) for lane in lanes], rng)
         return built
 
-    return st.tuples(drafts, st.sampled_from(["time", "lanes", "any"]), st.randoms(use_true_random=False)).map(build)
+    return st.tuples(drafts, st.sampled_from(["time", "lanes", "any"]), st.randoms(use_true_random=False),
+                     st.sampled_from(BASES)).map(build)
 
 
 def interleave(lanes: list[list], rng: random.Random) -> list:
@@ -633,47 +734,96 @@ def interleave(lanes: list[list], rng: random.Random) -> list:
 
 channel_caps = st.fixed_dictionaries({channel: st.tuples(st.integers(0, 2), st.integers(0, 4)).map(list)
                                       for channel in ("push", "email", "sms", "inbox")})
-configs = st.builds(lambda cap, gap, tx_cap, zone, items, week, per_channel: config(
+configs = st.builds(lambda cap, gap, tx_cap, zone, items, week, per_channel, quiet, session: config(
     zone, daily_marketing_cap=cap, min_marketing_gap_ms=gap, daily_transactional_cap=tx_cap,
     items_per_notification=items, renotify_cooldown_ms=DAY_MS, min_score=0.05, weekly_marketing_cap=week,
-    channel_caps=per_channel),
+    channel_caps=per_channel, quiet_hours=quiet, session_gap_ms=session),
     st.integers(0, 3), st.sampled_from([0, 1, HOUR_MS, 5 * HOUR_MS]), st.integers(0, 3),
-    st.sampled_from(["America/New_York", "UTC", "Europe/Paris", "Asia/Kolkata", "Pacific/Chatham"]),
-    st.integers(1, 3), st.integers(0, 6), channel_caps)
+    st.sampled_from(["America/New_York", "UTC", "Europe/Paris", "Asia/Kolkata", "Pacific/Chatham",
+                     "Australia/Lord_Howe", "America/Sao_Paulo"]),
+    st.integers(1, 3), st.integers(0, 6), channel_caps,
+    st.sampled_from([["21:00", "08:00"], NO_QUIET_HOURS, ["01:30", "03:30"], ["13:00", "15:45"]]),
+    st.sampled_from([60_000, 30 * 60_000, 3 * HOUR_MS]))
+
+
+@dataclass(frozen=True)
+class Timer:
+    at: int
 
 
 def replay(sequence, cfg, user=USER):
-    state, results = PushState(), []
+    """The messages in arrival order, each after the timers the watermark (the latest event time seen)
+    has passed, then every timer left, as the end of input fires them: [(message or Timer, result)]."""
+    state, timers, out, watermark = PushState(), set(), [], None
+
+    def fire(until):
+        nonlocal state
+        while timers and min(timers) <= until:
+            at = min(timers)
+            timers.discard(at)
+            result = fire_one(state, at)
+            out.append((Timer(at), result))
+            timers.update(result.timers)
+            state = result.state if result.state is not None else PushState()
+
+    def fire_one(current, at):
+        return decided(push_policy.on_timer(current, user, at, StepContext(CREATED, TRENDING_SIDE, cfg)))
+
     for message in sequence:
         result = handle(state, message, user, CREATED, TRENDING_SIDE, cfg)
-        results.append(result)
+        out.append((message, result))
+        timers.update(result.timers)
         state = result.state if result.state is not None else PushState()
-    return results
+        if result.state is None:
+            timers.clear()  # an erasure clears the key's timers' purpose: its state
+        watermark = event_time(message) if watermark is None else max(watermark, event_time(message))
+        fire(watermark)
+    fire(2 ** 63 - 1)
+    return out
+
+
+def marketing(out):
+    return [result.notification for _, result in out
+            if result.notification is not None and result.notification.kind == "marketing"]
 
 
 @PROPERTY
 @given(sequence=messages(), cfg=configs)
 def test_no_marketing_cap_is_ever_exceeded_and_sends_keep_the_gap(sequence, cfg):
     """Per local day and per 7 local days, all channels together and each channel, in any zone."""
-    results = replay(sequence, cfg)
-    times = [r.notification.source_event_time for r in results
-             if r.notification is not None and r.notification.kind == "marketing"]
-    per_day = Counter(local_day(t, cfg) for t in times)
-    assert all(count <= cfg.policy.daily_marketing_cap for count in per_day.values())
-    sends = [(local_day(r.notification.source_event_time, cfg), r.notification.channel) for r in results
-             if r.notification is not None and r.notification.kind == "marketing"]
+    out = replay(sequence, cfg)
+    sent = marketing(out)
+    sends = [(local_day(n.scheduled_at, cfg), n.channel) for n in sent]
     for first in {day for day, _ in sends}:  # every 7 local days that hold a send, and every day
         window = [channel for day, channel in sends if first <= day < first + 7]
         assert len(window) <= cfg.policy.weekly_marketing_cap
+        assert sum(1 for day, _ in sends if day == first) <= cfg.policy.daily_marketing_cap
         for channel, (per_day_cap, per_week_cap) in cfg.policy.channel_caps.items():
             assert window.count(channel) <= per_week_cap
             assert sum(1 for day, c in sends if day == first and c == channel) <= per_day_cap
-    ordered = sorted(times)
+    ordered = sorted(n.scheduled_at for n in sent)
     assert all(b - a >= cfg.policy.min_marketing_gap_ms for a, b in zip(ordered, ordered[1:]))
-    for result in results:
+    for _, result in out:
         if result.state is not None:
             assert result.state.marketing_today <= cfg.policy.daily_marketing_cap
             assert result.state.transactional_today <= cfg.policy.daily_transactional_cap
+
+
+@PROPERTY
+@given(sequence=messages(), cfg=configs)
+def test_no_marketing_goes_out_during_a_session_or_inside_quiet_hours(sequence, cfg):
+    """Whatever the zone (DST included) and the order messages arrive in: at a send, no behaviour event
+    the policy has seen lies within the session gap before it, and the shopper's clock is outside quiet hours."""
+    out = replay(sequence, cfg)
+    seen = []
+    for happened, result in out:
+        if isinstance(happened, ItemSignal):
+            seen.append(happened.event.ts)
+        n = result.notification
+        if n is None or n.kind != "marketing":
+            continue
+        assert not [ts for ts in seen if n.scheduled_at - cfg.policy.session_gap_ms < ts <= n.scheduled_at]
+        assert not timing.in_quiet_hours(n.scheduled_at, cfg.directory.default_time_zone, cfg.policy.quiet_hours)
 
 
 @settings(max_examples=300, deadline=None)
@@ -694,7 +844,7 @@ def test_marketing_cap_holds_around_midnight_when_paths_interleave(triggers, rng
         result = step(state, message, cfg)
         state = result.state
         if result.notification is not None:
-            times.append(result.notification.source_event_time)
+            times.append(result.notification.scheduled_at)
     assert all(count <= cap for count in Counter(local_day(t, cfg) for t in times).values())
     ordered = sorted(times)
     assert all(b - a >= gap for a, b in zip(ordered, ordered[1:]))
@@ -704,9 +854,9 @@ def test_marketing_cap_holds_around_midnight_when_paths_interleave(triggers, rng
 @given(sequence=messages(), cfg=configs)
 def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, cfg):
     """Model: a notified status of an order not yet notified is sent while the day's transactional cap allows."""
-    results = replay(sequence, cfg)
+    out = [(message, result) for message, result in replay(sequence, cfg) if not isinstance(message, Timer)]
     notified, day, today = set(), -1, 0  # the transactional day only moves forward, on order events
-    for message, result in zip(sequence, results):
+    for message, result in out:
         if not isinstance(message, OrderEvent):
             assert result.notification is None or result.notification.kind == "marketing"
             continue
@@ -720,7 +870,7 @@ def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, cf
             assert result.notification.kind == "transactional"
             notified.add(key)
             today += 1
-    sent_keys = [(m.order_id, m.status) for m, r in zip(sequence, results) if r.notification is not None
+    sent_keys = [(m.order_id, m.status) for m, r in out if r.notification is not None
                  and r.notification.kind == "transactional"]
     assert len(sent_keys) == len(set(sent_keys))
 
@@ -728,9 +878,8 @@ def test_transactional_follows_its_own_rules_whatever_marketing_did(sequence, cf
 @PROPERTY
 @given(sequence=messages(), cfg=configs)
 def test_an_opted_out_user_never_gets_marketing(sequence, cfg):
-    results = replay(sequence, cfg)
     opted_out = False
-    for message, result in zip(sequence, results):
+    for message, result in replay(sequence, cfg):  # in the order things happened, timers included
         if isinstance(message, FeedbackEvent) and message.action in ("unsubscribe", "resubscribe"):
             opted_out = message.action == "unsubscribe"
         if opted_out and result.notification is not None:
@@ -740,18 +889,18 @@ def test_an_opted_out_user_never_gets_marketing(sequence, cfg):
 @PROPERTY
 @given(sequence=messages(), cfg=configs)
 def test_marketing_only_follows_triggers_and_never_names_an_excluded_item(sequence, cfg):
-    results = replay(sequence, cfg)
+    out = replay(sequence, cfg)
     recent: dict[str, int] = {}
-    for message, result in zip(sequence, results):
+    for happened, result in out:
         if result.state is None:
             recent = {}
         n = result.notification
         if n is None or n.kind != "marketing":
             continue
-        assert isinstance(message, ItemSignal) and message.trigger
-        assert message.event.item_id not in n.item_ids
+        message = next(m for m, _ in out if isinstance(m, ItemSignal) and m.event.event_id == n.source_event_id)
+        assert message.trigger and message.event.item_id not in n.item_ids
         assert not set(message.summary.purchased) & set(n.item_ids)
-        now = message.event.ts
+        now = n.scheduled_at
         assert not [i for i in n.item_ids if i in recent and now - recent[i] < cfg.policy.renotify_cooldown_ms]
         assert len(n.item_ids) == len(set(n.item_ids)) <= cfg.policy.items_per_notification
         assert n.score >= cfg.policy.min_score
@@ -761,7 +910,7 @@ def test_marketing_only_follows_triggers_and_never_names_an_excluded_item(sequen
 @PROPERTY
 @given(sequence=messages(with_erasure=True), cfg=configs)
 def test_erasure_always_clears_the_state(sequence, cfg):
-    for message, result in zip(sequence, replay(sequence, cfg)):
+    for message, result in replay(sequence, cfg):
         assert (result.state is None) == isinstance(message, ErasureRequest)
 
 
@@ -774,7 +923,7 @@ def test_the_raw_user_id_never_appears_in_a_notification_or_serving_record(seque
         return replace(message, user_id=user)
 
     sequence = [as_user(m) for m in sequence]
-    for result in replay(sequence, cfg, user=user):
+    for _, result in replay(sequence, cfg, user=user):
         for effect in result.serving + result.inbox:
             keys = [getattr(effect, name) for name in ("key", "reasons_key", "index_key", "body_key") if
                     hasattr(effect, name)] + list(getattr(effect, "keys", ())) + list(getattr(effect, "patterns", ()))
@@ -792,7 +941,7 @@ def test_the_raw_user_id_never_appears_in_a_notification_or_serving_record(seque
 @PROPERTY
 @given(sequence=messages(), cfg=configs)
 def test_replaying_the_same_messages_gives_the_same_notifications_and_state(sequence, cfg):
-    first, second = replay(sequence, cfg), replay(sequence, cfg)
+    first, second = ([result for _, result in replay(sequence, cfg)] for _ in range(2))
     assert [r.notification for r in first] == [r.notification for r in second]
     assert [r.serving for r in first] == [r.serving for r in second]
     assert [r.state for r in first] == [r.state for r in second]
@@ -803,6 +952,6 @@ def test_replaying_the_same_messages_gives_the_same_notifications_and_state(sequ
 @PROPERTY
 @given(sequence=messages(with_erasure=True), cfg=configs)
 def test_every_state_the_hop_writes_survives_its_encoding(sequence, cfg):
-    for result in replay(sequence, cfg):
+    for _, result in replay(sequence, cfg):
         if result.state is not None:
             assert PushState.decode(result.state.encode()) == result.state

@@ -49,7 +49,7 @@ def test_the_wire_format_names_every_field_with_a_version():
         "v": 2, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
         "title": "Picked for you", "body": "An item.", "item_ids": ["i1"], "reason": "because", "created_at": T0,
         "source_event_time": T0 - 5, "source_event_id": "e1", "score": 0.5, "journey": None, "template": None,
-        "locale": None, "links": []}
+        "locale": None, "links": [], "scheduled_at": None}
 
 
 def test_a_v1_notification_still_reads_with_no_journey_template_locale_or_links():

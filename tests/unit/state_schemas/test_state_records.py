@@ -17,8 +17,9 @@ from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent
 from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate,
                                 UserSummary)
 from state_schemas.segments import SegmentModel
-from state_schemas.state import (CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel, Neighbour,
-                                 MarketingSend, PushState, RecentSend, State, UserContext, UserDirectory)
+from state_schemas.state import (Candidate, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel,
+                                 MarketingSend, Neighbour, PendingRecommendation, PushState, RecentSend, State,
+                                 UserContext, UserDirectory)
 from tests.unit.fakes import FakeSide
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -330,7 +331,10 @@ def test_every_state_field_is_encoded():
                              segment_trend=(("i", 1.0),),
                              directory=UserDirectory(listed_at=1, time_zone="UTC", locale="en", channels=("push",),
                                                      consent={"marketing": ("push",)}, quiet_hours=("22:00", "07:00"),
-                                                     opted_out_at=1)),
+                                                     opted_out_at=1),
+                             last_active=1, pending=PendingRecommendation(
+                                 event=BehaviourEvent(event_id="e", user_id="u", behavior="view", ts=1, item_id="i"),
+                                 candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),), intended_at=2, due=3)),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
