@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .sections import ConfigError, JobConfig, frozen_mapping
+from .sections import ConfigError, JobConfig, frozen
 from .templates import read as read_copy
 
 # What a YAML reader calls the types a config value may have.
@@ -37,7 +37,7 @@ def _value(expected, value, key: str):
     if expected is tuple and isinstance(value, list):
         return tuple(value)
     if expected is Mapping and isinstance(value, Mapping):
-        return frozen_mapping(value)
+        return frozen(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)) or expected in _YAML_NAMES:
         name = _YAML_NAMES.get(expected, getattr(expected, "__name__", str(expected)))
         raise ConfigError(f"config key {key} must be {name}, got {value!r}")

@@ -26,13 +26,9 @@ def frozen(value):
     return value
 
 
-def frozen_mapping(values: Mapping) -> MappingProxyType:
-    return frozen(values)
-
-
 def doc(default, text: str):
     if isinstance(default, dict):  # unhashable, so dataclasses want a factory; the view itself is read-only
-        view = frozen_mapping(default)
+        view = frozen(default)
         return field(default_factory=lambda: view, metadata={"doc": text})
     if isinstance(default, list):
         default = tuple(default)

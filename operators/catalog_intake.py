@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 from config import CatalogConfig, IntakeConfig
-from state_schemas.codec import SchemaError
 from state_schemas.events import CatalogItem, decode_catalog_item
 
-from .intake import Rejected, check_size, check_time
+from .intake import Rejected, admitted
 
 
 def admit_catalog(raw: bytes, now_ms: int, catalog: CatalogConfig, limits: IntakeConfig) -> CatalogItem:
-    check_size(raw, limits)
-    try:
-        item = decode_catalog_item(raw)
-    except SchemaError as exc:  # also a negative price: "field 'price' must be >= 0.0, got -1.0"
-        raise Rejected(str(exc)) from None
-    check_time(item.ts, now_ms, limits)
+    item = admitted(raw, now_ms, limits, decode_catalog_item)  # a negative price is a schema error too
     if item.price > catalog.max_price:
         raise Rejected(f"absurd price: field 'price' is {item.price}, above catalog.max_price {catalog.max_price}")
     # YAML reads bare numeric ids as ints; the schema turns numeric ids into strings.

@@ -14,26 +14,19 @@ from datetime import date, datetime, timezone
 from msgspec.structs import replace
 
 from config import DirectoryConfig, IntakeConfig
-from state_schemas.codec import SchemaError
 from state_schemas.events import UserRecord, decode_user_record
 from state_schemas.hops import DirectoryRecord
 from state_schemas.state import UserDirectory
 from state_schemas.time_zones import zone
 
-from .intake import Rejected, check_size, check_time
+from .intake import admitted
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def admit_user_record(raw: bytes, now_ms: int, limits: IntakeConfig) -> DirectoryRecord:
     """A record of the users topic, checked (unknown zones, bad locales, wrong types are rejected with the reason)."""
-    check_size(raw, limits)
-    try:
-        record = decode_user_record(raw)
-    except SchemaError as exc:
-        raise Rejected(str(exc)) from None
-    check_time(record.ts, now_ms, limits)
-    return DirectoryRecord(event=record)
+    return DirectoryRecord(event=admitted(raw, now_ms, limits, decode_user_record))
 
 
 def apply_record(entry: UserDirectory, record: UserRecord) -> UserDirectory:

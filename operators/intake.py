@@ -1,6 +1,8 @@
 """Checks a raw record must pass before it enters keyed state; a failure carries the reason."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from config import IntakeConfig
 from state_schemas.codec import SchemaError
 from state_schemas.events import InputEvent, decode_event
@@ -27,11 +29,16 @@ def check_time(ts: int, now_ms: int, limits: IntakeConfig) -> None:
                        f"ahead of the clock ({now_ms})")
 
 
-def admit(raw: bytes, now_ms: int, limits: IntakeConfig) -> InputEvent:
+def admitted(raw: bytes, now_ms: int, limits: IntakeConfig, decode: Callable[[bytes], Any]):
+    """What every source checks: the size, the schema (`decode` raises SchemaError), the time."""
     check_size(raw, limits)
     try:
-        event = decode_event(raw)
+        record = decode(raw)
     except SchemaError as exc:
         raise Rejected(str(exc)) from None
-    check_time(event.ts, now_ms, limits)
-    return event
+    check_time(record.ts, now_ms, limits)
+    return record
+
+
+def admit(raw: bytes, now_ms: int, limits: IntakeConfig) -> InputEvent:
+    return admitted(raw, now_ms, limits, decode_event)
