@@ -47,3 +47,4 @@ bench-scoring: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) evaluation/prequential.py
+	$(PY) evaluation/policy_replay.py
