@@ -4,7 +4,7 @@ from setuptools import setup
 
 setup(
     name="notify-engine",
-    version="0.2.0",
+    version="0.3.0",
     description="Real-time personalised notifications for e-commerce, as a PyFlink job",
     long_description=Path(__file__).with_name("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from state_schemas.events import BEHAVIOURS, CLOCK_PATTERN, LOCALE_PATTERN, PURPOSES
+from state_schemas.events import BEHAVIOURS, CLOCK_PATTERN, LOCALE_PATTERN, ORDER_STATUSES, PURPOSES
 from state_schemas.outputs import CHANNELS
 from state_schemas.time_zones import is_known_zone
 
@@ -169,6 +169,44 @@ class PolicyConfig:
     max_deferral_ms: int = doc(43200000, "a recommendation not out within this of its intended time is dropped")
 
 
+JOURNEYS = ("recommendation", "cart_abandonment", "price_drop", "back_in_stock", "review_request")
+
+
+@dataclass(frozen=True)
+class JourneysConfig:
+    """Journeys beyond browse abandonment (`policy` times the recommendation): when each plans a
+    message, when it exits, and what a cap does to it. Every marketing journey keeps to the session,
+    quiet-hour and cap rules of `policy`."""
+
+    enabled: tuple = doc(list(JOURNEYS), "the marketing journeys that run (recommendation: browse abandonment)")
+    cart_reminders_ms: tuple = doc([3600000, 86400000], "a cart not bought: a reminder this long after it, for each "
+                                                        "(exits on purchase of the item, out of stock, opt-out)")
+    price_drop_min_pct: float = doc(5.0, "a catalogue price at least this many percent below the last tells watchers")
+    watch_ms: int = doc(1209600000, "a view, cart or favourite makes the shopper the item's watcher for this long")
+    watchers_per_item: int = doc(200, "watchers kept per item, newest first: bounds one price change's fan-out")
+    review_delay_ms: int = doc(259200000, "a review request this long after delivery (exits on cancel or refund)")
+    night_deferred_statuses: tuple = doc(["delivered"], "order statuses held until the shopper's quiet hours end")
+    on_cap: Mapping = doc({"recommendation": "drop", "cart_abandonment": "defer", "price_drop": "defer",
+                           "back_in_stock": "defer", "review_request": "defer"},
+                          "a capped message is dropped or deferred (to the next local day, or the end of the gap)")
+    digest_items: int = doc(6, "items named in a digest: several messages due at once for one shopper go as one")
+
+    def problems(self) -> list[str]:
+        return [message for ok, message in (
+            (set(self.enabled) <= set(JOURNEYS), f"journeys.enabled: journeys are {', '.join(JOURNEYS)}"),
+            (all(isinstance(ms, int) and ms > 0 for ms in self.cart_reminders_ms),
+             "journeys.cart_reminders_ms must be delays > 0"),
+            (list(self.cart_reminders_ms) == sorted(set(self.cart_reminders_ms)),
+             "journeys.cart_reminders_ms must be increasing"),
+            (0 < self.price_drop_min_pct < 100, "journeys.price_drop_min_pct must be in (0, 100)"),
+            (self.watch_ms > 0 and self.review_delay_ms > 0, "journeys.watch_ms and review_delay_ms must be > 0"),
+            (self.watchers_per_item >= 1 and self.digest_items >= 1,
+             "journeys.watchers_per_item and digest_items must be >= 1"),
+            (set(self.on_cap) == set(JOURNEYS) and set(self.on_cap.values()) <= {"drop", "defer"},
+             f"journeys.on_cap maps each of {', '.join(JOURNEYS)} to drop or defer"),
+        ) if not ok]
+
+
 @dataclass(frozen=True)
 class DirectoryConfig:
     """The user directory, and the platform defaults for what a shopper's record does not say."""
@@ -269,6 +307,7 @@ class JobConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    journeys: JourneysConfig = field(default_factory=JourneysConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -355,6 +394,9 @@ class JobConfig:
                 for v in self.policy.channel_caps.values()),
              f"policy.channel_caps maps each of {sorted(CHANNELS)} to [per day, per 7 days] counts >= 0"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            *self.journeys.problems(),
+            (set(self.journeys.night_deferred_statuses) <= ORDER_STATUSES,
+             "journeys.night_deferred_statuses has an unknown order status"),
             *self.directory.problems(),
             *self.content.problems(),
             (self.directory.default_locale in self.content.locales,

@@ -16,6 +16,11 @@ ORDER_PLACEHOLDERS = frozenset({"order", "carrier", "first", "first_price"})
 PLACEHOLDERS = {
     "recommendation_one": ITEM_PLACEHOLDERS,
     "recommendation_many": ITEM_PLACEHOLDERS,
+    "cart_reminder": ITEM_PLACEHOLDERS,
+    "watched_price_drop": ITEM_PLACEHOLDERS | {"was_price", "drop"},
+    "back_in_stock": ITEM_PLACEHOLDERS,
+    "review_request": ORDER_PLACEHOLDERS,
+    "digest": ITEM_PLACEHOLDERS,
     **{status: ORDER_PLACEHOLDERS
        for status in ("shipped", "out_for_delivery", "delivered", "cancelled", "refunded", "price_drop")},
 }

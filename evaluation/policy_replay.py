@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +44,16 @@ def assigned_zone(user_id: str) -> str:
 
 
 def immediate(config: JobConfig) -> JobConfig:
-    """Today's push-on-every-trigger policy: no session wait (1 ms), no quiet hours, no weekly or channel caps."""
-    return config.with_overrides({"policy": {
+    """Today's push-on-every-trigger policy: recommendations only, no session wait (1 ms), no quiet hours,
+    no weekly or channel caps."""
+    return config.with_overrides({"journeys": {"enabled": ["recommendation"], "night_deferred_statuses": []},
+                                  "policy": {
         "session_gap_ms": 1, "recommendation_delay_ms": 0, "quiet_hours": ["00:00", "00:00"],
         "weekly_marketing_cap": UNCAPPED,
         "channel_caps": {channel: [UNCAPPED, UNCAPPED] for channel in config.policy.channel_caps}}})
 
 
-def replay(events: list[BehaviourEvent], config: JobConfig) -> list[Send]:
+def replay(events: list[BehaviourEvent], config: JobConfig) -> tuple[list[Send], Counter]:
     """The marketing sends of `config`'s policy over `events`, with each shopper's directory record first."""
     pipeline, out = LocalPipeline(config, DictStore()), Outputs()
     wall_clock = int(time.time() * 1000)
@@ -65,8 +68,9 @@ def replay(events: list[BehaviourEvent], config: JobConfig) -> list[Send]:
         pipeline.process(encode(event), wall_clock, out)
     pipeline.finish(wall_clock, out)
     by_pseudonym = {pseudonym(user, config.privacy.pseudonym_key): user for user in users}
-    return [Send(by_pseudonym[n.user], n.scheduled_at, n.channel, n.item_ids)
-            for n in out.notifications if n.kind == "marketing"]
+    marketing = [n for n in out.notifications if n.kind == "marketing"]
+    return ([Send(by_pseudonym[n.user], n.scheduled_at, n.channel, n.item_ids) for n in marketing],
+            Counter(n.journey for n in marketing))
 
 
 def measure(events: list[BehaviourEvent], config: JobConfig) -> dict[str, PolicyReport]:
@@ -77,8 +81,11 @@ def measure(events: list[BehaviourEvent], config: JobConfig) -> dict[str, Policy
     caps = Caps(policy.daily_marketing_cap, policy.weekly_marketing_cap,
                 {channel: tuple(limits) for channel, limits in policy.channel_caps.items()})
     windows = {user: tuple(policy.quiet_hours) for user in users}
-    return {name: report(replay(events, variant), log, zones, policy.session_gap_ms, windows, caps)
-            for name, variant in (("journeys", config), ("immediate", immediate(config)))}
+    reports = {}
+    for name, variant in (("journeys", config), ("immediate", immediate(config))):
+        sends, by_journey = replay(events, variant)
+        reports[name] = (report(sends, log, zones, policy.session_gap_ms, windows, caps), by_journey)
+    return reports
 
 
 def main(argv=None) -> int:
@@ -95,10 +102,12 @@ def main(argv=None) -> int:
           f"{len({e.user_id for e in events})} shoppers")
     print(f"{'policy':<12}{'sends':>8}{'per user-day':>14}{'in session':>12}{'quiet hours':>13}"
           f"{'cap viol.':>11}{'converted':>11}{'conv/send':>11}")
-    for name, r in reports.items():
+    for name, (r, _) in reports.items():
         print(f"{name:<12}{r.sends:>8}{r.sends_per_active_user_day:>14.3f}{r.in_session_share:>12.3f}"
               f"{r.quiet_hours_share:>13.3f}{r.cap_violations:>11}{r.converted:>11}{r.conversion_per_send:>11.4f}")
-    mine, theirs = reports["journeys"], reports["immediate"]
+    print("journeys' sends by journey: " + ", ".join(f"{journey} {count}"
+                                                     for journey, count in reports["journeys"][1].most_common()))
+    mine, theirs = reports["journeys"][0], reports["immediate"][0]
     print(f"sends_per_active_user_day={mine.sends_per_active_user_day:.3f} "
           f"in_session_marketing_share={mine.in_session_share:.3f} quiet_hours_share={mine.quiet_hours_share:.3f} "
           f"cap_violations={mine.cap_violations} conversion_per_send={mine.conversion_per_send:.4f} "

@@ -89,3 +89,11 @@ def local_day(ts: int, time_zone: str) -> int:
     """Days since 1970-01-01 of the calendar date at `ts` (epoch ms) in `time_zone`."""
     moment = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).astimezone(zone(time_zone))
     return moment.date().toordinal() - _EPOCH_DAY
+
+
+def day_start(day: int, time_zone: str) -> int:
+    """The first instant (epoch ms) of local day `day` (days since 1970-01-01) in `time_zone`; a day
+    that begins in a DST gap begins at the first wall-clock time that exists."""
+    midnight = datetime.combine(date.fromordinal(day + _EPOCH_DAY), datetime.min.time(), tzinfo=zone(time_zone))
+    start = int(midnight.timestamp() * 1000)
+    return start if local_day(start, time_zone) == day else start + 3600 * 1000

@@ -5,6 +5,11 @@ for j in H and n[i] += 1. One record per event reaches this hop (no fan-out per 
 per event is bounded by |H|, the row cap and K. Cosine sim(i, j) = C[i][j] / sqrt(n[i] n[j]) needs
 n[j], which lives with item j: every item publishes a card with its counts, and the shell reads
 other items' cards through a cache (`cards` below), so the core stays pure.
+
+The item also keeps its watchers: shoppers who viewed, carted or favourited it within
+`journeys.watch_ms`, at most `journeys.watchers_per_item` of them, newest first. A catalogue
+record that cuts the price by `journeys.price_drop_min_pct` or more, or restocks the item, tells
+each watcher's push policy, so one record costs at most that many messages.
 """
 from __future__ import annotations
 
@@ -13,10 +18,10 @@ from typing import Callable, Mapping
 
 from msgspec.structs import replace
 
-from config import ItemModelConfig, ProfileConfig
+from config import ItemModelConfig, JourneysConfig, ProfileConfig
 from state_schemas.events import CatalogItem
-from state_schemas.hops import ItemSignal, ItemUpdate, ListedItem
-from state_schemas.state import CoCount, DecayedValue, ItemCard, ItemModel, Neighbour
+from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, ListedItem, WatchedItemChange
+from state_schemas.state import CoCount, DecayedValue, ItemCard, ItemModel, Neighbour, Watch
 from state_schemas.units import HOUR_MS
 
 from .content import event_terms, tfidf_vector
@@ -25,14 +30,58 @@ from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours
 
 CardLookup = Callable[..., Mapping[str, ItemCard]]  # (items, fresh=False) -> cards of those that have one
 ARRIVALS_KEPT = 200  # newest listings kept per category
+# How strongly a behaviour shows interest in an item; a watcher keeps the strongest, and a purchase ends it.
+INTEREST = {"view": 1, "click": 1, "favourite": 2, "cart": 3}
+RESTOCK_WATCHERS = frozenset({"favourite", "cart"})  # told when the item is back in stock
 
 
-def step(state: ItemModel, message: ItemUpdate | ListedItem, context: StepContext) -> Step:
+def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, context: StepContext) -> Step:
     config = context.config
     if isinstance(message, ListedItem):
-        return join_catalog(state, message.item, message.vector)
-    return update_item(state, message, context.side.cards, config.item_model, config.profile,
+        return join_catalog(state, message.item, message.vector, config.journeys)
+    if isinstance(message, ForgetWatcher):
+        if message.user_id not in state.watchers:
+            return Step(state=state)
+        return Step(state=replace(state, watchers={u: w for u, w in state.watchers.items() if u != message.user_id}))
+    step = update_item(state, message, context.side.cards, config.item_model, config.profile,
                        config.catalog.terms_per_item)
+    watchers = watched_by(step.state.watchers, message.event.user_id, message.event.behavior, message.event.ts,
+                          message.event.price, config.journeys)
+    return step if watchers is step.state.watchers else replace(step, state=replace(step.state, watchers=watchers))
+
+
+def watched_by(watchers: dict[str, Watch], user_id: str, behavior: str, ts: int, price: float | None,
+               journeys: JourneysConfig) -> dict[str, Watch]:
+    """The watchers after a behaviour event: the strongest interest kept, a purchase ends the watch,
+    watches older than `watch_ms` go, and only the newest `watchers_per_item` stay."""
+    known = watchers.get(user_id)
+    if behavior == "purchase":
+        return {u: w for u, w in watchers.items() if u != user_id} if known is not None else watchers
+    if behavior not in INTEREST or (known is not None and known.at > ts):
+        return watchers
+    strongest = behavior if known is None or INTEREST[behavior] >= INTEREST.get(known.behavior, 0) else known.behavior
+    kept = {u: w for u, w in watchers.items() if ts - w.at < journeys.watch_ms and u != user_id}
+    kept[user_id] = Watch(strongest, ts, price)
+    if len(kept) > journeys.watchers_per_item:
+        kept = dict(sorted(kept.items(), key=lambda kv: (kv[1].at, kv[0]))[-journeys.watchers_per_item:])
+    return kept
+
+
+def watched_changes(state: ItemModel, item: CatalogItem, card: ItemCard, journeys: JourneysConfig) -> tuple:
+    """What a catalogue record tells the item's watchers: a price cut, or a restock after none in stock."""
+    if state.listed_at is None:  # the first record: nothing it could have changed
+        return ()
+    dropped = (state.price is not None and item.price is not None
+               and item.price <= state.price * (1 - journeys.price_drop_min_pct / 100))
+    restocked = state.stock == 0 and item.stock is not None and item.stock > 0
+    if not (dropped or restocked):
+        return ()
+    live = sorted((u, w) for u, w in state.watchers.items() if item.ts - w.at < journeys.watch_ms)
+    if dropped:
+        return tuple(WatchedItemChange(user_id=u, item_id=item.item_id, change="price_drop", ts=item.ts, card=card,
+                                       was_price=state.price) for u, _ in live)
+    return tuple(WatchedItemChange(user_id=u, item_id=item.item_id, change="back_in_stock", ts=item.ts, card=card)
+                 for u, w in live if w.behavior in RESTOCK_WATCHERS)
 
 
 def on_timer(state: ItemModel, item_id: str, timestamp: int, context: StepContext) -> Step:
@@ -120,12 +169,16 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
                 counts=() if listed else ("events_for_unlisted_items",))
 
 
-def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, float], ...]) -> Step:
-    """A catalogue record replaces the item's facts and lists it among its category's arrivals; an
-    older record than the one held is ignored."""
+def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, float], ...],
+                 journeys: JourneysConfig) -> Step:
+    """A catalogue record replaces the item's facts and lists it among its category's arrivals, and
+    tells the watchers of a price drop or restock; an older record than the one held is ignored."""
     if state.listed_at is not None and item.ts < state.listed_at:
         return Step(state=state)
     new_state = replace(state, category_id=item.category_id, price=item.price, brand=item.brand, title=item.title,
                         stock=item.stock, listed_at=item.ts, vector=vector)
-    return Step(state=new_state, effects=(PublishCard(item.item_id, new_state.card()),
-                                          ListNewArrival(item.item_id, item.category_id, item.ts, ARRIVALS_KEPT)))
+    card = new_state.card()
+    told = watched_changes(state, item, card, journeys)
+    return Step(state=new_state, emit=told, counts=("watchers_told",) * len(told),
+                effects=(PublishCard(item.item_id, card),
+                         ListNewArrival(item.item_id, item.category_id, item.ts, ARRIVALS_KEPT)))

@@ -1,41 +1,37 @@
-"""Second user-keyed hop: the user's content vector and segment, hybrid scoring, and what is sent.
+"""Second user-keyed hop: the shopper's content vector and segment, hybrid scoring, the journeys'
+agenda, and what is sent.
 
-Transactional notifications (shipping, delivery, price drops) outrank marketing: they have their
-own cap, are never blocked by the marketing cap, and are deduplicated per order and status.
-Each goes out on the first channel of its purpose's preference order that the shopper is
-reachable on and consented to (`operators.directory`); days of the caps are the shopper's local days.
-Every notification goes to the user's inbox too; each trigger replaces the user's served profile
-and top-N; an erasure clears the state, the directory entry included, and deletes everything
-served about the user.
+Events only update state: a trigger is ranked when it comes (as the side inputs stand then) and
+waits in the agenda with the other journeys' messages (`operators.journeys`) until the session ends
+and the shopper's quiet hours pass; the entries due at one instant are decided together as one
+message (`operators.messages`). Each goes out on the first channel of its purpose's preference
+order that the shopper is reachable on and consented to; every notification goes to the user's
+inbox too; each trigger replaces the user's served profile and top-N; an erasure clears the state,
+the directory entry included, and deletes everything served about the user.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from msgspec.structs import replace
 
 from config import JobConfig, RedisConfig
-from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment
+from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
+from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import Candidate, ItemCard, MarketingSend, PendingRecommendation, PushState, RecentSend
+from state_schemas.state import Candidate, Planned, PushState
 from state_schemas.units import HOUR_MS
 
-from . import copy, directory, timing
+from . import directory, journeys, timing
 from .content import add_vector
-from .directory import Reach
-from .privacy import notification_id, pseudonym
+from .journeys import CART, ORDER_STATUS, RECOMMENDATION
+from .messages import Decision, decide_marketing, decide_transactional
+from .privacy import pseudonym
 from .scorer import rank
 from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox
 
 CONTENT_TERMS_SERVED = 10
-RECENT_ITEMS_KEPT = 100
-TRANSACTIONAL_KEYS_KEPT = 100
-
-# Order statuses that notify the shopper (placed and paid: the shop's own confirmation covers them);
-# each has a template of its own name in the copy (`content.templates`).
-NOTIFIED_STATUSES = frozenset({"shipped", "out_for_delivery", "delivered", "cancelled", "refunded", "price_drop"})
+# Journeys whose message names an item the shop must have in stock when it goes out.
+NEEDS_STOCK = frozenset({journeys.CART, journeys.PRICE_DROP, journeys.BACK_IN_STOCK})
 
 
 def step(state: PushState, message, context: StepContext) -> Step:
@@ -43,13 +39,16 @@ def step(state: PushState, message, context: StepContext) -> Step:
 
 
 def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs, config: JobConfig) -> Step:
-    """One message reaching this hop: an item signal, a segment, or an order, feedback or erasure."""
+    """One message reaching this hop: an item signal, a segment, a directory record, a watched item's
+    change, or an order, feedback or erasure."""
     if isinstance(message, ItemSignal):
         return observe_item(state, message, user_id, created_at, side, config)
     if isinstance(message, SegmentAssignment):
         return Step(state=replace(state, segment=message.segment, segment_trend=message.trend))
     if isinstance(message, DirectoryRecord):
         return Step(state=replace(state, directory=directory.apply_record(state.directory, message.event)))
+    if isinstance(message, WatchedItemChange):
+        return watched_item_changed(state, message, user_id, created_at, side, config)
     if not isinstance(message, AccountEvent):
         raise ValueError(f"push policy got an unexpected {type(message).__name__}")
     event = message.event
@@ -57,10 +56,7 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
     if isinstance(event, FeedbackEvent):
         return apply_feedback(state, event)
-    who = directory.reach(state.directory, config.directory)
-    first = side.cards(event.item_ids[:1]).get(event.item_ids[0]) if event.item_ids else None
-    decision = decide_transactional(state, event, created_at, who, config, first)
-    return _outcome(decision, config.redis)
+    return order_changed(state, event, user_id, created_at, side, config)
 
 
 def erase(user: str, redis: RedisConfig) -> Step:
@@ -87,96 +83,6 @@ def store_in_inbox(notification: Notification, redis: RedisConfig) -> StoreInInb
                         notification=notification, keep=redis.inbox_size, ttl_s=int(redis.ttl_hours * 3600))
 
 
-def _roll_marketing_day(state: PushState, day: int) -> PushState:
-    if day <= state.marketing_day:  # a late event counts against the current day, never reopens an old one
-        return state
-    return replace(state, marketing_day=day, marketing_today=0)
-
-
-def _roll_transactional_day(state: PushState, day: int) -> PushState:
-    if day <= state.transactional_day:
-        return state
-    return replace(state, transactional_day=day, transactional_today=0)
-
-
-def _under_channel_caps(channel: str, week: tuple, day: int, policy) -> bool:
-    per_day, per_week = policy.channel_caps[channel]
-    on_channel = [sent.day for sent in week if sent.channel == channel]
-    return on_channel.count(day) < per_day and len(on_channel) < per_week
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Whether one candidate message goes out: the new state, and the notification or why not."""
-
-    state: PushState
-    notification: Notification | None = None
-    suppressed: str | None = None  # the reason, for counters
-
-
-def decide_marketing(state: PushState, event: BehaviourEvent, ranked: list, now: int, created_at: int, user: str,
-                     who: Reach, config: JobConfig) -> Decision:
-    """`now` is the event time it goes out at (caps replay deterministically); `created_at` the wall clock."""
-    day = directory.local_day(now, who.time_zone)
-    state, policy = _roll_marketing_day(state, day), config.policy
-    if who.opted_out:
-        return Decision(state, suppressed="opted_out")
-    channels = directory.channels_for(who, "marketing", config.directory)
-    if not channels:
-        return Decision(state, suppressed="no_marketing_channel")
-    if state.marketing_today >= policy.daily_marketing_cap:
-        return Decision(state, suppressed="daily_cap")
-    week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
-    if len(week) >= policy.weekly_marketing_cap:
-        return Decision(state, suppressed="weekly_cap")
-    channel = next((c for c in channels if _under_channel_caps(c, week, day, policy)), None)
-    if channel is None:
-        return Decision(state, suppressed="channel_cap")
-    if state.last_marketing_ts is not None and now - state.last_marketing_ts < policy.min_marketing_gap_ms:
-        return Decision(state, suppressed="min_gap")
-    if (day < state.marketing_day and state.last_marketing_ts is not None
-            and directory.local_day(state.last_marketing_ts, who.time_zone) >= day):
-        # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
-        # so that day is known to be unused only if the last send was before it.
-        return Decision(state, suppressed="late_day")
-    chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
-    if not chosen:
-        return Decision(state, suppressed="no_candidate")
-    item_ids = tuple(entry.item_id for entry in chosen)
-    sent_id = notification_id(user, event.event_id, "marketing")
-    locale = copy.locale_for(who.locale, config)
-    best = chosen[0]
-    words = copy.render("recommendation_one" if len(chosen) == 1 else "recommendation_many", locale, channel, config,
-                        first=best.title or copy.word("an_item", locale, config),
-                        first_price=copy.price(best.price, locale, config), count=len(chosen), others=len(chosen) - 1)
-    notification = Notification(
-        notification_id=sent_id,
-        user=user,
-        channel=channel,
-        kind="marketing",
-        title=words.title,
-        body=words.body,
-        item_ids=item_ids,
-        reason=best.reason,
-        created_at=created_at,
-        source_event_time=event.ts,
-        source_event_id=event.event_id,
-        score=best.score,
-        journey="recommendation",
-        template=words.template,
-        locale=words.locale,
-        links=tuple(config.content.deeplink.format(item_id=item, notification_id=sent_id) for item in item_ids),
-        scheduled_at=now,
-    )
-    recent = {k: v for k, v in state.recent_items.items() if now - v.at < policy.renotify_cooldown_ms}
-    recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
-    if len(recent) > RECENT_ITEMS_KEPT:
-        recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
-    new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
-                        recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),))
-    return Decision(new_state, notification=notification)
-
-
 def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, config: JobConfig) -> tuple:
     """The user's served profile and top-N, replaced as a whole on each trigger."""
     summary = signal.summary
@@ -194,16 +100,13 @@ def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, confi
 
 def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,
                  config: JobConfig) -> Step:
-    """Every behaviour event moves the content vector and keeps the session open. A trigger is ranked
-    now, as the side inputs stand at this event, and waits as the pending recommendation (the newest
-    wins) until the session ends and the shopper's quiet hours are over; each event that moves that
-    time sets the timer again. A pending recommendation whose time came before this event is decided
-    first, as of its time, so the outcome does not hang on when the watermark fires its timer."""
-    overdue = ()
-    if state.pending is not None and signal.event.ts >= state.pending.due:
-        decided = _send_pending(state, user_id, state.pending.due, created_at, config)
-        state, overdue = decided.state, (decided,)
+    """Every behaviour event moves the content vector, keeps the session open and moves the journeys
+    (a cart plans reminders, a purchase ends them). A trigger is ranked now and waits as the browse
+    recommendation (the newest wins). Entries due before this event are decided first, as of their
+    time, so the outcome does not hang on when the watermark fires their timers."""
     event = signal.event
+    fired = fire_due(state, user_id, event.ts, created_at, side, config)
+    state = fired.state
     weight = config.profile.event_weights.get(event.behavior, 0.0)
     if signal.card.vector and weight > 0:
         content = add_vector(state.content, signal.card.vector, weight, event.ts,
@@ -211,122 +114,139 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
         state = replace(state, content=content)
     if state.last_active is None or event.ts > state.last_active:
         state = replace(state, last_active=event.ts)
-    return _joined(overdue + (_schedule(state, signal, user_id, side, config),))
-
-
-def _schedule(state: PushState, signal: ItemSignal, user_id: str, side: SideInputs, config: JobConfig) -> Step:
-    policy, pending, served = config.policy, state.pending, ()
+    state = journeys.watch(state, event, config)
+    state, exits = journeys.after_behaviour(state, event, signal.card, config)
+    served = ()
     if signal.trigger:
-        user = pseudonym(user_id, config.privacy.pseudonym_key)
-        ranked = rank(signal, state, side, signal.event.ts, config.scoring, policy)
-        served = serving(state, signal, ranked, user, config) if signal.summary else ()
-        chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
-        pending = PendingRecommendation(
-            event=signal.event, intended_at=signal.event.ts + policy.session_gap_ms + policy.recommendation_delay_ms,
-            candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen))
-    if pending is None:
-        return Step(state=state)
+        ranked = rank(signal, state, side, event.ts, config.scoring, config.policy)
+        if signal.summary:
+            served = serving(state, signal, ranked, pseudonym(user_id, config.privacy.pseudonym_key), config)
+        state = _plan_recommendation(state, signal, ranked, config)
+    arranged = journeys.arrange(state, directory.reach(state.directory, config.directory), config)
+    return _joined((fired, replace(arranged, effects=served, counts=exits + arranged.counts)))
+
+
+def _plan_recommendation(state: PushState, signal: ItemSignal, ranked: list, config: JobConfig) -> PushState:
+    """Browse abandonment: after real interest (a trigger) and no cart in the agenda."""
+    event, policy = signal.event, config.policy
+    if (RECOMMENDATION not in config.journeys.enabled or event.behavior in journeys.ENDS_BROWSING
+            or any(entry.journey == CART for entry in state.agenda)):
+        return state
+    chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
+    return journeys.plan(state, Planned(
+        RECOMMENDATION, source=event.event_id, intended_at=event.ts + policy.session_gap_ms
+        + policy.recommendation_delay_ms, earliest=event.ts, event=event,
+        candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen)))
+
+
+def watched_item_changed(state: PushState, change: WatchedItemChange, user_id: str, created_at: int,
+                         side: SideInputs, config: JobConfig) -> Step:
+    fired = fire_due(state, user_id, change.ts, created_at, side, config)
+    state, not_told = journeys.after_change(fired.state, change, config)
+    if not_told:
+        return _joined((fired, Step(state=state, counts=(f"watch_ignored_{not_told}",))))
+    return _joined((fired, journeys.arrange(state, directory.reach(state.directory, config.directory), config)))
+
+
+def order_changed(state: PushState, event: OrderEvent, user_id: str, created_at: int, side: SideInputs,
+                  config: JobConfig) -> Step:
+    """An order's status: told at once, unless its status is held out of the night; a delivery plans the
+    review request."""
+    fired = fire_due(state, user_id, event.ts, created_at, side, config)
+    state, who = fired.state, directory.reach(fired.state.directory, config.directory)
+    first = side.cards(event.item_ids[:1]).get(event.item_ids[0]) if event.item_ids else None
+    state, hold, exits = journeys.after_order(state, event, first, who, config)
+    told = Step(state=state, counts=("transactional_held_for_night",)) if hold else \
+        _outcome(decide_transactional(state, event, created_at, who, config, first), config.redis)
+    arranged = journeys.arrange(told.state, who, config)
+    return _joined((fired, told, replace(arranged, counts=exits + arranged.counts)))
+
+
+def fire_due(state: PushState, user_id: str, upto: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:
+    """Every entry due at or before `upto`, decided as of its due time, earliest first."""
+    steps = []
+    while True:
+        due = [entry.due for entry in state.agenda if 0 < entry.due <= upto]
+        if not due:
+            return _joined(tuple(steps)) if steps else Step(state=state)
+        steps.append(_fire_at(state, user_id, min(due), created_at, side, config))
+        state = steps[-1].state
+
+
+def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:
+    """The entries due at `now`: order statuses told one by one, the marketing ones as one message.
+    A capped one is deferred or dropped as its journey says; a cart reminder done plans the next."""
+    due = [entry for entry in state.agenda if entry.due == now]
+    state = replace(state, agenda=tuple(entry for entry in state.agenda if entry.due != now))
     who = directory.reach(state.directory, config.directory)
-    session_ends = state.last_active + policy.session_gap_ms + policy.recommendation_delay_ms
-    due = timing.quiet_hours_end(session_ends, who.time_zone, who.quiet_hours or policy.quiet_hours)
-    if due - pending.intended_at > policy.max_deferral_ms:
-        return Step(state=replace(state, pending=None), effects=served,
-                    counts=("notifications_suppressed", "suppressed_expired"))
-    if due == pending.due:
-        return Step(state=state, effects=served)
-    return Step(state=replace(state, pending=replace(pending, due=due)), effects=served, timers=(due,))
+    if timing.in_quiet_hours(now, who.time_zone, who.quiet_hours or config.policy.quiet_hours):
+        # The shopper's zone or quiet hours changed since it was set: each goes back, due anew.
+        for entry in due:
+            state = journeys.plan(state, entry)
+        return journeys.arrange(state, who, config)
+    steps = []
+    for entry in (e for e in due if e.journey == ORDER_STATUS):
+        first = side.cards(entry.order.item_ids[:1]).get(entry.order.item_ids[0]) if entry.order.item_ids else None
+        steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now),
+                              config.redis))
+        state = steps[-1].state
+    live, exits = _in_stock([e for e in due if e.journey != ORDER_STATUS], side)
+    if live:
+        user = pseudonym(user_id, config.privacy.pseudonym_key)
+        decision = decide_marketing(state, live, now, created_at, user, who, config)
+        outcome, state = _outcome(decision, config.redis), decision.state
+        for entry in live:
+            later = None if decision.notification else journeys.deferred(entry, decision.suppressed, now, state,
+                                                                           who, config)
+            state = journeys.plan(state, later) if later else journeys.next_reminder(state, entry, now, config)
+            exits += (f"deferred_{decision.suppressed}",) if later else ()
+        late = decision.notification is not None and now > min(entry.intended_at for entry in live)
+        steps.append(replace(outcome, state=state, counts=outcome.counts + ("messages_deferred",) * late))
+    arranged = journeys.arrange(state, who, config)
+    return _joined((*steps, replace(arranged, counts=exits + arranged.counts)))
+
+
+def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], tuple[str, ...]]:
+    """The entries whose items the shop still has, their copy from the items' latest cards; the others exit."""
+    items = {c.item_id for entry in entries for c in entry.candidates}
+    cards = side.cards(sorted(items)) if items else {}
+    live, exits = [], ()
+    for entry in entries:
+        if entry.journey in NEEDS_STOCK and any(not cards[c.item_id].in_stock for c in entry.candidates
+                                                if c.item_id in cards):
+            exits += ("journey_exit_out_of_stock",)
+            continue
+        fresh = tuple(replace(c, title=cards[c.item_id].title or c.title,
+                              price=cards[c.item_id].price if cards[c.item_id].price is not None else c.price)
+                      if c.item_id in cards else c for c in entry.candidates)
+        live.append(replace(entry, candidates=fresh))
+    return live, exits
+
+
+def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
+    """Entries fall due and are decided. A timer no entry is due at is stale (the session went on, a
+    newer trigger came, or it was decided already) and does nothing."""
+    if not any(0 < entry.due <= timestamp for entry in state.agenda):
+        return Step(state=state)
+    return fire_due(state, user_id, timestamp, context.now, context.side, context.config)
 
 
 def _joined(steps: tuple) -> Step:
     """Steps taken one after the other for one key, as one: the last state, everything else in order."""
     if len(steps) == 1:
         return steps[0]
+
     def all_of(part: str) -> tuple:
         return tuple(item for step in steps for item in getattr(step, part))
 
-    return Step(state=steps[-1].state, emit=all_of("emit"), effects=all_of("effects"), timers=all_of("timers"),
-                counts=all_of("counts"))
-
-
-def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
-    """The pending recommendation falls due and is decided. A timer for another time is stale (the
-    session went on, a newer trigger came, or it was decided already) and does nothing."""
-    pending, policy, config = state.pending, context.config.policy, context.config
-    if pending is None or pending.due != timestamp:
-        return Step(state=state)
-    who = directory.reach(state.directory, config.directory)
-    quiet_ends = timing.quiet_hours_end(timestamp, who.time_zone, who.quiet_hours or policy.quiet_hours)
-    if quiet_ends > timestamp:  # the shopper's zone or quiet hours changed since it was set
-        if quiet_ends - pending.intended_at > policy.max_deferral_ms:
-            return Step(state=replace(state, pending=None), counts=("notifications_suppressed", "suppressed_expired"))
-        return Step(state=replace(state, pending=replace(pending, due=quiet_ends)), timers=(quiet_ends,))
-    return _send_pending(state, user_id, timestamp, context.now, config)
-
-
-def _send_pending(state: PushState, user_id: str, now: int, created_at: int, config: JobConfig) -> Step:
-    """The pending recommendation, decided at `now` (its due time) by the caps as they stand."""
-    pending = state.pending
-    state = replace(state, pending=None)
-    who = directory.reach(state.directory, config.directory)
-    user = pseudonym(user_id, config.privacy.pseudonym_key)
-    decision = decide_marketing(state, pending.event, list(pending.candidates), now, created_at, user, who, config)
-    step = _outcome(decision, config.redis)
-    return replace(step, counts=step.counts + ("recommendations_deferred",)) if now > pending.intended_at else step
-
-
-def decide_transactional(state: PushState, event: OrderEvent, created_at: int, who: Reach, config: JobConfig,
-                         first: ItemCard | None = None) -> Decision:
-    """`first` is the card of the order's first item, if the item model has published one."""
-    now = event.ts
-    state = _roll_transactional_day(state, directory.local_day(now, who.time_zone))
-    if event.status not in NOTIFIED_STATUSES:
-        return Decision(state, suppressed="not_notified_status")
-    key = f"{event.order_id}:{event.status}"
-    if key in state.transactional_keys:
-        return Decision(state, suppressed="duplicate_status")
-    if state.transactional_today >= config.policy.daily_transactional_cap:
-        return Decision(state, suppressed="transactional_cap")
-    channel = directory.channel_for(who, "transactional", config.directory)
-    if channel is None:
-        return Decision(state, suppressed="no_transactional_channel")
-    user = pseudonym(event.user_id, config.privacy.pseudonym_key)
-    sent_id = notification_id(user, event.event_id, "transactional")
-    locale = copy.locale_for(who.locale, config)
-    title = first.title if first is not None and first.title else None
-    words = copy.render(event.status, locale, channel, config, order=event.order_id,
-                        carrier=event.carrier or copy.word("our_courier", locale, config),
-                        first=title or copy.word("your_item", locale, config),
-                        first_price=copy.price(first.price if first is not None else None, locale, config))
-    notification = Notification(
-        notification_id=sent_id,
-        user=user,
-        channel=channel,
-        kind="transactional",
-        title=words.title,
-        body=words.body,
-        item_ids=event.item_ids,
-        reason=f"order {event.order_id} is {event.status.replace('_', ' ')}",
-        created_at=created_at,
-        source_event_time=event.ts,
-        source_event_id=event.event_id,
-        score=1.0,
-        journey="order_status",
-        template=words.template,
-        locale=words.locale,
-        links=(config.content.order_link.format(order_id=event.order_id, notification_id=sent_id),),
-        scheduled_at=now,
-    )
-    keys = dict(state.transactional_keys)
-    keys[key] = now
-    if len(keys) > TRANSACTIONAL_KEYS_KEPT:
-        keys = dict(sorted(keys.items(), key=lambda kv: kv[1])[-TRANSACTIONAL_KEYS_KEPT:])
-    new_state = replace(state, transactional_today=state.transactional_today + 1, transactional_keys=keys)
-    return Decision(new_state, notification=notification)
+    return Step(state=steps[-1].state, emit=all_of("emit"), effects=all_of("effects"),
+                timers=tuple(dict.fromkeys(all_of("timers"))), counts=all_of("counts"))
 
 
 def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
     if event.action == "unsubscribe":
-        return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)))
+        state, exits = journeys.opted_out(state)
+        return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)), counts=exits)
     if event.action == "resubscribe":
         return Step(state=replace(state, directory=directory.resubscribe(state.directory)))
     return Step(state=state)

@@ -10,7 +10,7 @@ from msgspec.structs import replace
 
 from config import IntakeConfig, ProfileConfig, SegmentConfig
 from state_schemas.events import BehaviourEvent, ErasureRequest, InputEvent
-from state_schemas.hops import AcceptedBehaviour, AccountEvent, ItemUpdate, SegmentUpdate, UserSummary
+from state_schemas.hops import AcceptedBehaviour, AccountEvent, ForgetWatcher, ItemUpdate, SegmentUpdate, UserSummary
 from state_schemas.state import HistoryEntry, UserContext
 from state_schemas.units import HOUR_MS
 
@@ -40,9 +40,13 @@ def step(state: UserContext, event: InputEvent, context: StepContext) -> Step:
 def observe(state: UserContext, event: InputEvent, intake: IntakeConfig, profile: ProfileConfig,
             segments: SegmentConfig, windows: bool = False) -> Step:
     """Dedup, then: behaviour updates the profile and goes on to the item model (and the windows, if
-    `windows`); orders, feedback and erasures go straight to the push policy. An erasure clears the state."""
+    `windows`); orders, feedback and erasures go straight to the push policy. An erasure clears the state
+    and takes the shopper off the watchers of the items in their history."""
     if isinstance(event, ErasureRequest):
-        return Step(state=CLEAR, emit=(AccountEvent(event=event),), counts=("users_erased",))
+        # The items the shopper watched hold their id too: each is told to forget it.
+        forget = tuple(ForgetWatcher(user_id=event.user_id, item_id=entry.item_id, ts=event.ts)
+                       for entry in state.history)
+        return Step(state=CLEAR, emit=(AccountEvent(event=event),) + forget, counts=("users_erased",))
     if event.event_id in state.seen:
         return Step(state=state, counts=("events_duplicate",))
     seen = _remember_event_id(state.seen, event.event_id, event.ts, intake)

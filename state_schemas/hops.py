@@ -10,12 +10,14 @@ never kept in state, so only the version running now needs to read them.
                                       ├► push-policy: orders, feedback, erasure
                                       └► windows: deduplicated behaviour
     catalog ─► catalog-terms (by item) ─► vocabulary (one instance) ─► item-model
+    item-model ─► push-policy (by user): a watched item's price drop or restock, one per watcher
+    user-context ─► item-model: an erased shopper leaves the watchers of the items in their history
     users ─► push-policy (by user): the directory record
 """
 from __future__ import annotations
 
 import typing
-from typing import ClassVar, Union
+from typing import ClassVar, Literal, Union
 
 import msgspec
 
@@ -128,6 +130,49 @@ class ItemSignal(HopMessage, frozen=True, tag="item-signal"):
     v: int = 2
 
 
+class WatchedItemChange(HopMessage, frozen=True, tag="watched-change"):
+    """Item model -> push policy: an item the shopper watches got cheaper or is back in stock."""
+
+    WHAT: ClassVar[str] = "watched item change"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    item_id: NonEmptyText = msgspec.field(name="i")
+    change: Literal["price_drop", "back_in_stock"] = msgspec.field(name="c")
+    ts: EpochMs  # the catalogue record's time
+    card: ItemCard = msgspec.field(name="card")  # the item as the record left it
+    was_price: float | None = msgspec.field(default=None, name="was")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
+class ForgetWatcher(HopMessage, frozen=True, tag="forget-watcher"):
+    """User context -> item model: an erased shopper is no longer told of the item."""
+
+    WHAT: ClassVar[str] = "forget watcher"
+    DESTINATION: ClassVar[str] = ITEM_MODEL
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    item_id: NonEmptyText = msgspec.field(name="i")
+    ts: EpochMs
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.item_id
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
 class SegmentUpdate(HopMessage, frozen=True, tag="segment-update"):
     """User context -> segmenter: the user's profile vector and recent items, at most once per update gap."""
 
@@ -202,7 +247,7 @@ class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
 
 
 # What each stage decodes: one tagged union per stage, so no kind field travels beside the payload.
-TO_ITEM_MODEL = Union[ItemUpdate, ListedItem]
-TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent, DirectoryRecord]
+TO_ITEM_MODEL = Union[ItemUpdate, ListedItem, ForgetWatcher]
+TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent, DirectoryRecord, WatchedItemChange]
 HOP_MESSAGES = (ItemUpdate, ListedItem, TermChange, ItemSignal, SegmentUpdate, SegmentAssignment, AccountEvent,
-                DirectoryRecord, AcceptedBehaviour)
+                DirectoryRecord, AcceptedBehaviour, WatchedItemChange, ForgetWatcher)

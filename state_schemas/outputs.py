@@ -25,9 +25,10 @@ def _text(limit: int):
 
 class Notification(Record, frozen=True):
     """v2 added what a consumer needs to attribute outcomes and render links: the journey that sent
-    it, the template and locale of its copy, a link per item (or to the order), and when it was due."""
+    it, the template and locale of its copy, a link per item (or to the order), and when it was due;
+    v3 when its journey first meant to send it, so lateness is measured against the intent."""
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     WHAT: ClassVar[str] = "notification"
 
     notification_id: NonEmptyText
@@ -42,13 +43,14 @@ class Notification(Record, frozen=True):
     source_event_time: EpochMs
     source_event_id: NonEmptyText
     score: float = 0.0
-    journey: NonEmptyText | None = None  # "recommendation", "order_status"; None in v1
+    journey: NonEmptyText | None = None  # "recommendation", "cart_abandonment", "digest", "order_status"...
     template: NonEmptyText | None = None
     locale: NonEmptyText | None = None
     links: tuple[NonEmptyText, ...] = ()
     # The event time it was sent for: a recommendation waits for the session to end and quiet hours to pass.
     scheduled_at: EpochMs | None = None
-    v: int = 2
+    intended_at: EpochMs | None = None  # deferred by the session, quiet hours or a cap: scheduled_at is later
+    v: int = 3
 
     def __post_init__(self):
         self._check_version()

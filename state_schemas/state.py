@@ -12,7 +12,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from .codec import TextRecord
-from .events import BehaviourEvent
+from .events import BehaviourEvent, OrderEvent
 
 Pairs = tuple[tuple[str, float], ...]  # (key, score), strongest first
 Vector = tuple[tuple[str, float], ...]  # sparse (term, weight), unit length
@@ -118,10 +118,19 @@ class ItemCard(State, frozen=True):
     v: int = 2
 
 
-class ItemModel(State, frozen=True):
-    """Item-keyed state: catalogue join, decayed popularity, co-occurrence row, top-K neighbours."""
+class Watch(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An item a shopper showed interest in: their strongest behaviour on it, when last, the price then."""
 
-    VERSION: ClassVar[int] = 2
+    behavior: str
+    at: int
+    price: float | None = None
+
+
+class ItemModel(State, frozen=True):
+    """Item-keyed state: catalogue join, decayed popularity, co-occurrence row, top-K neighbours, and the
+    shoppers watching its price and stock."""
+
+    VERSION: ClassVar[int] = 3
     WHAT: ClassVar[str] = "item model state"
 
     category_id: str | None = msgspec.field(default=None, name="cat")
@@ -136,7 +145,9 @@ class ItemModel(State, frozen=True):
     listed_at: int | None = msgspec.field(default=None, name="l")  # catalogue record joined; None if none yet
     vector: Vector = msgspec.field(default=(), name="vec")
     neighbours: tuple[Neighbour, ...] = msgspec.field(default=(), name="nb")  # top-K as of the last refresh
-    v: int = 2
+    # v2 had no watchers: they fill in as shoppers view, cart and favourite the item.
+    watchers: dict[str, Watch] = msgspec.field(default={}, name="w")  # user -> interest, told of price and stock
+    v: int = 3
 
     def card(self) -> ItemCard:
         return ItemCard(interactions=self.interactions, popularity=self.popularity, category_id=self.category_id,
@@ -185,6 +196,24 @@ class PendingRecommendation(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     due: int = 0
 
 
+class Planned(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A message a journey means to send (`operators.journeys`). `intended_at` is when the journey
+    first meant it (lateness and expiry count from it); `earliest` when it may go at the soonest (a
+    capped message moves it on); `due` when it goes out unless the session goes on."""
+
+    journey: str = msgspec.field(name="j")
+    key: str = msgspec.field(default="", name="k")  # one per journey and key: the item, the order, "" (browse)
+    source: str = msgspec.field(default="", name="src")  # the id its notification id is derived from
+    intended_at: int = msgspec.field(default=0, name="at")
+    earliest: int = msgspec.field(default=0, name="nb")
+    due: int = 0
+    reminder: int = msgspec.field(default=0, name="n")  # cart abandonment: the reminder's number, from 0
+    event: BehaviourEvent | None = msgspec.field(default=None, name="e")  # browse: the trigger
+    order: OrderEvent | None = msgspec.field(default=None, name="o")  # order status held for the night, review
+    candidates: tuple[Candidate, ...] = msgspec.field(default=(), name="c")  # the items it names
+    was_price: float | None = msgspec.field(default=None, name="was")  # price drop: the price before
+
+
 class MarketingSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """A marketing notification sent: the shopper's local day (days since 1970-01-01) and its channel."""
 
@@ -217,7 +246,7 @@ class PushState(State, frozen=True):
     """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, and
     the shopper's directory entry (stored apart, never expiring)."""
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -238,12 +267,22 @@ class PushState(State, frozen=True):
     segment_trend: Pairs = msgspec.field(default=(), name="segtrend")
     directory: UserDirectory = msgspec.field(default=UserDirectory(), name="dir")
     last_active: int | None = msgspec.field(default=None, name="act")  # the latest behaviour event's time
-    pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
-    v: int = 3
+    # v3 held one pending recommendation: v4 reads it into the agenda.
+    legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
+    agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
+    watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
+    v: int = 4
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at
                                              for item, at in self.recent_items.items()})
+        if self.legacy_pending is not None:
+            pending = self.legacy_pending
+            force_setattr(self, "agenda", (Planned("recommendation", source=pending.event.event_id,
+                                                   intended_at=pending.intended_at, earliest=pending.intended_at,
+                                                   due=pending.due, event=pending.event,
+                                                   candidates=pending.candidates),))
+            force_setattr(self, "legacy_pending", None)
         if self.legacy_opted_out:
             force_setattr(self, "directory", UserDirectory(opted_out_at=0))
             force_setattr(self, "legacy_opted_out", False)

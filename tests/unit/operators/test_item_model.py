@@ -19,8 +19,8 @@ from operators import item_model, user_context
 from operators.item_model import cosine_neighbours, next_refresh, refresh_neighbours
 from operators.steps import END_OF_STREAM, ListNewArrival, PublishCard, emitted
 from state_schemas.events import BehaviourEvent, CatalogItem
-from state_schemas.hops import ItemSignal, ItemUpdate
-from state_schemas.state import CoCount, ItemCard, ItemModel, Neighbour, UserContext
+from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, WatchedItemChange
+from state_schemas.state import CoCount, ItemCard, ItemModel, Neighbour, UserContext, Watch
 
 HOUR_MS = 3_600_000
 T0 = 1_700_000_000_000
@@ -69,7 +69,7 @@ def update_item(state, upd, cards, config, profile, terms):
 
 
 def join_catalog(state, item, vector):
-    return result(item_model.join_catalog(state, item, vector))
+    return result(item_model.join_catalog(state, item, vector, CONFIG.journeys))
 
 
 def step(state, upd, config=ITEMS, cards=no_cards):
@@ -304,3 +304,78 @@ def test_a_refresh_timer_publishes_the_neighbours_and_the_end_of_stream_one_read
     assert side.reads == [False, True]  # cached cards on an interval, every instance's latest at the end
     idle = item_model.on_timer(ItemModel(interactions=1), "lonely", END_OF_STREAM, context)
     assert idle.effects == () and idle.state == ItemModel(interactions=1) and side.reads == [False, True]
+
+
+# ---------------------------------------------------------------------------------------------- watchers
+DAY = 24 * HOUR_MS
+
+
+def watched(state, user, behavior, ts):
+    """The item model's step for one shopper's event on the item, as the job routes it."""
+    upd = update(behavior=behavior, ts=ts, event_id=f"{user}-{behavior}-{ts}")
+    upd = ItemUpdate(event=BehaviourEvent(event_id=upd.event.event_id, user_id=user, behavior=behavior, ts=ts,
+                                          item_id="target", category_id="c1"), history=(), trigger=False)
+    return item_model.step(state, upd, StepContextFor(CONFIG)).state
+
+
+class StepContextFor:
+    def __init__(self, config):
+        self.config, self.now = config, T0
+        self.side = type("Side", (), {"cards": staticmethod(lambda items, fresh=False: {})})()
+
+
+def listing(price, stock, ts):
+    return CatalogItem(item_id="target", title="Trail shoe", category_id="c1", price=price, stock=stock, ts=ts)
+
+
+def told(state, item):
+    done = item_model.join_catalog(state, item, (), CONFIG.journeys)
+    return done.state, sorted((m.user_id, m.change, m.was_price) for m in emitted(done, WatchedItemChange))
+
+
+def test_a_price_cut_tells_exactly_the_recent_watchers_with_the_old_price():
+    state, _ = told(ItemModel(), listing(100.0, 5, T0))
+    for user, behavior, ts in (("viewer", "view", T0 + 1), ("carter", "cart", T0 + 2), ("fan", "favourite", T0 + 3),
+                               ("buyer", "cart", T0 + 4), ("buyer", "purchase", T0 + 5), ("stale", "view", T0 - DAY)):
+        state = watched(state, user, behavior, ts)
+    assert set(state.watchers) == {"viewer", "carter", "fan", "stale"}  # a purchase ends the watch
+    assert state.watchers["carter"] == Watch("cart", T0 + 2, None)
+    # 4% off is below the 5% threshold: nobody is told; then 10% off from the new price.
+    state, nobody = told(state, listing(96.0, 5, T0 + 10))
+    assert nobody == []
+    far = T0 - DAY + CONFIG.journeys.watch_ms  # the stale view is 14 days old then
+    _, cut = told(state, listing(86.4, 5, far))
+    assert cut == [("carter", "price_drop", 96.0), ("fan", "price_drop", 96.0), ("viewer", "price_drop", 96.0)]
+
+
+def test_a_restock_tells_only_those_who_carted_or_favourited_it():
+    state, _ = told(ItemModel(), listing(10.0, 0, T0))
+    for user, behavior in (("viewer", "view"), ("carter", "cart"), ("fan", "favourite")):
+        state = watched(state, user, behavior, T0 + 1)
+    state, back = told(state, listing(10.0, 3, T0 + 2))
+    assert back == [("carter", "back_in_stock", None), ("fan", "back_in_stock", None)]
+    _, again = told(state, listing(10.0, 7, T0 + 3))  # more stock is not news
+    assert again == []
+
+
+def test_the_first_listing_tells_nobody_and_the_fan_out_is_bounded():
+    config = CONFIG.with_overrides({"journeys": {"watchers_per_item": 3}})
+    state = ItemModel()
+    for n in range(6):
+        state = item_model.step(state, ItemUpdate(event=BehaviourEvent(event_id=f"e{n}", user_id=f"u{n}",
+                                                                      behavior="view", ts=T0 + n, item_id="target"),
+                                                  history=(), trigger=False), StepContextFor(config)).state
+    assert sorted(state.watchers) == ["u3", "u4", "u5"]  # the newest three
+    first = item_model.join_catalog(state, listing(10.0, 1, T0 + 10), (), config.journeys)
+    assert emitted(first, WatchedItemChange) == []
+    cut = item_model.join_catalog(first.state, listing(5.0, 1, T0 + 11), (), config.journeys)
+    assert [m.user_id for m in emitted(cut, WatchedItemChange)] == ["u3", "u4", "u5"]
+    assert all(m.routing_key == m.user_id and m.card.price == 5.0 for m in emitted(cut, WatchedItemChange))
+
+
+def test_an_erased_shopper_is_forgotten_by_the_item():
+    state = watched(ItemModel(), "gone", "cart", T0)
+    state = watched(state, "kept", "cart", T0)
+    forgotten = item_model.step(state, ForgetWatcher(user_id="gone", item_id="target", ts=T0 + 1),
+                                StepContextFor(CONFIG)).state
+    assert set(forgotten.watchers) == {"kept"}

@@ -7,8 +7,10 @@ import typing
 from operators.topology import BY_ITEM, BY_USER, ONE_INSTANCE, STAGES
 from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent, UserRecord
 from state_schemas.hops import (CATALOG_TERMS, HOP_MESSAGES, ITEM_MODEL, PUSH_POLICY, SEGMENTER, SINGLE_INSTANCE_KEY,
-                                USER_CONTEXT, VOCABULARY, WINDOWS, AccountEvent, DirectoryRecord, ItemSignal,
-                                ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate, TermChange)
+                                USER_CONTEXT, VOCABULARY, WINDOWS, AccountEvent, DirectoryRecord, ForgetWatcher,
+                                ItemSignal, ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate, TermChange,
+                                WatchedItemChange)
+from state_schemas.state import ItemCard
 
 
 def members(accepts) -> set[type]:
@@ -45,6 +47,8 @@ def test_each_message_is_routed_by_the_key_its_stage_is_keyed_by():
         (SegmentAssignment(user_id="u1", ts=T0, segment=0), "u1"),
         (AccountEvent(event=OrderEvent(event_id="o", user_id="u1", order_id="o1", status="paid", ts=T0)), "u1"),
         (DirectoryRecord(event=UserRecord(user_id="u1", ts=T0)), "u1"),
+        (WatchedItemChange(user_id="u1", item_id="i1", change="price_drop", ts=T0, card=ItemCard()), "u1"),
+        (ForgetWatcher(user_id="u1", item_id="i1", ts=T0), "i1"),
     ]
     assert {type(message) for message, _ in examples} == set(HOP_MESSAGES) - {m for m in HOP_MESSAGES
                                                                                 if m.DESTINATION == WINDOWS}

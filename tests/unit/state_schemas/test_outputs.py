@@ -46,10 +46,10 @@ def test_notifications_round_trip(notification):
 
 def test_the_wire_format_names_every_field_with_a_version():
     assert orjson.loads(example().encode()) == {
-        "v": 2, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
+        "v": 3, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
         "title": "Picked for you", "body": "An item.", "item_ids": ["i1"], "reason": "because", "created_at": T0,
         "source_event_time": T0 - 5, "source_event_id": "e1", "score": 0.5, "journey": None, "template": None,
-        "locale": None, "links": [], "scheduled_at": None}
+        "locale": None, "links": [], "scheduled_at": None, "intended_at": None}
 
 
 def test_a_v1_notification_still_reads_with_no_journey_template_locale_or_links():
@@ -80,7 +80,7 @@ def test_a_missing_score_reads_as_zero():
     ("created_at", "now", "field 'created_at' must be an integer"),
     ("item_ids", "i1", "field 'item_ids' must be a list"),
     ("score", "high", "field 'score' must be a number"),
-    ("v", 3, "unsupported schema version 3"),
+    ("v", 4, "unsupported schema version 4"),
 ])
 def test_bad_notifications_are_rejected_with_the_field(field, value, message):
     payload = dict(example().to_dict(), **{field: value})

@@ -18,8 +18,8 @@ from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem
                                 UserSummary)
 from state_schemas.segments import SegmentModel
 from state_schemas.state import (Candidate, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel,
-                                 MarketingSend, Neighbour, PendingRecommendation, PushState, RecentSend, State,
-                                 UserContext, UserDirectory)
+                                 MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
+                                 UserContext, UserDirectory, Watch)
 from tests.unit.fakes import FakeSide
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -235,7 +235,7 @@ def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
     assert state == PushState(marketing_day=5, marketing_today=2, transactional_day=4, transactional_today=1,
                               last_marketing_ts=T0, recent_items={"a": RecentSend(T0), "b": RecentSend(T0 - 1)},
                               transactional_keys={"o1:shipped": T0}, directory=UserDirectory(opted_out_at=0))
-    assert orjson.loads(state.encode())["v"] == 3 and PushState.decode(state.encode()) == state
+    assert orjson.loads(state.encode())["v"] == 4 and PushState.decode(state.encode()) == state
 
 
 def test_a_v2_opt_out_moves_into_the_directory_entry():
@@ -245,6 +245,19 @@ def test_a_v2_opt_out_moves_into_the_directory_entry():
     state = PushState.decode(v2)
     assert state.directory == UserDirectory(opted_out_at=0) and state.legacy_opted_out is False
     assert PushState.decode(orjson.dumps({**orjson.loads(v2), "out": False})).directory == UserDirectory()
+
+
+def test_a_v3_pending_recommendation_moves_into_the_agenda():
+    """v3 held one pending recommendation; v4 keeps every journey's messages in the agenda."""
+    event = {"event_id": "t1", "user_id": "u", "behavior": "view", "ts": T0, "item_id": "i", "type": "behaviour"}
+    v3 = orjson.dumps({"v": 3, "act": T0, "pend": {"e": event, "c": [["j", 0.5, "c", "because", "Pan", 9.5]],
+                                                   "at": T0 + 1800000, "due": T0 + 1800000}}).decode()
+    state = PushState.decode(v3)
+    [entry] = state.agenda
+    assert (entry.journey, entry.key, entry.source, entry.intended_at, entry.due) == (
+        "recommendation", "", "t1", T0 + 1800000, T0 + 1800000)
+    assert entry.event.event_id == "t1" and entry.candidates == (Candidate("j", 0.5, "c", "because", "Pan", 9.5),)
+    assert state.legacy_pending is None and PushState.decode(state.encode()) == state
 
 
 def test_a_v1_item_update_is_refused_loudly_rather_than_misread():
@@ -268,7 +281,8 @@ def test_state_written_by_the_operators_round_trips_after_every_event(steps, lis
     """The shells store encode() and load decode(): every state and record the core produces must survive that."""
     side, item_states = FakeSide(), {}
     for item in listed:
-        joined = item_model.join_catalog(ItemModel(), catalogue(item), (("red", 0.6), ("wool", 0.8)))
+        joined = item_model.join_catalog(ItemModel(), catalogue(item), (("red", 0.6), ("wool", 0.8)),
+                                         CONFIG.journeys)
         item_states[f"i{item}"] = joined.state.encode()
         side.card_map[f"i{item}"] = joined.state.card()
     user_state, push_state, model = UserContext(), PushState(), SegmentModel()
@@ -323,7 +337,8 @@ def test_every_state_field_is_encoded():
                                  last_segment_ts=1),
         ItemModel: ItemModel(category_id="c", price=1.0, interactions=1, popularity=DecayedValue(1.0, 1),
                              row={"j": CoCount(1, "c")}, title="t", brand="b", stock=1, listed_at=1,
-                             vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),)),
+                             vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),),
+                             watchers={"u": Watch("cart", 1, 2.5)}),
         PushState: PushState(marketing_day=1, marketing_today=1, transactional_day=1, transactional_today=1,
                              last_marketing_ts=1, recent_items={"i": RecentSend(1, "c")}, transactional_keys={"o:s": 1},
                              marketing_sends=(MarketingSend(1, "push"),),
@@ -332,9 +347,17 @@ def test_every_state_field_is_encoded():
                              directory=UserDirectory(listed_at=1, time_zone="UTC", locale="en", channels=("push",),
                                                      consent={"marketing": ("push",)}, quiet_hours=("22:00", "07:00"),
                                                      opted_out_at=1),
-                             last_active=1, pending=PendingRecommendation(
+                             last_active=1, legacy_pending=PendingRecommendation(
                                  event=BehaviourEvent(event_id="e", user_id="u", behavior="view", ts=1, item_id="i"),
-                                 candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),), intended_at=2, due=3)),
+                                 candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),), intended_at=2, due=3),
+                             agenda=(Planned("cart_abandonment", key="i", source="e", intended_at=2, earliest=2, due=3,
+                                             reminder=1,
+                                             event=BehaviourEvent(event_id="e", user_id="u", behavior="view", ts=1,
+                                                                  item_id="i"),
+                                             order=OrderEvent("o", "u", "o1", "delivered", 1),
+                                             candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),),
+                                             was_price=3.0),),
+                             watched={"i": Watch("favourite", 1, 2.0)}),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())

@@ -1,0 +1,191 @@
+"""The journeys: the messages a shopper's behaviour, orders and watched items plan, and when each goes.
+
+A journey plans an entry (`Planned`) in the shopper's agenda, one per journey and key:
+- recommendation (browse abandonment): the latest trigger, ranked when it came; a cart or a
+  purchase ends it (the cart journey takes over, or the shopper bought);
+- cart_abandonment: a cart not bought, one reminder after each of `journeys.cart_reminders_ms`;
+  exits on purchase of the item, the item out of stock, or opt-out;
+- price_drop and back_in_stock: a watched item got cheaper or came back (`operators.item_model`);
+- review_request: `journeys.review_delay_ms` after delivery; exits on cancel or refund;
+- order_status: a status held out of the night (`journeys.night_deferred_statuses`).
+
+Every marketing entry waits for the session to end and the shopper's quiet hours to pass:
+due = quiet_end(max(earliest, last_active + session_gap)); an order status waits for quiet hours
+only. Each event that moves a due time sets a timer for it; an entry due more than
+`policy.max_deferral_ms` after it was intended is dropped and counted as expired.
+"""
+from __future__ import annotations
+
+from msgspec.structs import replace
+
+from config import JobConfig
+from config.sections import JOURNEYS
+from state_schemas.events import BehaviourEvent, OrderEvent
+from state_schemas.hops import WatchedItemChange
+from state_schemas.state import Candidate, ItemCard, Planned, PushState, Watch
+
+from . import directory, timing
+from .directory import Reach
+from .steps import Step
+
+RECOMMENDATION, CART, PRICE_DROP, BACK_IN_STOCK, REVIEW = JOURNEYS
+ORDER_STATUS = "order_status"
+AGENDA_KEPT = 20  # entries per shopper; the oldest intended go first
+WATCHED_KEPT = 50
+INTEREST = {"view": 1, "click": 1, "favourite": 2, "cart": 3, "purchase": 4}
+ENDS_BROWSING = frozenset({"cart", "purchase"})
+# Caps a deferred message waits out: the next local day, or the end of the gap since the last send.
+DAY_CAPS, GAP_CAPS = frozenset({"daily_cap", "weekly_cap", "channel_cap"}), frozenset({"min_gap"})
+
+
+def is_marketing(entry: Planned) -> bool:
+    return entry.journey != ORDER_STATUS
+
+
+def due_time(entry: Planned, state: PushState, who: Reach, config: JobConfig) -> int:
+    policy = config.policy
+    after = entry.earliest
+    if is_marketing(entry) and state.last_active is not None:
+        after = max(after, state.last_active + policy.session_gap_ms + policy.recommendation_delay_ms)
+    return timing.quiet_hours_end(after, who.time_zone, who.quiet_hours or policy.quiet_hours)
+
+
+def arrange(state: PushState, who: Reach, config: JobConfig) -> Step:
+    """Every entry's due time as the state now says; a timer for each that moved; expired ones dropped."""
+    kept, timers, counts = [], [], []
+    for entry in state.agenda:
+        due = due_time(entry, state, who, config)
+        if due - entry.intended_at > config.policy.max_deferral_ms:
+            counts += ["notifications_suppressed", "suppressed_expired", f"expired_{entry.journey}"]
+            continue
+        if due != entry.due:
+            entry = replace(entry, due=due)
+            timers.append(due)
+        kept.append(entry)
+    if not timers and len(kept) == len(state.agenda):
+        return Step(state=state)
+    return Step(state=replace(state, agenda=tuple(kept)), timers=tuple(dict.fromkeys(timers)), counts=tuple(counts))
+
+
+def plan(state: PushState, entry: Planned) -> PushState:
+    """`entry` in the agenda, replacing one of its journey and key; the oldest go beyond `AGENDA_KEPT`."""
+    others = [e for e in state.agenda if (e.journey, e.key) != (entry.journey, entry.key)]
+    agenda = sorted(others + [entry], key=lambda e: e.intended_at)[-AGENDA_KEPT:]
+    return replace(state, agenda=tuple(agenda))
+
+
+def without(state: PushState, leaves) -> tuple[PushState, tuple[str, ...]]:
+    """The agenda without the entries `leaves(entry)` names a reason for; the reasons, as exit counters."""
+    gone = [(entry, leaves(entry)) for entry in state.agenda]
+    reasons = tuple(f"journey_exit_{reason}" for _, reason in gone if reason)
+    if not reasons:
+        return state, ()
+    return replace(state, agenda=tuple(entry for entry, reason in gone if not reason)), reasons
+
+
+def candidate(item_id: str, card: ItemCard | None, reason: str) -> Candidate:
+    card = card or ItemCard()
+    return Candidate(item_id, 1.0, card.category_id, reason, card.title, card.price)
+
+
+def watch(state: PushState, event: BehaviourEvent, config: JobConfig) -> PushState:
+    """The shopper's own record of the items they showed interest in, strongest behaviour kept."""
+    if event.item_id is None or event.behavior not in INTEREST:
+        return state
+    known = state.watched.get(event.item_id)
+    if known is not None and known.at > event.ts:
+        return state
+    strongest = event.behavior if known is None or INTEREST[event.behavior] >= INTEREST.get(known.behavior, 0) \
+        else known.behavior
+    watched = {item: w for item, w in state.watched.items() if event.ts - w.at < config.journeys.watch_ms}
+    watched[event.item_id] = Watch(strongest, event.ts, event.price)
+    if len(watched) > WATCHED_KEPT:
+        watched = dict(sorted(watched.items(), key=lambda kv: (kv[1].at, kv[0]))[-WATCHED_KEPT:])
+    return replace(state, watched=watched)
+
+
+def after_behaviour(state: PushState, event: BehaviourEvent, card: ItemCard, config: JobConfig) -> tuple:
+    """(state, exit counters): a cart plans its first reminder; a purchase ends the item's reminders;
+    either ends browse abandonment."""
+    counts: tuple[str, ...] = ()
+    if event.behavior in ENDS_BROWSING:
+        state, counts = without(state, lambda e: "carted_or_bought" if e.journey == RECOMMENDATION else None)
+    if event.behavior == "purchase":
+        state, more = without(state, lambda e: "purchased" if e.journey in (CART, PRICE_DROP, BACK_IN_STOCK)
+                              and e.key == event.item_id else None)
+        counts += more
+    elif event.behavior == "cart" and CART in config.journeys.enabled and event.item_id is not None:
+        first = event.ts + config.journeys.cart_reminders_ms[0]
+        state = plan(state, Planned(CART, key=event.item_id, source=event.event_id, intended_at=first,
+                                    earliest=first, candidates=(candidate(event.item_id, card, "left in cart"),)))
+    return state, counts
+
+
+def next_reminder(state: PushState, entry: Planned, now: int, config: JobConfig) -> PushState:
+    """After a cart reminder went out (or was dropped) at `now`, the next one, counted from the cart."""
+    reminders = config.journeys.cart_reminders_ms
+    if entry.journey != CART or entry.reminder + 1 >= len(reminders):
+        return state
+    carted_at = entry.intended_at - reminders[entry.reminder]
+    at = carted_at + reminders[entry.reminder + 1]
+    return plan(state, replace(entry, reminder=entry.reminder + 1, intended_at=at, earliest=max(at, now + 1), due=0))
+
+
+def after_order(state: PushState, order: OrderEvent, first: ItemCard | None, who: Reach,
+                config: JobConfig) -> tuple:
+    """(state, hold, exit counters). A delivery plans the review request of its first item and a cancel
+    or refund ends it; `hold` says the status waits in the agenda for the shopper's quiet hours to end."""
+    counts: tuple[str, ...] = ()
+    if order.status == "delivered" and REVIEW in config.journeys.enabled and order.item_ids:
+        at = order.ts + config.journeys.review_delay_ms
+        state = plan(state, Planned(REVIEW, key=order.order_id, source=order.event_id, intended_at=at, earliest=at,
+                                    order=order, candidates=(candidate(order.item_ids[0], first, "delivered"),)))
+    elif order.status in ("cancelled", "refunded"):
+        state, counts = without(state, lambda e: "order_returned" if e.journey == REVIEW and e.key == order.order_id
+                                else None)
+    window = who.quiet_hours or config.policy.quiet_hours
+    hold = (order.status in config.journeys.night_deferred_statuses
+            and timing.in_quiet_hours(order.ts, who.time_zone, window))
+    if hold:
+        state = plan(state, Planned(ORDER_STATUS, key=f"{order.order_id}:{order.status}", source=order.event_id,
+                                    intended_at=order.ts, earliest=order.ts, order=order))
+    return state, hold, counts
+
+
+def after_change(state: PushState, change: WatchedItemChange, config: JobConfig) -> tuple[PushState, str | None]:
+    """A watched item's price drop or restock plans its message if the shopper's own record still
+    shows the interest (an erased or lapsed watcher is not told); else the reason it is not."""
+    journey = PRICE_DROP if change.change == "price_drop" else BACK_IN_STOCK
+    if journey not in config.journeys.enabled:
+        return state, "journey_off"
+    watched = state.watched.get(change.item_id)
+    if watched is None or change.ts - watched.at >= config.journeys.watch_ms:
+        return state, "not_watching"
+    if watched.behavior == "purchase":
+        return state, "purchased"
+    reason = "price dropped" if journey == PRICE_DROP else "back in stock"
+    entry = Planned(journey, key=change.item_id, source=f"{change.item_id}@{change.ts}", intended_at=change.ts,
+                    earliest=change.ts, candidates=(candidate(change.item_id, change.card, reason),),
+                    was_price=change.was_price if journey == PRICE_DROP else None)
+    return plan(state, entry), None
+
+
+def deferred(entry: Planned, reason: str, now: int, state: PushState, who: Reach, config: JobConfig) -> Planned | None:
+    """A capped entry moved past the cap, if its journey defers and a cap the clock lifts stopped it."""
+    if entry.journey == ORDER_STATUS or config.journeys.on_cap.get(entry.journey) != "defer":
+        return None
+    if reason in GAP_CAPS and state.last_marketing_ts is not None:
+        earliest = state.last_marketing_ts + config.policy.min_marketing_gap_ms
+    elif reason in DAY_CAPS:
+        earliest = directory.day_start(directory.local_day(now, who.time_zone) + 1, who.time_zone)
+    else:
+        return None
+    return replace(entry, earliest=max(earliest, now + 1), due=0) if earliest - entry.intended_at <= \
+        config.policy.max_deferral_ms else None
+
+
+def opted_out(state: PushState) -> tuple[PushState, tuple[str, ...]]:
+    """An unsubscribe ends every marketing journey; order statuses held for the night stay."""
+    return without(state, lambda e: "opted_out" if is_marketing(e) else None)
+
+
