@@ -92,10 +92,11 @@ def demo(args) -> int:
     notifications = list(consumer.read_notifications(broker.bootstrap, DEMO_TOPICS["notifications"],
                                                      idle_timeout_s=3.0))
     dead_letters = list(consumer.read_dead_letters(broker.bootstrap, DEMO_TOPICS["dead_letters"], idle_timeout_s=3.0))
-    shown = [n for n in notifications if n.kind == "transactional"][: args.show // 3]
-    shown += [n for n in notifications if n.kind == "marketing"][: args.show - len(shown)]
-    for notification in sorted(shown, key=lambda n: n.source_event_time):
-        print("      " + consumer.format_line(notification))
+    print("      a few of each journey, in each locale, with why and when they went out:")
+    for (journey, locale), sample in sorted(_samples(notifications, args.show).items()):
+        print(f"      {journey} [{locale}]")
+        for notification in sample:
+            print("        " + consumer.format_line(notification) + _when(notification))
     kinds = collections.Counter(n.kind for n in notifications)
     channels = collections.Counter(n.channel for n in notifications)
     users = len({n.user for n in notifications})
@@ -113,9 +114,60 @@ def demo(args) -> int:
           f"trending now: {', '.join(item.decode() for item in trending) or '-'}")
     if profiles:
         print(f"      a profile: {client.get(profiles[0]).decode()[:300]}")
+    counts = _core_counts(config, gen_config)
+    suppressed = sorted((name.removeprefix("suppressed_"), n) for name, n in counts.items()
+                        if name.startswith("suppressed_"))
+    print("suppressed, by reason (the job's core, `LocalPipeline`, over the same input; the job counts the same "
+          "per Flink counter): " + ", ".join(f"{reason} {n}" for reason, n in suppressed))
+    print("sent, by journey: " + ", ".join(f"{name.removeprefix('sent_')} {n}" for name, n in sorted(counts.items())
+                                           if name.startswith("sent_") and name not in ("sent_marketing",
+                                                                                        "sent_transactional")))
+    print("deferred, exits: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())
+                                          if name.startswith(("deferred_", "journey_exit_", "messages_deferred",
+                                                              "transactional_held"))))
     print(f"Read them again: notify-engine consume --bootstrap-servers {broker.bootstrap} "
           f"--topic {DEMO_TOPICS['notifications']} --max 10")
     return 0 if notifications else 1
+
+
+def _samples(notifications, per_group: int) -> dict:
+    """Up to `per_group` // 4 (at least 2) notifications of each journey and locale, earliest first."""
+    groups = collections.defaultdict(list)
+    for notification in sorted(notifications, key=lambda n: (n.scheduled_at or 0, n.notification_id)):
+        group = groups[(notification.journey or notification.kind, notification.locale or "-")]
+        if len(group) < max(per_group // 4, 2):
+            group.append(notification)
+    return groups
+
+
+def _when(notification) -> str:
+    """When it was meant to go and when it went (event time, UTC)."""
+    def clock(ms):
+        return time.strftime("%d %H:%M", time.gmtime(ms / 1000))
+
+    if notification.scheduled_at is None:
+        return ""
+    intended = notification.intended_at or notification.scheduled_at
+    late = f", meant for {clock(intended)}" if intended != notification.scheduled_at else ""
+    return f"  sent {clock(notification.scheduled_at)}{late}"
+
+
+def _core_counts(config, gen_config) -> collections.Counter:
+    """The counters of the job's core over the demo's input, replayed in this process."""
+    from operators.local_pipeline import DictStore, LocalPipeline, Outputs
+    from state_schemas.events import encode
+
+    from . import generator
+
+    pipeline, out, now = LocalPipeline(config, DictStore()), Outputs(), int(time.time() * 1000)
+    for item in generator.generate_catalog(gen_config):
+        pipeline.process_catalog(encode(item), now, out)
+    for record in generator.generate_users(gen_config):
+        pipeline.process_user_record(encode(record), now, out)
+    for event in generator.generate_events(gen_config):
+        pipeline.process(encode(event), now, out)
+    pipeline.finish(now, out)
+    return pipeline.counters
 
 
 def run_job(args) -> int:

@@ -73,7 +73,8 @@ def _outcome(decision: "Decision", redis: RedisConfig, serving: tuple = ()) -> S
                     counts=("notifications_suppressed", f"suppressed_{decision.suppressed}"))
     inbox = (store_in_inbox(decision.notification, redis),) if redis.enabled else ()
     return Step(state=decision.state, emit=(decision.notification,), effects=serving + inbox,
-                counts=("notifications_sent", f"sent_{decision.notification.kind}"))
+                counts=("notifications_sent", f"sent_{decision.notification.kind}",
+                        f"sent_{decision.notification.journey}"))
 
 
 def store_in_inbox(notification: Notification, redis: RedisConfig) -> StoreInInbox:
