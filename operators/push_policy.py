@@ -208,11 +208,16 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
 
 
 def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], tuple[str, ...]]:
-    """The entries whose items the shop still has, their copy from the items' latest cards; the others exit."""
+    """The entries whose items the shop still has, their copy from the items' latest cards; the others exit.
+    A price drop or restock came with the card of its catalogue record: a cached card older than that
+    record says nothing newer, so it is not read for that entry."""
     items = {c.item_id for entry in entries for c in entry.candidates}
-    cards = side.cards(sorted(items)) if items else {}
+    all_cards = side.cards(sorted(items)) if items else {}
     live, exits = [], ()
     for entry in entries:
+        cards = all_cards if entry.journey not in (journeys.PRICE_DROP, journeys.BACK_IN_STOCK) else {
+            item: card for item, card in all_cards.items()
+            if card.listed_at is not None and card.listed_at >= entry.intended_at}
         if entry.journey in NEEDS_STOCK and any(not cards[c.item_id].in_stock for c in entry.candidates
                                                 if c.item_id in cards):
             exits += ("journey_exit_out_of_stock",)

@@ -182,3 +182,14 @@ def test_a_delivery_at_night_is_told_when_quiet_hours_end_and_a_shipment_at_once
     assert (delivered.template, delivered.scheduled_at, delivered.intended_at) == (
         "delivered", MIDNIGHT + DAY + 8 * HOUR, night)
     assert "transactional_held_for_night" in shopper.counts
+
+
+def test_a_cached_card_older_than_the_restock_does_not_stop_it():
+    """The job reads cards through a cache: one from before the restock still says out of stock."""
+    stale = FakeSide(cards={"shoe": ItemCard(title="Trail shoe", price=80.0, in_stock=False, listed_at=T0 - DAY)})
+    fresh = ItemCard(title="Trail shoe", price=80.0, listed_at=T0)
+    fan = Shopper(side=stale).send(behaviour("favourite", T0 - DAY)).send(change("back_in_stock", T0, card=fresh))
+    assert [j for j, _, _ in fan.until(T0 + DAY).journeys()] == ["back_in_stock"]
+    newer = FakeSide(cards={"shoe": ItemCard(title="Trail shoe", in_stock=False, listed_at=T0 + 1)})
+    gone = Shopper(side=newer).send(behaviour("favourite", T0 - DAY)).send(change("back_in_stock", T0, card=fresh))
+    assert gone.until(T0 + DAY).sent == [] and "journey_exit_out_of_stock" in gone.counts
