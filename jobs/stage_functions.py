@@ -224,11 +224,13 @@ class StageFunction(KeyedProcessFunction):
         yield from self.carry_out(step, loaded, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        watermark = ctx.timer_service().current_watermark()
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the wall-clock twin of an event-time timer
-            timestamp -= self.wall_clock_lag
+            timestamp, watermark = timestamp - self.wall_clock_lag, None
         loaded = self.load()
         step = self.stage.on_timer(loaded, ctx.get_current_key(), timestamp,
-                                   StepContext(ctx.timer_service().current_processing_time(), self.side, self.config))
+                                   StepContext(ctx.timer_service().current_processing_time(), self.side, self.config,
+                                               watermark))
         yield from self.carry_out(step, loaded, ctx)
 
     def load(self):

@@ -112,23 +112,21 @@ def after_behaviour(state: PushState, event: BehaviourEvent, card: ItemCard, con
         state, counts = without(state, lambda e: "carted_or_bought" if e.journey == RECOMMENDATION else None)
     if event.behavior == "purchase":
         state, more = without(state, lambda e: "purchased" if e.journey in (CART, PRICE_DROP, BACK_IN_STOCK)
-                              and e.key == event.item_id else None)
+                              and _item(e) == event.item_id else None)
         counts += more
     elif event.behavior == "cart" and CART in config.journeys.enabled and event.item_id is not None:
-        first = event.ts + config.journeys.cart_reminders_ms[0]
-        state = plan(state, Planned(CART, key=event.item_id, source=event.event_id, intended_at=first,
-                                    earliest=first, candidates=(candidate(event.item_id, card, "left in cart"),)))
+        # Every reminder is planned now: none waits on a timer set while another fires (PyFlink's
+        # process mode can drop a timer set in a timer callback when a bounded input ends).
+        carted = candidate(event.item_id, card, "left in cart")
+        for number, delay in enumerate(config.journeys.cart_reminders_ms):
+            at = event.ts + delay
+            state = plan(state, Planned(CART, key=f"{event.item_id}#{number}", source=event.event_id,
+                                        intended_at=at, earliest=at, reminder=number, candidates=(carted,)))
     return state, counts
 
 
-def next_reminder(state: PushState, entry: Planned, now: int, config: JobConfig) -> PushState:
-    """After a cart reminder went out (or was dropped) at `now`, the next one, counted from the cart."""
-    reminders = config.journeys.cart_reminders_ms
-    if entry.journey != CART or entry.reminder + 1 >= len(reminders):
-        return state
-    carted_at = entry.intended_at - reminders[entry.reminder]
-    at = carted_at + reminders[entry.reminder + 1]
-    return plan(state, replace(entry, reminder=entry.reminder + 1, intended_at=at, earliest=max(at, now + 1), due=0))
+def _item(entry: Planned) -> str | None:
+    return entry.candidates[0].item_id if entry.candidates else None
 
 
 def after_order(state: PushState, order: OrderEvent, first: ItemCard | None, who: Reach,
@@ -174,6 +172,8 @@ def deferred(entry: Planned, reason: str, now: int, state: PushState, who: Reach
     """A capped entry moved past the cap, if its journey defers and a cap the clock lifts stopped it."""
     if entry.journey == ORDER_STATUS or config.journeys.on_cap.get(entry.journey) != "defer":
         return None
+    if entry.journey == CART and any(e.journey == CART and _item(e) == _item(entry) for e in state.agenda):
+        return None  # a later reminder of the same cart is planned: that one goes instead
     if reason in GAP_CAPS and state.last_marketing_ts is not None:
         earliest = state.last_marketing_ts + config.policy.min_marketing_gap_ms
     elif reason in DAY_CAPS:
@@ -182,6 +182,11 @@ def deferred(entry: Planned, reason: str, now: int, state: PushState, who: Reach
         return None
     return replace(entry, earliest=max(earliest, now + 1), due=0) if earliest - entry.intended_at <= \
         config.policy.max_deferral_ms else None
+
+
+def out_of_stock(state: PushState, items: set[str]) -> tuple[PushState, tuple[str, ...]]:
+    """An item out of stock ends the reminders of its cart still planned."""
+    return without(state, lambda e: "out_of_stock" if e.journey == CART and _item(e) in items else None)
 
 
 def opted_out(state: PushState) -> tuple[PushState, tuple[str, ...]]:

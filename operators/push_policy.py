@@ -176,7 +176,7 @@ def fire_due(state: PushState, user_id: str, upto: int, created_at: int, side: S
 
 def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:
     """The entries due at `now`: order statuses told one by one, the marketing ones as one message.
-    A capped one is deferred or dropped as its journey says; a cart reminder done plans the next."""
+    A capped one is deferred or dropped as its journey says; an item out of stock ends its cart's reminders."""
     due = [entry for entry in state.agenda if entry.due == now]
     state = replace(state, agenda=tuple(entry for entry in state.agenda if entry.due != now))
     who = directory.reach(state.directory, config.directory)
@@ -191,7 +191,9 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now),
                               config.redis))
         state = steps[-1].state
-    live, exits = _in_stock([e for e in due if e.journey != ORDER_STATUS], side)
+    live, gone = _in_stock([e for e in due if e.journey != ORDER_STATUS], side)
+    state, exits = journeys.out_of_stock(state, {c.item_id for e in gone if e.journey == CART for c in e.candidates})
+    exits += ("journey_exit_out_of_stock",) * len(gone)
     if live:
         user = pseudonym(user_id, config.privacy.pseudonym_key)
         decision = decide_marketing(state, live, now, created_at, user, who, config)
@@ -199,7 +201,7 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         for entry in live:
             later = None if decision.notification else journeys.deferred(entry, decision.suppressed, now, state,
                                                                            who, config)
-            state = journeys.plan(state, later) if later else journeys.next_reminder(state, entry, now, config)
+            state = journeys.plan(state, later) if later else state
             exits += (f"deferred_{decision.suppressed}",) if later else ()
         late = decision.notification is not None and now > min(entry.intended_at for entry in live)
         steps.append(replace(outcome, state=state, counts=outcome.counts + ("messages_deferred",) * late))
@@ -207,34 +209,35 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
     return _joined((*steps, replace(arranged, counts=exits + arranged.counts)))
 
 
-def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], tuple[str, ...]]:
-    """The entries whose items the shop still has, their copy from the items' latest cards; the others exit.
+def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], list[Planned]]:
+    """(The entries whose items the shop still has, their copy from the items' latest cards; the others).
     A price drop or restock came with the card of its catalogue record: a cached card older than that
     record says nothing newer, so it is not read for that entry."""
     items = {c.item_id for entry in entries for c in entry.candidates}
     all_cards = side.cards(sorted(items)) if items else {}
-    live, exits = [], ()
+    live, gone = [], []
     for entry in entries:
         cards = all_cards if entry.journey not in (journeys.PRICE_DROP, journeys.BACK_IN_STOCK) else {
             item: card for item, card in all_cards.items()
             if card.listed_at is not None and card.listed_at >= entry.intended_at}
         if entry.journey in NEEDS_STOCK and any(not cards[c.item_id].in_stock for c in entry.candidates
                                                 if c.item_id in cards):
-            exits += ("journey_exit_out_of_stock",)
+            gone.append(entry)
             continue
         fresh = tuple(replace(c, title=cards[c.item_id].title or c.title,
                               price=cards[c.item_id].price if cards[c.item_id].price is not None else c.price)
                       if c.item_id in cards else c for c in entry.candidates)
         live.append(replace(entry, candidates=fresh))
-    return live, exits
+    return live, gone
 
 
 def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
     """Entries fall due and are decided. A timer no entry is due at is stale (the session went on, a
     newer trigger came, or it was decided already) and does nothing."""
-    if not any(0 < entry.due <= timestamp for entry in state.agenda):
+    upto = timestamp if context.watermark is None else max(timestamp, context.watermark)
+    if not any(0 < entry.due <= upto for entry in state.agenda):
         return Step(state=state)
-    return fire_due(state, user_id, timestamp, context.now, context.side, context.config)
+    return fire_due(state, user_id, upto, context.now, context.side, context.config)
 
 
 def _joined(steps: tuple) -> Step:

@@ -67,7 +67,10 @@ def test_thread_and_process_mode_and_the_local_pipeline_send_the_same_notificati
                       flink={"execution_mode": "process", "delivery_guarantee": "at-least-once"})
     assert thread, "no notifications to compare"
     assert {n.kind for n in thread} == {"marketing", "transactional"}
-    assert sorted(n.notification_id for n in process) == sorted(n.notification_id for n in thread)
+    only = {n.notification_id for n in process} ^ {n.notification_id for n in thread}
+    assert sorted(n.notification_id for n in process) == sorted(n.notification_id for n in thread), [
+        ("process" if n in process else "thread", n.journey, n.source_event_id, n.scheduled_at, n.intended_at,
+         n.item_ids) for n in process + thread if n.notification_id in only]
 
     config = job_config(broker, redis_server, make_topics(broker, partitions=1), **DETERMINISTIC)
     local, out = LocalPipeline(config, DictStore()), Outputs()

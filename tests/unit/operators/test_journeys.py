@@ -84,8 +84,9 @@ def test_the_reminder_waits_for_the_session_to_end():
 
 def test_an_item_out_of_stock_ends_its_reminders():
     side = FakeSide(cards={"shoe": ItemCard(title="Trail shoe", price=80.0, in_stock=False)})
-    shopper = Shopper(side=side).send(behaviour("cart", T0)).until(T0 + 3 * DAY)
-    assert shopper.sent == [] and shopper.counts.count("journey_exit_out_of_stock") == 1
+    shopper = Shopper(side=side).send(behaviour("cart", T0)).until(T0 + HOUR)
+    assert shopper.sent == [] and shopper.state.agenda == ()  # the first reminder found it gone: both end
+    assert shopper.counts.count("journey_exit_out_of_stock") == 2
 
 
 def test_an_unsubscribe_ends_every_marketing_journey():
@@ -94,21 +95,25 @@ def test_an_unsubscribe_ends_every_marketing_journey():
     assert shopper.sent == [] and shopper.state.agenda == () and "journey_exit_opted_out" in shopper.counts
 
 
-def test_a_capped_reminder_is_deferred_to_the_next_local_day():
+def test_a_capped_message_is_deferred_to_the_next_local_day_and_a_capped_reminder_gives_way():
     capped = CONFIG.with_overrides({"policy": {"daily_marketing_cap": 1, "max_deferral_ms": DAY}})
     shopper = Shopper(capped).send(behaviour("view", T0, item="pan", trigger=True, event_id="t"))
-    shopper.send(behaviour("cart", T0 + GAP + 60_000)).until(T0 + 3 * DAY)
-    # The recommendation went at the end of the first session; the day's one send is used, so the
-    # reminder waits for the next local day, and the end of that night's quiet hours (08:00 UTC).
-    assert [(j, at) for j, at, _ in shopper.journeys()][:2] == [("recommendation", T0 + GAP),
-                                                                ("cart_abandonment", MIDNIGHT + DAY + 8 * HOUR)]
+    shopper.send(behaviour("cart", T0 + GAP + 60_000))
+    shopper.send(change("price_drop", T0 + 2 * HOUR, 90.0)).until(T0 + 3 * DAY)
+    # The recommendation went at the end of the first session and used the day's one send. The
+    # first reminder gives way to the second; the price drop waits for the next local day and the
+    # end of that night's quiet hours (08:00 UTC), and uses it; so the second reminder, the last,
+    # waits for the day after.
+    assert [(j, at) for j, at, _ in shopper.journeys()] == [
+        ("recommendation", T0 + GAP), ("price_drop", MIDNIGHT + DAY + 8 * HOUR),
+        ("cart_abandonment", MIDNIGHT + 2 * DAY + 8 * HOUR)]
     assert "deferred_daily_cap" in shopper.counts
-    # Within the default 12 h limit the next morning is too far: that reminder is dropped, the next one goes.
+    # Within the default 12 h limit the next morning is too far: the price drop is dropped.
     strict = Shopper(CONFIG.with_overrides({"policy": {"daily_marketing_cap": 1}}))
     strict.send(behaviour("view", T0, item="pan", trigger=True, event_id="t"))
-    strict.send(behaviour("cart", T0 + GAP + 60_000)).until(T0 + 3 * DAY)
-    assert [(j, at) for j, at, _ in strict.journeys()] == [("recommendation", T0 + GAP),
-                                                           ("cart_abandonment", T0 + GAP + 60_000 + DAY)]
+    strict.send(behaviour("cart", T0 + GAP + 60_000))
+    strict.send(change("price_drop", T0 + 2 * HOUR, 90.0)).until(T0 + 3 * DAY)
+    assert [j for j, _, _ in strict.journeys()] == ["recommendation", "cart_abandonment"]
 
 
 def test_messages_due_at_once_go_as_one_digest():
