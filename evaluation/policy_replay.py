@@ -1,7 +1,8 @@
 """`make eval`, second part: the whole push policy replayed over a real log, beside today's alternative.
 
-Both policies run through the job's own core (`LocalPipeline`) over the same events, in one run:
+The policies run through the job's own core (`LocalPipeline`) over the same events, in one run:
 - journeys: the configured policy (sessions, quiet hours, caps, channels, every journey);
+- no best hour: the same without send-time optimisation, to show what the best hour does;
 - immediate: what the job did before journeys, and what a home-made consumer does: a push on
   every trigger, at once, with only the daily cap and the minimum gap between sends.
 
@@ -46,7 +47,8 @@ def assigned_zone(user_id: str) -> str:
 def immediate(config: JobConfig) -> JobConfig:
     """Today's push-on-every-trigger policy: recommendations only, no session wait (1 ms), no quiet hours,
     no weekly or channel caps."""
-    return config.with_overrides({"journeys": {"enabled": ["recommendation"], "night_deferred_statuses": []},
+    return config.with_overrides({"journeys": {"enabled": ["recommendation"], "night_deferred_statuses": [],
+                                               "best_hour_journeys": []},
                                   "policy": {
         "session_gap_ms": 1, "recommendation_delay_ms": 0, "quiet_hours": ["00:00", "00:00"],
         "weekly_marketing_cap": UNCAPPED,
@@ -82,7 +84,8 @@ def measure(events: list[BehaviourEvent], config: JobConfig) -> dict[str, Policy
                 {channel: tuple(limits) for channel, limits in policy.channel_caps.items()})
     windows = {user: tuple(policy.quiet_hours) for user in users}
     reports = {}
-    for name, variant in (("journeys", config), ("immediate", immediate(config))):
+    no_best_hour = config.with_overrides({"journeys": {"best_hour_journeys": []}})
+    for name, variant in (("journeys", config), ("no best hour", no_best_hour), ("immediate", immediate(config))):
         sends, by_journey = replay(events, variant)
         reports[name] = (report(sends, log, zones, policy.session_gap_ms, windows, caps), by_journey)
     return reports
@@ -100,10 +103,10 @@ def main(argv=None) -> int:
     reports = measure(events, load_config(args.config))
     print(f"\npolicy replay of {args.dataset.name}: {len(events)} events, "
           f"{len({e.user_id for e in events})} shoppers")
-    print(f"{'policy':<12}{'sends':>8}{'per user-day':>14}{'in session':>12}{'quiet hours':>13}"
+    print(f"{'policy':<14}{'sends':>8}{'per user-day':>14}{'in session':>12}{'quiet hours':>13}"
           f"{'cap viol.':>11}{'converted':>11}{'conv/send':>11}")
     for name, (r, _) in reports.items():
-        print(f"{name:<12}{r.sends:>8}{r.sends_per_active_user_day:>14.3f}{r.in_session_share:>12.3f}"
+        print(f"{name:<14}{r.sends:>8}{r.sends_per_active_user_day:>14.3f}{r.in_session_share:>12.3f}"
               f"{r.quiet_hours_share:>13.3f}{r.cap_violations:>11}{r.converted:>11}{r.conversion_per_send:>11.4f}")
     print("journeys' sends by journey: " + ", ".join(f"{journey} {count}"
                                                      for journey, count in reports["journeys"][1].most_common()))

@@ -11,7 +11,10 @@ A journey plans an entry (`Planned`) in the shopper's agenda, one per journey an
 
 Every marketing entry waits for the session to end and the shopper's quiet hours to pass:
 due = quiet_end(max(earliest, last_active + session_gap)); an order status waits for quiet hours
-only. Each event that moves a due time sets a timer for it; an entry due more than
+only. The journeys of `journeys.best_hour_journeys` then wait for the next start of the shopper's
+best local hour (their most active, opens counting more; `platform_best_hour` while they have
+little history), unless that is more than `best_hour_max_wait_ms` away or inside quiet hours.
+Each event that moves a due time sets a timer for it; an entry due more than
 `policy.max_deferral_ms` after it was intended is dropped and counted as expired.
 """
 from __future__ import annotations
@@ -23,8 +26,10 @@ from config.sections import JOURNEYS
 from state_schemas.events import BehaviourEvent, OrderEvent
 from state_schemas.hops import WatchedItemChange
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Watch
+from state_schemas.units import HOUR_MS
 
 from . import directory, timing
+from .decay import add_to_scores
 from .directory import Reach
 from .steps import Step
 
@@ -43,11 +48,32 @@ def is_marketing(entry: Planned) -> bool:
 
 
 def due_time(entry: Planned, state: PushState, who: Reach, config: JobConfig) -> int:
-    policy = config.policy
+    policy, window = config.policy, who.quiet_hours or config.policy.quiet_hours
     after = entry.earliest
     if is_marketing(entry) and state.last_active is not None:
         after = max(after, state.last_active + policy.session_gap_ms + policy.recommendation_delay_ms)
-    return timing.quiet_hours_end(after, who.time_zone, who.quiet_hours or policy.quiet_hours)
+    due = timing.quiet_hours_end(after, who.time_zone, window)
+    if entry.journey not in config.journeys.best_hour_journeys:
+        return due
+    best = timing.next_hour_start(due, best_hour(state, config), who.time_zone)
+    if best - due > config.journeys.best_hour_max_wait_ms or timing.in_quiet_hours(best, who.time_zone, window):
+        return due
+    return best
+
+
+def best_hour(state: PushState, config: JobConfig) -> int:
+    """The local hour the shopper is most active in (opens count more), once there is enough history."""
+    scores = state.hours.scores
+    if sum(scores.values()) < config.journeys.best_hour_min_activity:
+        return config.journeys.platform_best_hour
+    return int(min(scores.items(), key=lambda kv: (-kv[1], int(kv[0])))[0])
+
+
+def active(state: PushState, ts: int, weight: float, who: Reach, config: JobConfig) -> PushState:
+    """One event (or an open, weighted) in the shopper's local hour, decayed as the profile decays."""
+    hours = add_to_scores(state.hours, str(timing.local_hour(ts, who.time_zone)), weight, ts,
+                          config.profile.half_life_hours * HOUR_MS, 24)
+    return replace(state, hours=hours)
 
 
 def arrange(state: PushState, who: Reach, config: JobConfig) -> Step:

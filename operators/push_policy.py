@@ -55,7 +55,7 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(event, ErasureRequest):
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
     if isinstance(event, FeedbackEvent):
-        return apply_feedback(state, event)
+        return apply_feedback(state, event, config)
     return order_changed(state, event, user_id, created_at, side, config)
 
 
@@ -115,7 +115,8 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
         state = replace(state, content=content)
     if state.last_active is None or event.ts > state.last_active:
         state = replace(state, last_active=event.ts)
-    state = journeys.watch(state, event, config)
+    who = directory.reach(state.directory, config.directory)
+    state = journeys.watch(journeys.active(state, event.ts, 1.0, who, config), event, config)
     state, exits = journeys.after_behaviour(state, event, signal.card, config)
     served = ()
     if signal.trigger:
@@ -123,7 +124,7 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
         if signal.summary:
             served = serving(state, signal, ranked, pseudonym(user_id, config.privacy.pseudonym_key), config)
         state = _plan_recommendation(state, signal, ranked, config)
-    arranged = journeys.arrange(state, directory.reach(state.directory, config.directory), config)
+    arranged = journeys.arrange(state, who, config)
     return _joined((fired, replace(arranged, effects=served, counts=exits + arranged.counts)))
 
 
@@ -252,7 +253,11 @@ def _joined(steps: tuple) -> Step:
                 timers=tuple(dict.fromkeys(all_of("timers"))), counts=all_of("counts"))
 
 
-def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
+def apply_feedback(state: PushState, event: FeedbackEvent, config: JobConfig) -> Step:
+    """An unsubscribe ends marketing until a resubscribe; an open teaches the shopper's best hour."""
+    if event.action == "open":
+        who = directory.reach(state.directory, config.directory)
+        return Step(state=journeys.active(state, event.ts, config.journeys.open_weight, who, config))
     if event.action == "unsubscribe":
         state, exits = journeys.opted_out(state)
         return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)), counts=exits)

@@ -41,3 +41,18 @@ def quiet_hours_end(ts: int, time_zone: str, window: tuple[str, str]) -> int:
     # A wall-clock time a spring-forward skips reads with the earlier offset, just after the gap; one a
     # fall-back repeats happens twice, and the window ends at the first of them still ahead.
     return min(at for at in (int(ends.replace(fold=fold).timestamp() * 1000) for fold in (0, 1)) if at > ts)
+
+
+def local_hour(ts: int, time_zone: str) -> int:
+    return _local(ts, time_zone).hour
+
+
+def next_hour_start(ts: int, hour: int, time_zone: str) -> int:
+    """`ts` if its local hour is `hour`, else the next instant the local clock reads `hour`:00 (a
+    day whose `hour` a spring-forward skips has it just after the gap)."""
+    local = _local(ts, time_zone)
+    if local.hour == hour:
+        return ts
+    day = local.date() if local.hour < hour else local.date() + timedelta(days=1)
+    start = datetime.combine(day, time(hour, 0), tzinfo=zone(time_zone))
+    return min(at for at in (int(start.replace(fold=fold).timestamp() * 1000) for fold in (0, 1)) if at > ts)

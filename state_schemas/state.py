@@ -271,6 +271,7 @@ class PushState(State, frozen=True):
     legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
     watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
+    hours: DecayedScores = msgspec.field(default=DecayedScores(), name="hrs")  # local hour -> activity and opens
     v: int = 4
 
     def _upgrade(self) -> None:

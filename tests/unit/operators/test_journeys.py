@@ -198,3 +198,23 @@ def test_a_cached_card_older_than_the_restock_does_not_stop_it():
     newer = FakeSide(cards={"shoe": ItemCard(title="Trail shoe", in_stock=False, listed_at=T0 + 1)})
     gone = Shopper(side=newer).send(behaviour("favourite", T0 - DAY)).send(change("back_in_stock", T0, card=fresh))
     assert gone.until(T0 + DAY).sent == [] and "journey_exit_out_of_stock" in gone.counts
+
+
+def test_a_recommendation_waits_for_the_shoppers_best_hour():
+    """Ten evenings of browsing at 20:xx in Berlin make 20:00 local the best hour: a session that ends
+    at 15:30 local is recommended to at 20:00 (19:00 UTC in winter); with little history, the
+    platform's 19:00 local; a best hour more than the allowed wait away does not hold it."""
+    berlin = PushState(directory=UserDirectory(listed_at=1, time_zone="Europe/Berlin", channels=("push",),
+                                               consent={"marketing": ("push",)}))
+    shopper = Shopper(state=berlin)
+    for day in range(10, 0, -1):  # three views each evening: a decayed activity of about 10, over the threshold
+        for minute in (5, 10, 15):
+            shopper.send(behaviour("view", MIDNIGHT - day * DAY + 19 * HOUR + minute * 60_000, item="pan"))
+    afternoon = MIDNIGHT + 14 * HOUR  # 15:00 in Berlin
+    shopper.send(behaviour("view", afternoon, trigger=True, event_id="t")).until(afternoon + DAY)
+    assert [(j, at) for j, at, _ in shopper.journeys()] == [("recommendation", MIDNIGHT + 19 * HOUR)]
+    newcomer = Shopper(state=berlin).send(behaviour("view", afternoon, trigger=True, event_id="t"))
+    assert newcomer.until(afternoon + DAY).journeys()[0][1] == MIDNIGHT + 18 * HOUR  # 19:00 in Berlin
+    impatient = CONFIG.with_overrides({"journeys": {"best_hour_max_wait_ms": HOUR}})
+    hurried = Shopper(impatient, state=berlin).send(behaviour("view", afternoon, trigger=True, event_id="t"))
+    assert hurried.until(afternoon + DAY).journeys()[0][1] == afternoon + GAP

@@ -299,7 +299,7 @@ def test_a_non_trigger_signal_sends_nothing_and_touches_no_counter():
     result = step(state, item_signal(trigger=False, vector=[("red", 1.0)]))
     assert result.notification is None and result.serving == () and result.suppressed is None
     assert result.timers == () and result.state.last_active == T0  # it keeps the session open, nothing more
-    assert replace(result.state, content=state.content, last_active=None, watched={}) == state
+    assert replace(result.state, content=state.content, last_active=None, watched={}, hours=state.hours) == state
 
 
 def test_a_zero_weight_behaviour_or_an_item_without_vector_leaves_the_content_vector_alone():
@@ -654,12 +654,14 @@ def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscr
 
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
-def test_other_feedback_changes_nothing(action):
+def test_other_feedback_changes_nothing_but_an_open_teaches_the_hour(action):
     state = PushState(marketing_day=3, marketing_today=1, directory=UserDirectory(opted_out_at=T0 - 1),
                       recent_items={"a": RecentSend(T0, "ca")},
                       segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
-    assert result.state == state and result.notification is None
+    opened = DecayedScores(at=T0, scores={"10": CONFIG.journeys.open_weight})  # T0 is 10:00 UTC, the default zone
+    assert result.state == (replace(state, hours=opened) if action == "open" else state)
+    assert result.notification is None
 
 
 def test_erasure_clears_the_push_state():
