@@ -195,11 +195,11 @@ class JourneysConfig:
                                     "keep their time)")
     best_hour_max_wait_ms: int = doc(21600000, "wait at most this for the best hour; a message due further from "
                                                "it goes when due")
-    best_hour_min_activity: float = doc(5.0, "decayed events and opens a shopper needs before their own best "
-                                              "hour is used; below, platform_best_hour")
+    best_hour_min_items: int = doc(5, "distinct recent items a shopper needs before their own best hour is used; "
+                                      "below, platform_best_hour")
     platform_best_hour: int = doc(19, "local hour for shoppers with little history (a fixed platform default, "
                                       "not learned from the population)")
-    open_weight: float = doc(3.0, "an opened notification counts this many events towards its hour")
+    open_weight: float = doc(3.0, "an opened notification counts this many events towards the hour it was opened in")
 
     def problems(self) -> list[str]:
         return [message for ok, message in (
@@ -215,8 +215,8 @@ class JourneysConfig:
             (set(self.best_hour_journeys) <= set(JOURNEYS), f"journeys.best_hour_journeys: journeys are "
                                                              f"{', '.join(JOURNEYS)}"),
             (0 <= self.platform_best_hour <= 23, "journeys.platform_best_hour must be an hour, 0 to 23"),
-            (self.best_hour_max_wait_ms >= 0 and self.best_hour_min_activity >= 0 and self.open_weight >= 0,
-             "journeys.best_hour_max_wait_ms, best_hour_min_activity and open_weight must be >= 0"),
+            (self.best_hour_max_wait_ms >= 0 and self.best_hour_min_items >= 0 and self.open_weight >= 0,
+             "journeys.best_hour_max_wait_ms, best_hour_min_items and open_weight must be >= 0"),
             (set(self.on_cap) == set(JOURNEYS) and set(self.on_cap.values()) <= {"drop", "defer"},
              f"journeys.on_cap maps each of {', '.join(JOURNEYS)} to drop or defer"),
         ) if not ok]

@@ -17,7 +17,7 @@ from config import JobConfig
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
 from operators import catalog_intake, directory, intake
 from operators.catalog import VocabularyView
-from operators.steps import Step, StepContext
+from operators.steps import END_OF_STREAM, Step, StepContext
 from operators.topology import STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
@@ -224,13 +224,11 @@ class StageFunction(KeyedProcessFunction):
         yield from self.carry_out(step, loaded, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        watermark = ctx.timer_service().current_watermark()
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the wall-clock twin of an event-time timer
-            timestamp, watermark = timestamp - self.wall_clock_lag, None
+            timestamp -= self.wall_clock_lag
         loaded = self.load()
         step = self.stage.on_timer(loaded, ctx.get_current_key(), timestamp,
-                                   StepContext(ctx.timer_service().current_processing_time(), self.side, self.config,
-                                               watermark))
+                                   StepContext(ctx.timer_service().current_processing_time(), self.side, self.config))
         yield from self.carry_out(step, loaded, ctx)
 
     def load(self):
@@ -263,7 +261,9 @@ class StageFunction(KeyedProcessFunction):
         for timestamp in step.timers:
             ctx.timer_service().register_event_time_timer(timestamp)
             # A time already past on the wall clock belongs to a replay of old events: its watermark will come.
-            if self.wall_clock_lag is not None and timestamp + self.wall_clock_lag > now:
+            # The end of a bounded input has no wall-clock time.
+            live = self.wall_clock_lag is not None and timestamp != END_OF_STREAM
+            if live and timestamp + self.wall_clock_lag > now:
                 ctx.timer_service().register_processing_time_timer(timestamp + self.wall_clock_lag)
         for name in step.counts:
             self.counters.inc(name)

@@ -12,8 +12,9 @@ A journey plans an entry (`Planned`) in the shopper's agenda, one per journey an
 Every marketing entry waits for the session to end and the shopper's quiet hours to pass:
 due = quiet_end(max(earliest, last_active + session_gap)); an order status waits for quiet hours
 only. The journeys of `journeys.best_hour_journeys` then wait for the next start of the shopper's
-best local hour (their most active, opens counting more; `platform_best_hour` while they have
-little history), unless that is more than `best_hour_max_wait_ms` away or inside quiet hours.
+best hour (their most active, opens counting more, from the profile that came with the trigger;
+`platform_best_hour` local while they have little history, and for journeys planned without one),
+unless that is more than `best_hour_max_wait_ms` away or inside quiet hours.
 Each event that moves a due time sets a timer for it; an entry due more than
 `policy.max_deferral_ms` after it was intended is dropped and counted as expired.
 """
@@ -25,13 +26,12 @@ from config import JobConfig
 from config.sections import JOURNEYS
 from state_schemas.events import BehaviourEvent, OrderEvent
 from state_schemas.hops import WatchedItemChange
+from state_schemas.hops import UserSummary
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Watch
-from state_schemas.units import HOUR_MS
 
 from . import directory, timing
-from .decay import add_to_scores
 from .directory import Reach
-from .steps import Step
+from .steps import END_OF_STREAM, Step
 
 RECOMMENDATION, CART, PRICE_DROP, BACK_IN_STOCK, REVIEW = JOURNEYS
 ORDER_STATUS = "order_status"
@@ -55,25 +55,22 @@ def due_time(entry: Planned, state: PushState, who: Reach, config: JobConfig) ->
     due = timing.quiet_hours_end(after, who.time_zone, window)
     if entry.journey not in config.journeys.best_hour_journeys:
         return due
-    best = timing.next_hour_start(due, best_hour(state, config), who.time_zone)
+    if entry.best_hour is None:  # too little history: the platform's hour on the shopper's clock
+        best = timing.next_hour_start(due, config.journeys.platform_best_hour, who.time_zone)
+    else:  # the shopper's own hour is an hour of UTC instants: no zone or DST to mind
+        best = timing.next_hour_start(due, entry.best_hour, "UTC")
     if best - due > config.journeys.best_hour_max_wait_ms or timing.in_quiet_hours(best, who.time_zone, window):
         return due
     return best
 
 
-def best_hour(state: PushState, config: JobConfig) -> int:
-    """The local hour the shopper is most active in (opens count more), once there is enough history."""
-    scores = state.hours.scores
-    if sum(scores.values()) < config.journeys.best_hour_min_activity:
-        return config.journeys.platform_best_hour
-    return int(min(scores.items(), key=lambda kv: (-kv[1], int(kv[0])))[0])
-
-
-def active(state: PushState, ts: int, weight: float, who: Reach, config: JobConfig) -> PushState:
-    """One event (or an open, weighted) in the shopper's local hour, decayed as the profile decays."""
-    hours = add_to_scores(state.hours, str(timing.local_hour(ts, who.time_zone)), weight, ts,
-                          config.profile.half_life_hours * HOUR_MS, 24)
-    return replace(state, hours=hours)
+def best_utc_hour(summary: UserSummary | None, config: JobConfig) -> int | None:
+    """The UTC hour the shopper is most active in (opens count more), from the profile that came with
+    their trigger, once it holds enough history; None below that. The profile is built in event
+    order by the user context, so the hour does not depend on how the item hops' outputs interleave."""
+    if summary is None or len(summary.recent) < config.journeys.best_hour_min_items or not summary.active_hours:
+        return None
+    return int(summary.active_hours[0][0])
 
 
 def arrange(state: PushState, who: Reach, config: JobConfig) -> Step:
@@ -90,6 +87,10 @@ def arrange(state: PushState, who: Reach, config: JobConfig) -> Step:
         kept.append(entry)
     if not timers and len(kept) == len(state.agenda):
         return Step(state=state)
+    if timers:
+        # When a bounded input ends, whatever is left is decided, as of each entry's own time, even if
+        # a timer set while another fired was dropped (PyFlink's process mode can drop those then).
+        timers.append(END_OF_STREAM)
     return Step(state=replace(state, agenda=tuple(kept)), timers=tuple(dict.fromkeys(timers)), counts=tuple(counts))
 
 

@@ -173,7 +173,7 @@ class LocalPipeline:
             timestamp, name, key = timer
             stage = STAGES[name]
             loaded, stored = self._load(stage, key)
-            context = StepContext(now=now_ms, side=self.side, config=self.config, watermark=watermark)
+            context = StepContext(now=now_ms, side=self.side, config=self.config)
             self._apply(stage, key, loaded, stored, stage.on_timer(loaded, key, timestamp, context), now_ms, out)
 
     def _apply(self, stage: Stage, key: str, loaded, stored, step: Step, now_ms: int, out: Outputs) -> None:

@@ -55,7 +55,7 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(event, ErasureRequest):
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
     if isinstance(event, FeedbackEvent):
-        return apply_feedback(state, event, config)
+        return apply_feedback(state, event)
     return order_changed(state, event, user_id, created_at, side, config)
 
 
@@ -116,7 +116,7 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     if state.last_active is None or event.ts > state.last_active:
         state = replace(state, last_active=event.ts)
     who = directory.reach(state.directory, config.directory)
-    state = journeys.watch(journeys.active(state, event.ts, 1.0, who, config), event, config)
+    state = journeys.watch(state, event, config)
     state, exits = journeys.after_behaviour(state, event, signal.card, config)
     served = ()
     if signal.trigger:
@@ -138,7 +138,8 @@ def _plan_recommendation(state: PushState, signal: ItemSignal, ranked: list, con
     return journeys.plan(state, Planned(
         RECOMMENDATION, source=event.event_id, intended_at=event.ts + policy.session_gap_ms
         + policy.recommendation_delay_ms, earliest=event.ts, event=event,
-        candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen)))
+        candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen),
+        best_hour=journeys.best_utc_hour(signal.summary, config)))
 
 
 def watched_item_changed(state: PushState, change: WatchedItemChange, user_id: str, created_at: int,
@@ -235,10 +236,9 @@ def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], 
 def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
     """Entries fall due and are decided. A timer no entry is due at is stale (the session went on, a
     newer trigger came, or it was decided already) and does nothing."""
-    upto = timestamp if context.watermark is None else max(timestamp, context.watermark)
-    if not any(0 < entry.due <= upto for entry in state.agenda):
+    if not any(0 < entry.due <= timestamp for entry in state.agenda):
         return Step(state=state)
-    return fire_due(state, user_id, upto, context.now, context.side, context.config)
+    return fire_due(state, user_id, timestamp, context.now, context.side, context.config)
 
 
 def _joined(steps: tuple) -> Step:
@@ -253,11 +253,8 @@ def _joined(steps: tuple) -> Step:
                 timers=tuple(dict.fromkeys(all_of("timers"))), counts=all_of("counts"))
 
 
-def apply_feedback(state: PushState, event: FeedbackEvent, config: JobConfig) -> Step:
-    """An unsubscribe ends marketing until a resubscribe; an open teaches the shopper's best hour."""
-    if event.action == "open":
-        who = directory.reach(state.directory, config.directory)
-        return Step(state=journeys.active(state, event.ts, config.journeys.open_weight, who, config))
+def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
+    """An unsubscribe ends marketing until a resubscribe (an open teaches the best hour in the user context)."""
     if event.action == "unsubscribe":
         state, exits = journeys.opted_out(state)
         return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)), counts=exits)

@@ -47,10 +47,6 @@ class StepContext:
     now: int  # processing time, epoch ms: when this step runs (event time is in the message)
     side: SideInputs
     config: JobConfig
-    # In an event-time timer: the watermark that fired it. Everything due by then may be decided in
-    # this one call (as of each one's own time), so no decision waits on a timer set while firing,
-    # which PyFlink's process mode may drop when a bounded input ends.
-    watermark: int | None = None
 
 
 # ------------------------------------------------------------------------------------------ effects

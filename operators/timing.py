@@ -43,10 +43,6 @@ def quiet_hours_end(ts: int, time_zone: str, window: tuple[str, str]) -> int:
     return min(at for at in (int(ends.replace(fold=fold).timestamp() * 1000) for fold in (0, 1)) if at > ts)
 
 
-def local_hour(ts: int, time_zone: str) -> int:
-    return _local(ts, time_zone).hour
-
-
 def next_hour_start(ts: int, hour: int, time_zone: str) -> int:
     """`ts` if its local hour is `hour`, else the next instant the local clock reads `hour`:00 (a
     day whose `hour` a spring-forward skips has it just after the gap)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from config import IntakeConfig, ProfileConfig, SegmentConfig
-from state_schemas.events import BehaviourEvent, ErasureRequest, InputEvent
+from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent
 from state_schemas.hops import AcceptedBehaviour, AccountEvent, ForgetWatcher, ItemUpdate, SegmentUpdate, UserSummary
 from state_schemas.state import HistoryEntry, UserContext
 from state_schemas.units import HOUR_MS
@@ -34,11 +34,12 @@ def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: Int
 
 def step(state: UserContext, event: InputEvent, context: StepContext) -> Step:
     config = context.config
-    return observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled)
+    return observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled,
+                   open_weight=config.journeys.open_weight)
 
 
 def observe(state: UserContext, event: InputEvent, intake: IntakeConfig, profile: ProfileConfig,
-            segments: SegmentConfig, windows: bool = False) -> Step:
+            segments: SegmentConfig, windows: bool = False, open_weight: float = 0.0) -> Step:
     """Dedup, then: behaviour updates the profile and goes on to the item model (and the windows, if
     `windows`); orders, feedback and erasures go straight to the push policy. An erasure clears the state
     and takes the shopper off the watchers of the items in their history."""
@@ -51,6 +52,9 @@ def observe(state: UserContext, event: InputEvent, intake: IntakeConfig, profile
         return Step(state=state, counts=("events_duplicate",))
     seen = _remember_event_id(state.seen, event.event_id, event.ts, intake)
     if not isinstance(event, BehaviourEvent):
+        if isinstance(event, FeedbackEvent) and event.action == "open":  # the hours they read messages in
+            hour = str((event.ts // HOUR_MS) % 24)
+            state = replace(state, active_hours=_add(state.active_hours, hour, open_weight, event.ts, profile))
         return Step(state=replace(state, seen=seen), emit=(AccountEvent(event=event),))
     step = _observe_behaviour(replace(state, seen=seen), event, profile, segments)
     return replace(step, emit=step.emit + (AcceptedBehaviour(event=event),)) if windows else step

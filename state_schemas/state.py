@@ -212,6 +212,7 @@ class Planned(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     order: OrderEvent | None = msgspec.field(default=None, name="o")  # order status held for the night, review
     candidates: tuple[Candidate, ...] = msgspec.field(default=(), name="c")  # the items it names
     was_price: float | None = msgspec.field(default=None, name="was")  # price drop: the price before
+    best_hour: int | None = msgspec.field(default=None, name="bh")  # UTC hour the shopper is most active in
 
 
 class MarketingSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -271,7 +272,6 @@ class PushState(State, frozen=True):
     legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
     watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
-    hours: DecayedScores = msgspec.field(default=DecayedScores(), name="hrs")  # local hour -> activity and opens
     v: int = 4
 
     def _upgrade(self) -> None:

@@ -41,7 +41,7 @@ def topic(broker):
 def _consume(broker, topic, *args) -> tuple[list[str], str]:
     result = subprocess.run(
         [sys.executable, "-m", "notify_engine.cli", "consume", "--bootstrap-servers", broker.bootstrap,
-         "--topic", topic, "--idle-timeout", "5", *args],  # generous: a busy machine joins slowly
+         "--topic", topic, "--idle-timeout", "10", *args],  # generous: a busy machine joins slowly
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines(), result.stderr

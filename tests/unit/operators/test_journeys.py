@@ -2,11 +2,13 @@
 night rule for order statuses, digests, and what a cap does to each."""
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from config import load_config
 from operators import push_policy
 from operators.steps import StepContext, emitted
 from state_schemas.events import BehaviourEvent, FeedbackEvent, OrderEvent
-from state_schemas.hops import AccountEvent, ItemSignal, WatchedItemChange
+from state_schemas.hops import AccountEvent, ItemSignal, UserSummary, WatchedItemChange
 from state_schemas.outputs import Notification
 from state_schemas.state import ItemCard, Neighbour, PushState, UserDirectory
 from tests.unit.fakes import FakeSide
@@ -201,20 +203,22 @@ def test_a_cached_card_older_than_the_restock_does_not_stop_it():
 
 
 def test_a_recommendation_waits_for_the_shoppers_best_hour():
-    """Ten evenings of browsing at 20:xx in Berlin make 20:00 local the best hour: a session that ends
-    at 15:30 local is recommended to at 20:00 (19:00 UTC in winter); with little history, the
-    platform's 19:00 local; a best hour more than the allowed wait away does not hold it."""
+    """A profile most active at 19:00 UTC (20:00 in Berlin) with enough history: a session that ends at
+    15:30 local is recommended to at 20:00 local; with little history, at the platform's 19:00 local;
+    a best hour more than the allowed wait away does not hold it."""
     berlin = PushState(directory=UserDirectory(listed_at=1, time_zone="Europe/Berlin", channels=("push",),
                                                consent={"marketing": ("push",)}))
-    shopper = Shopper(state=berlin)
-    for day in range(10, 0, -1):  # three views each evening: a decayed activity of about 10, over the threshold
-        for minute in (5, 10, 15):
-            shopper.send(behaviour("view", MIDNIGHT - day * DAY + 19 * HOUR + minute * 60_000, item="pan"))
     afternoon = MIDNIGHT + 14 * HOUR  # 15:00 in Berlin
-    shopper.send(behaviour("view", afternoon, trigger=True, event_id="t")).until(afternoon + DAY)
-    assert [(j, at) for j, at, _ in shopper.journeys()] == [("recommendation", MIDNIGHT + 19 * HOUR)]
-    newcomer = Shopper(state=berlin).send(behaviour("view", afternoon, trigger=True, event_id="t"))
-    assert newcomer.until(afternoon + DAY).journeys()[0][1] == MIDNIGHT + 18 * HOUR  # 19:00 in Berlin
+
+    def trigger(recent):
+        signal = behaviour("view", afternoon, trigger=True, event_id="t")
+        return replace(signal, summary=UserSummary(active_hours=(("19", 1.0), ("8", 0.4)),
+                                                   recent=tuple(f"i{n}" for n in range(recent))))
+
+    regular = Shopper(state=berlin).send(trigger(recent=5)).until(afternoon + DAY)
+    assert [(j, at) for j, at, _ in regular.journeys()] == [("recommendation", MIDNIGHT + 19 * HOUR)]
+    newcomer = Shopper(state=berlin).send(trigger(recent=4)).until(afternoon + DAY)
+    assert newcomer.journeys()[0][1] == MIDNIGHT + 18 * HOUR  # 19:00 in Berlin
     impatient = CONFIG.with_overrides({"journeys": {"best_hour_max_wait_ms": HOUR}})
-    hurried = Shopper(impatient, state=berlin).send(behaviour("view", afternoon, trigger=True, event_id="t"))
-    assert hurried.until(afternoon + DAY).journeys()[0][1] == afternoon + GAP
+    hurried = Shopper(impatient, state=berlin).send(trigger(recent=5)).until(afternoon + DAY)
+    assert hurried.journeys()[0][1] == afternoon + GAP

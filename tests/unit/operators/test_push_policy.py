@@ -22,7 +22,8 @@ from operators import directory, push_policy, timing
 from operators.privacy import notification_id, pseudonym
 from operators.messages import NOTIFIED_STATUSES, decide_marketing
 from operators.scorer import Scored
-from operators.steps import DeleteKeys, ReplaceRanking, ReplaceValue, StepContext, StoreInInbox, emitted
+from operators.steps import (END_OF_STREAM, DeleteKeys, ReplaceRanking, ReplaceValue, StepContext, StoreInInbox,
+                             emitted)
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification
@@ -110,7 +111,8 @@ def decided(done) -> Decided:
     assert ("notifications_suppressed" in done.counts) == bool(reasons)
     return Decided(done.state, notifications, reasons[0] if reasons else None,
                    tuple(e for e in done.effects if not isinstance(e, StoreInInbox)),
-                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)), done.timers, done.counts)
+                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)),
+                   tuple(t for t in done.timers if t != END_OF_STREAM), done.counts)
 
 
 def handle(state, message, user, created, side, cfg):
@@ -299,7 +301,7 @@ def test_a_non_trigger_signal_sends_nothing_and_touches_no_counter():
     result = step(state, item_signal(trigger=False, vector=[("red", 1.0)]))
     assert result.notification is None and result.serving == () and result.suppressed is None
     assert result.timers == () and result.state.last_active == T0  # it keeps the session open, nothing more
-    assert replace(result.state, content=state.content, last_active=None, watched={}, hours=state.hours) == state
+    assert replace(result.state, content=state.content, last_active=None, watched={}) == state
 
 
 def test_a_zero_weight_behaviour_or_an_item_without_vector_leaves_the_content_vector_alone():
@@ -589,6 +591,16 @@ def test_a_trigger_is_held_until_the_session_ends_and_scored_only_then():
     assert fire(sent.state, later).notification is None  # a second timer for the same time finds nothing
 
 
+def test_whatever_waits_is_decided_when_a_bounded_input_ends():
+    """A timer for the end of input comes with every planned entry; firing it decides every entry
+    as of its own time, even one whose own timer was lost."""
+    held = push_policy.handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    assert END_OF_STREAM in held.timers
+    swept = fire(held.state, END_OF_STREAM)
+    assert swept.notification.source_event_id == "t1" and swept.notification.scheduled_at == SENT
+    assert swept.state.agenda == ()
+
+
 def test_the_newest_trigger_replaces_the_one_waiting():
     first = handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
     second = handle(first.state, item_signal(event_id="t2", ts=T0 + 60_000, item="other"), USER, CREATED, NO_SIDE,
@@ -654,14 +666,12 @@ def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscr
 
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
-def test_other_feedback_changes_nothing_but_an_open_teaches_the_hour(action):
+def test_other_feedback_changes_nothing(action):
     state = PushState(marketing_day=3, marketing_today=1, directory=UserDirectory(opted_out_at=T0 - 1),
                       recent_items={"a": RecentSend(T0, "ca")},
                       segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
-    opened = DecayedScores(at=T0, scores={"10": CONFIG.journeys.open_weight})  # T0 is 10:00 UTC, the default zone
-    assert result.state == (replace(state, hours=opened) if action == "open" else state)
-    assert result.notification is None
+    assert result.state == state and result.notification is None  # an open teaches the hour upstream
 
 
 def test_erasure_clears_the_push_state():

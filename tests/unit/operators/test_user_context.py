@@ -514,3 +514,14 @@ def test_behaviour_that_passes_dedup_feeds_the_windows_only_when_they_run():
     order = OrderEvent(event_id="o1", user_id="u1", order_id="o", status="shipped", ts=T0)
     assert emitted(user_context.observe(UserContext(), order, INTAKE, PROFILE, SEGMENTS, windows=True),
                    AcceptedBehaviour) == []
+
+
+def test_an_open_counts_towards_the_hour_it_was_opened_in_and_reaches_the_push_policy():
+    opened = FeedbackEvent(event_id="open-1", user_id="u1", action="open", ts=T0, notification_id="n1")
+    step = user_context.observe(UserContext(), opened, INTAKE, PROFILE, SEGMENTS, open_weight=3.0)
+    hour = str((T0 // HOUR_MS) % 24)  # 22:13 UTC
+    assert step.state.active_hours == DecayedScores(T0, {hour: 3.0})
+    assert [type(m) for m in step.emit] == [AccountEvent]
+    clicked = FeedbackEvent(event_id="click-1", user_id="u1", action="click", ts=T0, notification_id="n1")
+    assert user_context.observe(UserContext(), clicked, INTAKE, PROFILE, SEGMENTS,
+                                open_weight=3.0).state.active_hours == DecayedScores()

@@ -356,8 +356,8 @@ def test_every_state_field_is_encoded():
                                                                   item_id="i"),
                                              order=OrderEvent("o", "u", "o1", "delivered", 1),
                                              candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),),
-                                             was_price=3.0),),
-                             watched={"i": Watch("favourite", 1, 2.0)}, hours=DecayedScores(1, {"19": 2.0})),
+                                             was_price=3.0, best_hour=19),),
+                             watched={"i": Watch("favourite", 1, 2.0)}),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
