@@ -143,11 +143,13 @@ def after_behaviour(state: PushState, event: BehaviourEvent, card: ItemCard, con
         counts += more
     elif event.behavior == "cart" and CART in config.journeys.enabled and event.item_id is not None:
         # Every reminder is planned now: none waits on a timer set while another fires (PyFlink's
-        # process mode can drop a timer set in a timer callback when a bounded input ends).
+        # process mode can drop a timer set in a timer callback when a bounded input ends). Each cart
+        # keeps its own reminders, so what goes out does not hang on whether a later cart of the same
+        # item arrives before an earlier one's timer fires; caps and gaps thin out the repeats.
         carted = candidate(event.item_id, card, "left in cart")
         for number, delay in enumerate(config.journeys.cart_reminders_ms):
             at = event.ts + delay
-            state = plan(state, Planned(CART, key=f"{event.item_id}#{number}", source=event.event_id,
+            state = plan(state, Planned(CART, key=f"{event.item_id}#{number}@{event.event_id}", source=event.event_id,
                                         intended_at=at, earliest=at, reminder=number, candidates=(carted,)))
     return state, counts
 

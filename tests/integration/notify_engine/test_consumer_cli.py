@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from operators.privacy import pseudonym
 from state_schemas.outputs import Notification
 
 KEY = JobConfig().privacy.pseudonym_key
+STAMPED = (int(time.time()) - 3600) * 1000  # the first record's Kafka timestamp
 
 
 def _notification(number: int, user: str) -> Notification:
@@ -30,9 +32,10 @@ def topic(broker):
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     for number in range(10):
         user = "alice" if number % 2 == 0 else "bob"
-        # Record timestamps let --from @TIME seek: record n is stamped 1_700_000_000_000 + n * 1000.
-        producer.send(name, _notification(number, user).encode(), timestamp_ms=1_700_000_000_000 + number * 1000)
-    producer.send(name, b"not a notification", timestamp_ms=1_700_000_100_000)
+        # Record timestamps let --from @TIME seek: record n is stamped STAMPED + n * 1000. They are recent:
+        # the test broker deletes records older than its retention (24 h) at its next check.
+        producer.send(name, _notification(number, user).encode(), timestamp_ms=STAMPED + number * 1000)
+    producer.send(name, b"not a notification", timestamp_ms=STAMPED + 100_000)
     producer.flush()
     producer.close()
     return name
@@ -41,7 +44,7 @@ def topic(broker):
 def _consume(broker, topic, *args) -> tuple[list[str], str]:
     result = subprocess.run(
         [sys.executable, "-m", "notify_engine.cli", "consume", "--bootstrap-servers", broker.bootstrap,
-         "--topic", topic, "--idle-timeout", "10", *args],  # generous: a busy machine joins slowly
+         "--topic", topic, "--idle-timeout", "3", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines(), result.stderr
@@ -62,7 +65,7 @@ def test_filters_by_raw_user_id_through_the_pseudonym(broker, topic):
 def test_starts_at_an_offset_or_a_time_and_stops_at_max(broker, topic):
     lines, _ = _consume(broker, topic, "--format", "json", "--from", "7")
     assert [json.loads(line)["notification_id"] for line in lines] == ["n-7", "n-8", "n-9"]
-    lines, _ = _consume(broker, topic, "--format", "json", "--from", "@1700000004000", "--max", "2")
+    lines, _ = _consume(broker, topic, "--format", "json", "--from", f"@{STAMPED + 4000}", "--max", "2")
     assert [json.loads(line)["notification_id"] for line in lines] == ["n-4", "n-5"]
     lines, _ = _consume(broker, topic, "--from", "latest")
     assert lines == []
