@@ -168,8 +168,10 @@ def after_order(state: PushState, order: OrderEvent, first: ItemCard | None, who
         state = plan(state, Planned(REVIEW, key=order.order_id, source=order.event_id, intended_at=at, earliest=at,
                                     order=order, candidates=(candidate(order.item_ids[0], first, "delivered"),)))
     elif order.status in ("cancelled", "refunded"):
+        # A request already due when the order came back is its timer's to decide: this status comes by
+        # a shorter path than the watermark, and may overtake it.
         state, counts = without(state, lambda e: "order_returned" if e.journey == REVIEW and e.key == order.order_id
-                                else None)
+                                and e.due > order.ts else None)
     window = who.quiet_hours or config.policy.quiet_hours
     hold = (order.status in config.journeys.night_deferred_statuses
             and timing.in_quiet_hours(order.ts, who.time_zone, window))

@@ -144,25 +144,25 @@ def _plan_recommendation(state: PushState, signal: ItemSignal, ranked: list, con
 
 def watched_item_changed(state: PushState, change: WatchedItemChange, user_id: str, created_at: int,
                          side: SideInputs, config: JobConfig) -> Step:
-    fired = fire_due(state, user_id, change.ts, created_at, side, config)
-    state, not_told = journeys.after_change(fired.state, change, config)
+    """Plans a price-drop or restock message. Nothing due is decided here: this message comes by another
+    path than the shopper's behaviour, so what it overtook cannot be known; the timers decide."""
+    state, not_told = journeys.after_change(state, change, config)
     if not_told:
-        return _joined((fired, Step(state=state, counts=(f"watch_ignored_{not_told}",))))
-    return _joined((fired, journeys.arrange(state, directory.reach(state.directory, config.directory), config)))
+        return Step(state=state, counts=(f"watch_ignored_{not_told}",))
+    return journeys.arrange(state, directory.reach(state.directory, config.directory), config)
 
 
 def order_changed(state: PushState, event: OrderEvent, user_id: str, created_at: int, side: SideInputs,
                   config: JobConfig) -> Step:
     """An order's status: told at once, unless its status is held out of the night; a delivery plans the
-    review request."""
-    fired = fire_due(state, user_id, event.ts, created_at, side, config)
-    state, who = fired.state, directory.reach(fired.state.directory, config.directory)
+    review request. Like a watched item's change, it decides nothing that waits in the agenda."""
+    who = directory.reach(state.directory, config.directory)
     first = side.cards(event.item_ids[:1]).get(event.item_ids[0]) if event.item_ids else None
     state, hold, exits = journeys.after_order(state, event, first, who, config)
     told = Step(state=state, counts=("transactional_held_for_night",)) if hold else \
         _outcome(decide_transactional(state, event, created_at, who, config, first), config.redis)
     arranged = journeys.arrange(told.state, who, config)
-    return _joined((fired, told, replace(arranged, counts=exits + arranged.counts)))
+    return _joined((told, replace(arranged, counts=exits + arranged.counts)))
 
 
 def fire_due(state: PushState, user_id: str, upto: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:
