@@ -222,3 +222,15 @@ def test_a_recommendation_waits_for_the_shoppers_best_hour():
     impatient = CONFIG.with_overrides({"journeys": {"best_hour_max_wait_ms": HOUR}})
     hurried = Shopper(impatient, state=berlin).send(trigger(recent=5)).until(afternoon + DAY)
     assert hurried.journeys()[0][1] == afternoon + GAP
+
+
+def test_an_order_decides_nothing_that_waits_and_a_refund_keeps_a_review_already_due():
+    """Orders reach the push policy by a shorter path than behaviour: what waits is the timers' to decide."""
+    shopper = Shopper().send(behaviour("cart", T0))
+    shopper.send(order("shipped", T0 + 2 * HOUR, order_id="o9"))  # after the reminder's time
+    assert [j for j, _, _ in shopper.journeys()] == ["order_status"]
+    shopper.until(T0 + 2 * HOUR)
+    assert [(j, at) for j, at, _ in shopper.journeys()] == [("order_status", T0 + 2 * HOUR),
+                                                            ("cart_abandonment", T0 + HOUR)]
+    due = Shopper().send(order("delivered", T0)).send(order("refunded", T0 + 4 * DAY)).until(T0 + 5 * DAY)
+    assert [j for j, _, _ in due.journeys()] == ["order_status", "order_status", "review_request"]
