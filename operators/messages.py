@@ -132,11 +132,13 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
         return Decision(state, suppressed="no_candidate")
     item_ids = tuple(entry.item_id for entry in chosen)
     sources = sorted(f"{entry.journey}:{entry.source}:{entry.reminder}" for entry in entries)
-    single = entries[0] if len(entries) == 1 else None
-    sent_id = notification_id(user, single.event.event_id if single and single.event else "+".join(sources),
+    # Several entries naming one item (two carts of it, say) are one message of the leading journey.
+    lead = min(entries, key=lambda entry: DIGEST_ORDER.index(entry.journey))
+    single = lead if len(chosen) == 1 or len(entries) == 1 else None
+    sent_id = notification_id(user, lead.event.event_id if len(entries) == 1 and lead.event else "+".join(sources),
                               "marketing")
     locale = copy.locale_for(who.locale, config)
-    words = _words(entries, chosen, locale, channel, config)
+    words = _words([single] if single else entries, chosen, locale, channel, config)
     best, first = chosen[0], min(entries, key=lambda e: e.intended_at)
     reasons = list(dict.fromkeys(c.reason for c in chosen))
     links = tuple(config.content.deeplink.format(item_id=item, notification_id=sent_id) for item in item_ids)

@@ -234,3 +234,13 @@ def test_an_order_decides_nothing_that_waits_and_a_refund_keeps_a_review_already
                                                             ("cart_abandonment", T0 + HOUR)]
     due = Shopper().send(order("delivered", T0)).send(order("refunded", T0 + 4 * DAY)).until(T0 + 5 * DAY)
     assert [j for j, _, _ in due.journeys()] == ["order_status", "order_status", "review_request"]
+
+
+def test_two_carts_of_one_item_due_together_are_one_cart_reminder_not_a_digest():
+    evening = MIDNIGHT + 21 * HOUR + GAP  # both reminders fall in quiet hours and wait for 08:00
+    shopper = Shopper().send(behaviour("cart", evening, event_id="c1")).send(behaviour("cart", evening + 60_000,
+                                                                                       event_id="c2"))
+    shopper.until(evening + 12 * HOUR)
+    [n] = shopper.sent
+    assert (n.journey, n.template, n.item_ids, n.scheduled_at) == ("cart_abandonment", "cart_reminder", ("shoe",),
+                                                                   MIDNIGHT + DAY + 8 * HOUR)
