@@ -26,12 +26,11 @@ from state_schemas.units import HOUR_MS
 
 from .content import event_terms, tfidf_vector
 from .decay import decayed_add
+from .journeys import INTEREST
 from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
 
 CardLookup = Callable[..., Mapping[str, ItemCard]]  # (items, fresh=False) -> cards of those that have one
 ARRIVALS_KEPT = 200  # newest listings kept per category
-# How strongly a behaviour shows interest in an item; a watcher keeps the strongest, and a purchase ends it.
-INTEREST = {"view": 1, "click": 1, "favourite": 2, "cart": 3}
 RESTOCK_WATCHERS = frozenset({"favourite", "cart"})  # told when the item is back in stock
 
 
@@ -52,8 +51,8 @@ def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, con
 
 def watched_by(watchers: dict[str, Watch], user_id: str, behavior: str, ts: int, price: float | None,
                journeys: JourneysConfig) -> dict[str, Watch]:
-    """The watchers after a behaviour event: the strongest interest kept, a purchase ends the watch,
-    watches older than `watch_ms` go, and only the newest `watchers_per_item` stay."""
+    """The watchers after a behaviour event: the strongest interest kept (`journeys.INTEREST`), a purchase
+    ends the watch, watches older than `watch_ms` go, and only the newest `watchers_per_item` stay."""
     known = watchers.get(user_id)
     if behavior == "purchase":
         return {u: w for u, w in watchers.items() if u != user_id} if known is not None else watchers

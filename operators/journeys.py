@@ -37,6 +37,8 @@ RECOMMENDATION, CART, PRICE_DROP, BACK_IN_STOCK, REVIEW = JOURNEYS
 ORDER_STATUS = "order_status"
 AGENDA_KEPT = 20  # entries per shopper; the oldest intended go first
 WATCHED_KEPT = 50
+# How strongly a behaviour shows interest in an item: watches keep the strongest (the item model ends one on
+# purchase; the shopper's own record keeps it, so a bought item is not advertised).
 INTEREST = {"view": 1, "click": 1, "favourite": 2, "cart": 3, "purchase": 4}
 ENDS_BROWSING = frozenset({"cart", "purchase"})
 # Caps a deferred message waits out: the next local day, or the end of the gap since the last send.

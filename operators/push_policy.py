@@ -18,7 +18,7 @@ from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import Candidate, Planned, PushState
+from state_schemas.state import Candidate, ItemCard, Planned, PushState
 from state_schemas.units import HOUR_MS
 
 from . import directory, journeys, timing
@@ -157,7 +157,7 @@ def order_changed(state: PushState, event: OrderEvent, user_id: str, created_at:
     """An order's status: told at once, unless its status is held out of the night; a delivery plans the
     review request. Like a watched item's change, it decides nothing that waits in the agenda."""
     who = directory.reach(state.directory, config.directory)
-    first = side.cards(event.item_ids[:1]).get(event.item_ids[0]) if event.item_ids else None
+    first = _first_card(event, side)
     state, hold, exits = journeys.after_order(state, event, first, who, config)
     told = Step(state=state, counts=("transactional_held_for_night",)) if hold else \
         _outcome(decide_transactional(state, event, created_at, who, config, first), config.redis)
@@ -189,7 +189,7 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         return journeys.arrange(state, who, config)
     steps = []
     for entry in (e for e in due if e.journey == ORDER_STATUS):
-        first = side.cards(entry.order.item_ids[:1]).get(entry.order.item_ids[0]) if entry.order.item_ids else None
+        first = _first_card(entry.order, side)
         steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now),
                               config.redis))
         state = steps[-1].state
@@ -209,6 +209,11 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         steps.append(replace(outcome, state=state, counts=outcome.counts + ("messages_deferred",) * late))
     arranged = journeys.arrange(state, who, config)
     return _joined((*steps, replace(arranged, counts=exits + arranged.counts)))
+
+
+def _first_card(order: OrderEvent, side: SideInputs) -> ItemCard | None:
+    """The card of the order's first item, if the item model has published one (for the copy)."""
+    return side.cards(order.item_ids[:1]).get(order.item_ids[0]) if order.item_ids else None
 
 
 def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], list[Planned]]:
