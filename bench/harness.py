@@ -317,7 +317,7 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
     config = job_config(env, topics, bounded=False, mode=mode, guarantee=guarantee, checkpoint_ms=checkpoint_ms)
     flink_env = notification_job.create_environment(config, [env.jar], LOW_LATENCY_FLINK)
     sinks = notification_job.JobSinks(
-        notification_job.kafka_sink(config, topics.notifications, "notifications"),
+        notification_job.kafka_sink(config, topics.notifications, "notifications", keyed=True),
         notification_job.kafka_sink(config, topics.dead_letters, "dead-letters"))
     sources = notification_job.JobSources(notification_job.kafka_source(config, config.kafka.events_topic),
                                           notification_job.kafka_source(config, config.catalog.topic, "-catalog"),

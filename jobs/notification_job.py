@@ -39,7 +39,7 @@ class JobSources:
 
 @dataclass(frozen=True)
 class JobSinks:
-    notifications: object  # a Flink Sink of strings
+    notifications: object  # a Flink Sink of rows (the user's pseudonym as the record key, the notification)
     dead_letters: object
 
 
@@ -134,7 +134,7 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", "users-event-time")]
     to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory)
     notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
-                               PUSH_POLICY, output_type=flow.string)
+                               PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
     if config.windows_enabled:
         # Python operators pass no timestamps to side outputs: event time is read again.
         accepted = contexts.get_side_output(f.side_output(WINDOWS)) \
@@ -171,19 +171,25 @@ def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
     return builder.build()
 
 
-def kafka_sink(config: JobConfig, topic: str, id_suffix: str):
-    from pyflink.common.serialization import SimpleStringSchema
+def kafka_sink(config: JobConfig, topic: str, id_suffix: str, keyed: bool = False):
+    """A sink of strings, or with `keyed` of rows (record key, value), as the notifications are."""
+    from pyflink.common.serialization import SerializationSchema, SimpleStringSchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+    from pyflink.java_gateway import get_gateway
 
     guarantee = (DeliveryGuarantee.EXACTLY_ONCE if config.flink.delivery_guarantee == "exactly-once"
                  else DeliveryGuarantee.AT_LEAST_ONCE)
+    records = KafkaRecordSerializationSchema.builder().set_topic(topic)
+    if keyed:  # the row's fields, by jobs/java/notify_engine/kafka/RowFieldSerializationSchema.java
+        field = get_gateway().jvm.notify_engine.kafka.RowFieldSerializationSchema
+        records = records.set_key_serialization_schema(SerializationSchema(field(0))) \
+            .set_value_serialization_schema(SerializationSchema(field(1)))
+    else:
+        records = records.set_value_serialization_schema(SimpleStringSchema())
     return (KafkaSink.builder()
             .set_bootstrap_servers(config.kafka.bootstrap_servers)
-            .set_record_serializer(KafkaRecordSerializationSchema.builder()
-                                   .set_topic(topic)
-                                   .set_value_serialization_schema(SimpleStringSchema())
-                                   .build())
+            .set_record_serializer(records.build())
             .set_delivery_guarantee(guarantee)
             .set_transactional_id_prefix(f"{config.kafka.transactional_id_prefix}-{id_suffix}")
             .set_property("transaction.timeout.ms", str(config.kafka.transaction_timeout_ms))
@@ -195,7 +201,7 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
         wait: bool = True):
     """Builds and runs the job on Kafka; returns when a bounded job ends (or at once if not `wait`)."""
     env = create_environment(config, jars, extra_flink)
-    sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications"),
+    sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications", keyed=True),
                      dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
     catalog = kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None
     users = kafka_source(config, config.directory.topic, "-users") if config.directory.enabled else None

@@ -7,7 +7,7 @@ anything: each carries out the Step its stage's core function returned.
 """
 from __future__ import annotations
 
-from pyflink.common import Duration, Types
+from pyflink.common import Duration, Row, Types
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
@@ -27,6 +27,9 @@ from state_schemas.redis_keys import RedisKeys
 # (routing key, event time, hop message JSON): every record that crosses an edge between stages
 HOP = Types.TUPLE([Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+# A notification on its way to the sink: the user's pseudonym (the Kafka record key, so one user's
+# notifications share a partition and keep their order) and the encoded notification.
+KEYED_NOTIFICATION = Types.ROW([Types.STRING(), Types.STRING()])
 
 
 def side_output(destination: str) -> OutputTag:
@@ -67,7 +70,7 @@ class HopTimeAssigner(TimestampAssigner):
 
 class CreatedAtAssigner(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp: int) -> int:
-        return Notification.decode(value).created_at
+        return Notification.decode(value[1]).created_at
 
 
 def stamped_when_made() -> WatermarkStrategy:
@@ -106,7 +109,7 @@ class _Emitter:
     def records(self, step: Step):
         for message in step.emit:
             if isinstance(message, Notification):
-                yield message.encode().decode()
+                yield Row(message.user, message.encode().decode())
                 continue
             record = (message.routing_key, message.event_time, message.encode())
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)

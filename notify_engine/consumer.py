@@ -58,6 +58,13 @@ class ReadStats:
 def read_values(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
                 idle_timeout_s: float = 5.0) -> Iterator[bytes]:
     """Committed record values of every partition, from `start` until `idle_timeout_s` without data."""
+    return (record.value for record in read_records(bootstrap_servers, topic, start, idle_timeout_s))
+
+
+def read_records(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
+                 idle_timeout_s: float = 5.0):
+    """Committed records (key, value, partition...) of every partition, from `start` until
+    `idle_timeout_s` without data."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
@@ -78,8 +85,7 @@ def read_values(bootstrap_servers: str, topic: str, start: StartPosition = Start
                 continue
             last_record = time.monotonic()
             for records in batches.values():
-                for record in records:
-                    yield record.value
+                yield from records
     finally:
         consumer.close()
 

@@ -7,6 +7,7 @@ Debian via `apt-get`) into a cache outside the git tree, and every step is idemp
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 RESOURCES = Path(__file__).resolve().parent / "resources"
 KAFKA_POM = RESOURCES / "kafka-broker-pom.xml"
 KAFKA_LOG4J = RESOURCES / "kafka-log4j2.properties"
+JAVA_SOURCES = Path(__file__).resolve().parent.parent / "jobs" / "java"
 CONNECTOR_ARTIFACT = "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2"
 CONNECTOR_JAR_NAME = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 LOOPBACK = "127.0.0.1"
@@ -58,16 +60,30 @@ def ensure_kafka_jars() -> Path:
 
 
 def ensure_connector_jar() -> Path:
-    """The shaded Flink Kafka connector (no PyPI package carries it)."""
-    target = cache_dir() / "flink-jars" / CONNECTOR_JAR_NAME
+    """The shaded Flink Kafka connector (no PyPI package carries it) with the project's few Java classes
+    added (`jobs/java`: the serialiser that keys a record by one of its fields), so a job ships one jar."""
+    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+    target = cache_dir() / "flink-jars" / f"notify-engine-{CONNECTOR_JAR_NAME[:-4]}-{digest}.jar"
     if target.exists() and target.stat().st_size > 0:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _run(
-        ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={CONNECTOR_ARTIFACT}",
-         f"-DoutputDirectory={target.parent}"],
-        "fetching the Flink Kafka connector",
-    )
+    connector = cache_dir() / "flink-jars" / CONNECTOR_JAR_NAME
+    if not connector.exists() or connector.stat().st_size == 0:
+        connector.parent.mkdir(parents=True, exist_ok=True)
+        _run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={CONNECTOR_ARTIFACT}",
+              f"-DoutputDirectory={connector.parent}"], "fetching the Flink Kafka connector")
+    import pyflink
+
+    flink_lib = Path(pyflink.__file__).resolve().parent / "lib"
+    classes = target.parent / f".classes-{digest}"
+    shutil.rmtree(classes, ignore_errors=True)
+    _run(["javac", "--release", "17", "-cp", os.pathsep.join(str(jar) for jar in sorted(flink_lib.glob("*.jar"))),
+          "-d", str(classes)] + [str(path) for path in sources], "compiling jobs/java")
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(connector, partial)
+    _run(["jar", "uf", str(partial), "-C", str(classes), "."], "adding jobs/java to the connector jar")
+    shutil.rmtree(classes)
+    partial.replace(target)
     return target
 
 

@@ -70,6 +70,6 @@ def read_back(broker, topics: Topics):
     return notifications, dead_letters
 
 
-def read_raw_notifications(broker, topics: Topics) -> list[bytes]:
-    """The notification records exactly as the job committed them to the topic."""
-    return list(consumer.read_values(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))
+def read_raw_notifications(broker, topics: Topics) -> list:
+    """The notification records (key, value, partition) exactly as the job committed them to the topic."""
+    return list(consumer.read_records(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))

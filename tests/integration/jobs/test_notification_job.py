@@ -230,8 +230,7 @@ def test_a_cart_reminder_names_the_carted_item_and_stops_once_it_is_bought(outco
         assert n.user == pseudonym(cart.user_id, key)
         assert n.intended_at in (cart.ts + delay for delay in config.journeys.cart_reminders_ms)
         assert n.scheduled_at >= n.intended_at
-    # Records have no key yet, so one shopper's two may sit in different partitions: read back in any order.
-    left = sorted(_for(notifications, "cart-left", key), key=lambda n: n.intended_at)
+    left = _for(notifications, "cart-left", key)  # one shopper's records share a partition: in the order sent
     assert [(n.journey, n.intended_at) for n in left] == [
         ("cart_abandonment", BASE + 95 * MINUTE + delay) for delay in config.journeys.cart_reminders_ms]
     assert _for(notifications, "cart-bought", key) == []
@@ -242,10 +241,15 @@ def test_outputs_carry_pseudonyms_not_user_ids(outcome, generated):
     raw_ids = {e.user_id for e in [*BEFORE, *generated, *AFTER]}
     key = config.privacy.pseudonym_key
     assert len(raw) == len(notifications) > 0
+    partitions = {}
     for record in raw:  # the bytes on the topic, as a consumer receives them
-        user = orjson.loads(record)["user"]
+        user = orjson.loads(record.value)["user"]
         assert user not in raw_ids and any(user == pseudonym(u, key) for u in raw_ids)
-        assert not any(f'"{u}"'.encode() in record for u in raw_ids)
+        assert not any(f'"{u}"'.encode() in record.value for u in raw_ids)
+        assert record.key == user.encode()  # keyed by the pseudonym: one user's records keep their order
+        partitions.setdefault(user, set()).add(record.partition)
+    assert all(len(found) == 1 for found in partitions.values()), partitions
+    assert len({next(iter(found)) for found in partitions.values()}) == 2, "both partitions hold some users"
 
 
 def test_a_duplicate_event_and_a_repeated_status_notify_once(outcome):
@@ -277,7 +281,7 @@ def test_notifications_are_in_the_redis_inbox(outcome, redis_server):
     client, keys = redis_server.client(), RedisKeys(config.redis.key_prefix)
     by_user = collections.defaultdict(list)
     for record in raw:  # each notification as committed to the topic: the inbox must hold those very bytes
-        by_user[Notification.decode(record).user].append(record)
+        by_user[Notification.decode(record.value).user].append(record.value)
     assert by_user
     erased = pseudonym("erase", config.privacy.pseudonym_key)
     for user, sent in by_user.items():

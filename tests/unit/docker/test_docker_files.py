@@ -323,27 +323,30 @@ def test_flink_base_image_matches_the_apache_flink_pin(stages, svc):
             assert service["image"] == f"notify-engine-flink:{version}", name
 
 
-def test_connector_version_matches_services(final_stage, svc):
+def test_connector_version_matches_services(stages, svc):
+    build = stages[0]
     _, _, version = services.CONNECTOR_ARTIFACT.split(":")
     args = {}
-    for keyword, text in final_stage.instructions:
+    for keyword, text in build.instructions:
         if keyword == "ARG":
             key, _, value = text.partition("=")
             args[key.strip()] = value.strip()
     assert args.get("CONNECTOR_VERSION") == version
     assert services.CONNECTOR_JAR_NAME == f"flink-sql-connector-kafka-{version}.jar"
-    run = " ".join(text for keyword, text in final_stage.instructions if keyword == "RUN")
+    run = " ".join(text for keyword, text in build.instructions if keyword == "RUN")
     assert "org/apache/flink/flink-sql-connector-kafka/${CONNECTOR_VERSION}/" in run
-    assert "/opt/flink/connectors/flink-sql-connector-kafka-${CONNECTOR_VERSION}.jar" in run
-    assert option(flink_run_argv(svc), "-j") == f"/opt/flink/connectors/{services.CONNECTOR_JAR_NAME}"
+    jar = "/opt/notify-engine-jars/notify-engine-flink-sql-connector-kafka-${CONNECTOR_VERSION}.jar"
+    assert jar in run and 'jar uf "$jar" -C /tmp/classes .' in run  # with the project's Java classes
+    assert ("COPY", "jobs/java /opt/notify-engine-java") in build.instructions
+    assert option(flink_run_argv(svc), "-j") == f"/opt/flink/connectors/notify-engine-{services.CONNECTOR_JAR_NAME}"
     assert re.fullmatch(r"[0-9a-f]{64}", args.get("CONNECTOR_SHA256", "")), "the connector's sha256 is not pinned"
 
 
-def test_pinned_connector_checksum_matches_the_jar_from_maven_when_cached(final_stage):
+def test_pinned_connector_checksum_matches_the_jar_from_maven_when_cached(stages):
     jar = services.cache_dir() / "flink-jars" / services.CONNECTOR_JAR_NAME
     if not jar.is_file():
         pytest.skip(f"{jar} is not cached (`notify-engine services fetch` downloads it)")
-    pinned = next(text.partition("=")[2] for keyword, text in final_stage.instructions
+    pinned = next(text.partition("=")[2] for keyword, text in stages[0].instructions
                   if keyword == "ARG" and text.startswith("CONNECTOR_SHA256="))
     assert hashlib.sha256(jar.read_bytes()).hexdigest() == pinned
 
