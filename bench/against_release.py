@@ -53,6 +53,8 @@ for item in catalog:
     pipeline.process_catalog(encode(item), now, out)
 for raw in raws:
     pipeline.process(raw, now, out)
+if hasattr(pipeline, "finish"):  # what waits for its time (a session's end, say) is decided at the end of input
+    pipeline.finish(now, out)
 elapsed = time.perf_counter() - started
 json.dump({"seconds": elapsed, "events": len(raws),
            "notifications": [[n.notification_id, n.kind, n.channel, n.title, n.body, list(n.item_ids), n.reason,

@@ -1,13 +1,14 @@
 """Second user-keyed hop: the shopper's content vector and segment, hybrid scoring, the journeys'
 agenda, and what is sent.
 
-Events only update state: a trigger is ranked when it comes (as the side inputs stand then) and
-waits in the agenda with the other journeys' messages (`operators.journeys`) until the session ends
-and the shopper's quiet hours pass; the entries due at one instant are decided together as one
-message (`operators.messages`). Each goes out on the first channel of its purpose's preference
-order that the shopper is reachable on and consented to; every notification goes to the user's
-inbox too; each trigger replaces the user's served profile and top-N; an erasure clears the state,
-the directory entry included, and deletes everything served about the user.
+Events only update state: a trigger waits, unranked, in the agenda with the other journeys' messages
+(`operators.journeys`) until the session ends and the shopper's quiet hours pass; the newest trigger
+of a session is the one kept. The entries due at one instant are decided together as one message
+(`operators.messages`); a browse recommendation is ranked then, once, as the shopper's state and the
+side inputs stand, and that ranking replaces the user's served profile and top-N. Each message goes
+out on the first channel of its purpose's preference order that the shopper is reachable on and
+consented to; every notification goes to the user's inbox too; an erasure clears the state, the
+directory entry included, and deletes everything served about the user.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from state_schemas.state import Candidate, ItemCard, Planned, PushState
+from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
 from state_schemas.units import HOUR_MS
 
 from . import directory, journeys, timing
@@ -102,9 +103,9 @@ def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, confi
 def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,
                  config: JobConfig) -> Step:
     """Every behaviour event moves the content vector, keeps the session open and moves the journeys
-    (a cart plans reminders, a purchase ends them). A trigger is ranked now and waits as the browse
-    recommendation (the newest wins). Entries due before this event are decided first, as of their
-    time, so the outcome does not hang on when the watermark fires their timers."""
+    (a cart plans reminders, a purchase ends them). A trigger waits as the browse recommendation (the
+    newest wins), ranked only when it fires. Entries due before this event are decided first, as of
+    their time, so the outcome does not hang on when the watermark fires their timers."""
     event = signal.event
     fired = fire_due(state, user_id, event.ts, created_at, side, config)
     state = fired.state
@@ -118,28 +119,44 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     who = directory.reach(state.directory, config.directory)
     state = journeys.watch(state, event, config)
     state, exits = journeys.after_behaviour(state, event, signal.card, config)
-    served = ()
     if signal.trigger:
-        ranked = rank(signal, state, side, event.ts, config.scoring, config.policy)
-        if signal.summary:
-            served = serving(state, signal, ranked, pseudonym(user_id, config.privacy.pseudonym_key), config)
-        state = _plan_recommendation(state, signal, ranked, config)
+        state = _plan_recommendation(state, signal, config)
     arranged = journeys.arrange(state, who, config)
-    return _joined((fired, replace(arranged, effects=served, counts=exits + arranged.counts)))
+    return _joined((fired, replace(arranged, counts=exits + arranged.counts)))
 
 
-def _plan_recommendation(state: PushState, signal: ItemSignal, ranked: list, config: JobConfig) -> PushState:
+def _plan_recommendation(state: PushState, signal: ItemSignal, config: JobConfig) -> PushState:
     """Browse abandonment: after real interest (a trigger) and no cart in the agenda."""
     event, policy = signal.event, config.policy
     if (RECOMMENDATION not in config.journeys.enabled or event.behavior in journeys.ENDS_BROWSING
             or any(entry.journey == CART for entry in state.agenda)):
         return state
-    chosen = [entry for entry in ranked if entry.score >= policy.min_score][: policy.items_per_notification]
+    trigger = Trigger(ItemCard(category_id=signal.card.category_id, title=signal.card.title), signal.neighbours,
+                      signal.summary)
     return journeys.plan(state, Planned(
         RECOMMENDATION, source=event.event_id, intended_at=event.ts + policy.session_gap_ms
-        + policy.recommendation_delay_ms, earliest=event.ts, event=event,
-        candidates=tuple(Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen),
+        + policy.recommendation_delay_ms, earliest=event.ts, event=event, trigger=trigger,
         best_hour=journeys.best_utc_hour(signal.summary, config)))
+
+
+def _ranked(entries: list[Planned], state: PushState, user: str, now: int, side: SideInputs,
+            config: JobConfig) -> tuple[list[Planned], tuple]:
+    """(The entries, a browse recommendation among them ranked now and named by its best items; the
+    served profile and top-N that ranking replaces). Ranked once: a capped one keeps its items."""
+    ranked_entries, served = [], ()
+    for entry in entries:
+        if entry.trigger is None:
+            ranked_entries.append(entry)
+            continue
+        signal = ItemSignal(event=entry.event, card=entry.trigger.card, trigger=True,
+                            neighbours=entry.trigger.neighbours, summary=entry.trigger.summary)
+        ranked = rank(signal, state, side, now, config.scoring, config.policy)
+        if signal.summary:
+            served = serving(state, signal, ranked, user, config)
+        chosen = [e for e in ranked if e.score >= config.policy.min_score][: config.policy.items_per_notification]
+        ranked_entries.append(replace(entry, trigger=None, candidates=tuple(
+            Candidate(e.item_id, e.score, e.category_id, e.reason, e.title, e.price) for e in chosen)))
+    return ranked_entries, served
 
 
 def watched_item_changed(state: PushState, change: WatchedItemChange, user_id: str, created_at: int,
@@ -198,8 +215,9 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
     exits += ("journey_exit_out_of_stock",) * len(gone)
     if live:
         user = pseudonym(user_id, config.privacy.pseudonym_key)
+        live, served = _ranked(live, state, user, now, side, config)
         decision = decide_marketing(state, live, now, created_at, user, who, config)
-        outcome, state = _outcome(decision, config.redis), decision.state
+        outcome, state = _outcome(decision, config.redis, served), decision.state
         for entry in live:
             later = None if decision.notification else journeys.deferred(entry, decision.suppressed, now, state,
                                                                            who, config)

@@ -196,6 +196,15 @@ class PendingRecommendation(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     due: int = 0
 
 
+class Trigger(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What a browse recommendation is ranked from when it fires, as its trigger brought it: the
+    trigger item's category and title, its neighbours, and the shopper's profile."""
+
+    card: ItemCard = msgspec.field(name="card")  # without the content vector: ranking reads none of it
+    neighbours: tuple[Neighbour, ...] = msgspec.field(default=(), name="nb")
+    summary: UserSummary | None = msgspec.field(default=None, name="s")
+
+
 class Planned(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """A message a journey means to send (`operators.journeys`). `intended_at` is when the journey
     first meant it (lateness and expiry count from it); `earliest` when it may go at the soonest (a
@@ -209,6 +218,7 @@ class Planned(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     due: int = 0
     reminder: int = msgspec.field(default=0, name="n")  # cart abandonment: the reminder's number, from 0
     event: BehaviourEvent | None = msgspec.field(default=None, name="e")  # browse: the trigger
+    trigger: Trigger | None = msgspec.field(default=None, name="t")  # browse, until ranked when it fires
     order: OrderEvent | None = msgspec.field(default=None, name="o")  # order status held for the night, review
     candidates: tuple[Candidate, ...] = msgspec.field(default=(), name="c")  # the items it names
     was_price: float | None = msgspec.field(default=None, name="was")  # price drop: the price before
@@ -247,7 +257,9 @@ class PushState(State, frozen=True):
     """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, and
     the shopper's directory entry (stored apart, never expiring)."""
 
-    VERSION: ClassVar[int] = 4
+    # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires; a v4
+    # entry came ranked and is read as it is.
+    VERSION: ClassVar[int] = 5
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -272,7 +284,7 @@ class PushState(State, frozen=True):
     legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
     watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
-    v: int = 4
+    v: int = 5
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at

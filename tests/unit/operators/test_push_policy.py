@@ -575,9 +575,9 @@ def test_transactional_is_not_blocked_by_an_exhausted_marketing_cap_or_gap():
 def test_a_trigger_is_held_until_the_session_ends_and_scored_only_then():
     held = handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
     assert held.notification is None and held.timers == (SENT,)
-    assert held.serving  # ranked once, now: the profile and top-N are served as the trigger stands
+    assert held.serving == ()  # not ranked yet: nothing to serve
     assert recommendation(held.state).event.event_id == "t1" and recommendation(held.state).intended_at == SENT
-    assert [c.item_id for c in recommendation(held.state).candidates] == ["a", "b", "c"]
+    assert recommendation(held.state).candidates == () and recommendation(held.state).trigger is not None
     browsing = handle(held.state, item_signal(event_id="v2", ts=T0 + 20 * 60_000, trigger=False), USER, CREATED,
                       NO_SIDE, CONFIG)
     later = T0 + 20 * 60_000 + CONFIG.policy.session_gap_ms
@@ -586,7 +586,8 @@ def test_a_trigger_is_held_until_the_session_ends_and_scored_only_then():
     assert stale.notification is None and stale.state == browsing.state and stale.counts == ()
     sent = fire(browsing.state, later)
     assert sent.notification.scheduled_at == later and sent.notification.source_event_id == "t1"
-    assert sent.state.agenda == () and sent.serving == ()
+    assert sent.notification.item_ids == ("a", "b", "c")  # ranked now, from the trigger's neighbours
+    assert sent.state.agenda == () and [type(r) for r in sent.serving] == [ReplaceValue, ReplaceRanking]
     assert "messages_deferred" in sent.counts
     assert fire(sent.state, later).notification is None  # a second timer for the same time finds nothing
 

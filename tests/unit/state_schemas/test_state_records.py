@@ -235,7 +235,7 @@ def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
     assert state == PushState(marketing_day=5, marketing_today=2, transactional_day=4, transactional_today=1,
                               last_marketing_ts=T0, recent_items={"a": RecentSend(T0), "b": RecentSend(T0 - 1)},
                               transactional_keys={"o1:shipped": T0}, directory=UserDirectory(opted_out_at=0))
-    assert orjson.loads(state.encode())["v"] == 4 and PushState.decode(state.encode()) == state
+    assert orjson.loads(state.encode())["v"] == 5 and PushState.decode(state.encode()) == state
 
 
 def test_a_v2_opt_out_moves_into_the_directory_entry():
