@@ -196,9 +196,12 @@ class JourneysConfig:
     best_hour_max_wait_ms: int = doc(21600000, "wait at most this for the best hour; a message due further from "
                                                "it goes when due")
     best_hour_min_items: int = doc(5, "distinct recent items a shopper needs before their own best hour is used; "
-                                      "below, platform_best_hour")
-    platform_best_hour: int = doc(19, "local hour for shoppers with little history (a fixed platform default, "
-                                      "not learned from the population)")
+                                      "below, the population's")
+    population_min_shoppers: int = doc(50, "shoppers with a best hour of their own before the most common of those "
+                                           "hours (each on its shopper's clock) is the one for shoppers with little "
+                                           "history; 0: always platform_best_hour")
+    platform_best_hour: int = doc(19, "local hour for shoppers with little history until population_min_shoppers "
+                                      "have one of their own")
     open_weight: float = doc(3.0, "an opened notification counts this many events towards the hour it was opened in")
 
     def problems(self) -> list[str]:
@@ -215,8 +218,10 @@ class JourneysConfig:
             (set(self.best_hour_journeys) <= set(JOURNEYS), f"journeys.best_hour_journeys: journeys are "
                                                              f"{', '.join(JOURNEYS)}"),
             (0 <= self.platform_best_hour <= 23, "journeys.platform_best_hour must be an hour, 0 to 23"),
-            (self.best_hour_max_wait_ms >= 0 and self.best_hour_min_items >= 0 and self.open_weight >= 0,
-             "journeys.best_hour_max_wait_ms, best_hour_min_items and open_weight must be >= 0"),
+            (self.best_hour_max_wait_ms >= 0 and self.best_hour_min_items >= 0 and self.open_weight >= 0
+             and self.population_min_shoppers >= 0,
+             "journeys.best_hour_max_wait_ms, best_hour_min_items, population_min_shoppers and open_weight must be "
+             ">= 0"),
             (set(self.on_cap) == set(JOURNEYS) and set(self.on_cap.values()) <= {"drop", "defer"},
              f"journeys.on_cap maps each of {', '.join(JOURNEYS)} to drop or defer"),
         ) if not ok]

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 
 import orjson
 
-from operators import steps, trending
+from operators import journeys, steps, trending
 from state_schemas.codec import SchemaError
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard
@@ -93,6 +93,7 @@ class RedisSideInputs:
     def __init__(self, cards: ItemCardStore, top_n: int, cache_ms: int, clock: Callable[[], int] = _now_ms):
         self.card_store, self.top_n, self.cache_ms, self.clock = cards, top_n, cache_ms, clock
         self.lists: dict[str, tuple[int, list]] = {}
+        self.hour_votes: tuple[int, list[int]] | None = None  # (read at, shoppers per local hour)
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return self.card_store.get_many(items, fresh=fresh)
@@ -128,6 +129,17 @@ class RedisSideInputs:
 
     def arrivals(self, category: str | None) -> list[str]:
         return [] if category is None else self._lists(category)["a:" + category]
+
+    def population_best_hour(self, min_shoppers: int) -> int | None:
+        """Counted from the 24 vote sets in one round trip, at most once per cache interval."""
+        now = self.clock()
+        if self.hour_votes is None or now - self.hour_votes[0] > self.cache_ms:
+            store = self.card_store
+            pipe = store.client.pipeline(transaction=False)
+            for hour in range(24):
+                pipe.zcard(store.keys.best_hour_votes(hour))
+            self.hour_votes = (now, pipe.execute())
+        return journeys.population_hour(self.hour_votes[1], min_shoppers)
 
 
 class RedisEffects:
@@ -165,6 +177,15 @@ class RedisEffects:
                 pipe.hset(effect.reasons_key, mapping={item: reason for item, _, reason in effect.entries})
                 pipe.expire(effect.key, effect.ttl_s)
                 pipe.expire(effect.reasons_key, effect.ttl_s)
+        elif isinstance(effect, steps.VoteBestHour):
+            for hour in range(24):
+                key = self.keys.best_hour_votes(hour)
+                if hour == effect.hour:
+                    pipe.zadd(key, {effect.user: effect.at})
+                else:
+                    pipe.zrem(key, effect.user)
+                if effect.hour is not None:
+                    pipe.zremrangebyscore(key, "-inf", f"({effect.at - effect.kept_ms}")
         elif isinstance(effect, steps.DeleteKeys):
             found = [key for pattern in effect.patterns for key in self.client.scan_iter(pattern, count=1000)]
             pipe.delete(*effect.keys, *found)

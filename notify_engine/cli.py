@@ -60,15 +60,17 @@ def demo(args) -> int:
                                            start_ms=start_ms)
     _step(3, total, f"generating {args.events} events for {args.users} shoppers and {args.items} items "
                     f"(Zipf popularity, sessions, daily rhythm, orders) plus {len(DEMO_BAD_RECORDS)} bad records")
-    listed = producer.publish(generator.generate_catalog(gen_config), broker.bootstrap, DEMO_TOPICS["catalog"],
-                              key_of=lambda item: item.item_id)
+    events = list(generator.generate_events(gen_config))
+    catalog = generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, max(e.ts for e in events))
+    listed = producer.publish(catalog, broker.bootstrap, DEMO_TOPICS["catalog"], key_of=lambda item: item.item_id)
     listed_bad = producer.publish_raw(DEMO_BAD_CATALOG, broker.bootstrap, DEMO_TOPICS["catalog"], key_prefix="bad-")
     users = producer.publish(generator.generate_users(gen_config), broker.bootstrap, DEMO_TOPICS["users"],
                              key_of=lambda record: record.user_id)
     users_bad = producer.publish_raw(DEMO_BAD_USERS, broker.bootstrap, DEMO_TOPICS["users"], key_prefix="bad-")
-    sent = producer.publish(generator.generate_events(gen_config), broker.bootstrap, DEMO_TOPICS["events"])
+    sent = producer.publish(events, broker.bootstrap, DEMO_TOPICS["events"])
     sent_bad = producer.publish_raw(DEMO_BAD_RECORDS, broker.bootstrap, DEMO_TOPICS["events"])
-    print(f"      published {listed} catalogue items and {listed_bad} bad ones to {DEMO_TOPICS['catalog']}, "
+    print(f"      published {listed} catalogue records (price cuts and restocks among them) and {listed_bad} bad ones "
+          f"to {DEMO_TOPICS['catalog']}, "
           f"{users} directory records and {users_bad} bad ones to {DEMO_TOPICS['users']}, "
           f"{sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
 
@@ -160,11 +162,12 @@ def _core_counts(config, gen_config) -> collections.Counter:
     from . import generator
 
     pipeline, out, now = LocalPipeline(config, DictStore()), Outputs(), int(time.time() * 1000)
-    for item in generator.generate_catalog(gen_config):
+    events = list(generator.generate_events(gen_config))
+    for item in generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, max(e.ts for e in events)):
         pipeline.process_catalog(encode(item), now, out)
     for record in generator.generate_users(gen_config):
         pipeline.process_user_record(encode(record), now, out)
-    for event in generator.generate_events(gen_config):
+    for event in events:
         pipeline.process(encode(event), now, out)
     pipeline.finish(now, out)
     return pipeline.counters

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
+import msgspec
+
 from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent, QuietHours, UserRecord
 from state_schemas.units import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 
@@ -120,12 +122,14 @@ class GeneratorConfig:
     utc_offsets_h: tuple[int, ...] = (-1, 0, 1, 2)  # one region spanning a few time zones
     search_share: float = 0.25  # sessions that open with a search
     favourite_rate: float = 0.04  # of views
+    sold_out_favourite_rate: float = 0.3  # of views of an item out of stock ("tell me when it is back")
     click_rate: float = 0.3  # of views
     cart_rate: float = 0.25  # of clicks on items in stock
     purchase_rate: float = 0.45  # of carted items, at the session's checkout
     order_share: float = 0.9  # checkouts that become an order with a delivery lifecycle
     cancel_share: float = 0.03  # of orders, cancelled after payment instead of shipped
     out_of_stock_share: float = 0.03  # of catalogue items
+    price_cut_share: float = 0.05  # of catalogue items, cut by 10-35% at some time while the shop runs
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.categories < 1 or self.items < self.categories:
@@ -183,6 +187,23 @@ def _rng(cfg: GeneratorConfig, purpose: str) -> random.Random:
 
 def generate_catalog(cfg: GeneratorConfig) -> list[CatalogItem]:
     return list(_build_shop(cfg).catalog)
+
+
+def generate_catalog_changes(cfg: GeneratorConfig, until_ms: int) -> list[CatalogItem]:
+    """Later catalogue records, in time order, between the first tenth and the last tenth of
+    [cfg.start_ms, until_ms]: a price cut for `price_cut_share` of the items, a restock for every item
+    out of stock. They give the price-drop and back-in-stock journeys something to tell."""
+    rng = _rng(cfg, "catalog-changes")
+    span = max(until_ms - cfg.start_ms, 10)
+    changes = []
+    for item in generate_catalog(cfg):
+        at = cfg.start_ms + span // 10 + rng.randrange(span * 8 // 10)
+        if item.stock == 0:
+            changes.append(msgspec.structs.replace(item, stock=rng.randint(5, 50), ts=at))
+        elif rng.random() < cfg.price_cut_share:
+            cut = round(item.price * (1 - rng.uniform(0.10, 0.35)), 2)
+            changes.append(msgspec.structs.replace(item, price=max(cut, 0.01), ts=at))
+    return sorted(changes, key=lambda item: (item.ts, item.item_id))
 
 
 def _build_shop(cfg: GeneratorConfig) -> _Shop:
@@ -337,7 +358,7 @@ def _session(cfg: GeneratorConfig, shop: _Shop, shopper: _Shopper, start_ms: int
             item = rng.choices(items, cum_weights=cum_popularity)[0]
         add("view", item)
         viewed.append(item)
-        if rng.random() < cfg.favourite_rate:
+        if rng.random() < (cfg.favourite_rate if item.stock else cfg.sold_out_favourite_rate):
             add("favourite", item)
         if rng.random() < cfg.click_rate:
             add("click", item)

@@ -9,7 +9,11 @@ other items' cards through a cache (`cards` below), so the core stays pure.
 The item also keeps its watchers: shoppers who viewed, carted or favourited it within
 `journeys.watch_ms`, at most `journeys.watchers_per_item` of them, newest first. A catalogue
 record that cuts the price by `journeys.price_drop_min_pct` or more, or restocks the item, tells
-each watcher's push policy, so one record costs at most that many messages.
+each watcher's push policy, so one record costs at most that many messages. Only shoppers who
+last looked before the record are told (a later look saw the new price). The item keeps its last
+few changes for `watch_ms`, so a shopper whose earlier look is read after the record (a replay
+reads the small catalogue first; a slow path) is told when that look arrives: what is told does
+not hang on which path was read first.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from msgspec.structs import replace
 from config import ItemModelConfig, JourneysConfig, ProfileConfig
 from state_schemas.events import CatalogItem
 from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, ListedItem, WatchedItemChange
-from state_schemas.state import CoCount, DecayedValue, ItemCard, ItemModel, Neighbour, Watch
+from state_schemas.state import CatalogChange, CoCount, DecayedValue, ItemCard, ItemModel, Neighbour, Watch
 from state_schemas.units import HOUR_MS
 
 from .content import event_terms, tfidf_vector
@@ -32,6 +36,7 @@ from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours
 CardLookup = Callable[..., Mapping[str, ItemCard]]  # (items, fresh=False) -> cards of those that have one
 ARRIVALS_KEPT = 200  # newest listings kept per category
 RESTOCK_WATCHERS = frozenset({"favourite", "cart"})  # told when the item is back in stock
+CHANGES_KEPT = 4  # an item's latest price drops and restocks, for watchers read after them
 
 
 def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, context: StepContext) -> Step:
@@ -44,9 +49,36 @@ def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, con
         return Step(state=replace(state, watchers={u: w for u, w in state.watchers.items() if u != message.user_id}))
     step = update_item(state, message, context.side.cards, config.item_model, config.profile,
                        config.catalog.terms_per_item)
-    watchers = watched_by(step.state.watchers, message.event.user_id, message.event.behavior, message.event.ts,
-                          message.event.price, config.journeys)
-    return step if watchers is step.state.watchers else replace(step, state=replace(step.state, watchers=watchers))
+    event = message.event
+    watchers = watched_by(step.state.watchers, event.user_id, event.behavior, event.ts, event.price, config.journeys)
+    if watchers is step.state.watchers:
+        return step
+    late = told_late(step.state, event.item_id, event.user_id, step.state.watchers.get(event.user_id),
+                     watchers.get(event.user_id), config.journeys)
+    return replace(step, state=replace(step.state, watchers=watchers), emit=step.emit + late,
+                   counts=step.counts + ("watchers_told_late",) * len(late))
+
+
+def told_late(state: ItemModel, item_id: str, user_id: str, was: Watch | None, now: Watch | None,
+              journeys: JourneysConfig) -> tuple:
+    """The changes already made that the shopper's watch tells them of now and did not before: their look
+    came before a change but was read after it, or a restock reaches them once they favourite or cart."""
+    if now is None:
+        return ()
+    return tuple(_telling(change, item_id, user_id) for change in state.changes
+                 if _tells(change, now, journeys) and not (was is not None and _tells(change, was, journeys)))
+
+
+def _tells(change: CatalogChange, watch: Watch, journeys: JourneysConfig) -> bool:
+    """A change tells a watcher who last looked before it, within `watch_ms`; a restock, only one who carted
+    or favourited the item. Once a later look passes the change, it never tells them again."""
+    return (watch.at <= change.ts and change.ts - watch.at < journeys.watch_ms
+            and (change.change == "price_drop" or watch.behavior in RESTOCK_WATCHERS))
+
+
+def _telling(change: CatalogChange, item_id: str, user_id: str) -> WatchedItemChange:
+    return WatchedItemChange(user_id=user_id, item_id=item_id, change=change.change, ts=change.ts, card=change.card,
+                             was_price=change.was_price)
 
 
 def watched_by(watchers: dict[str, Watch], user_id: str, behavior: str, ts: int, price: float | None,
@@ -66,21 +98,23 @@ def watched_by(watchers: dict[str, Watch], user_id: str, behavior: str, ts: int,
     return kept
 
 
-def watched_changes(state: ItemModel, item: CatalogItem, card: ItemCard, journeys: JourneysConfig) -> tuple:
-    """What a catalogue record tells the item's watchers: a price cut, or a restock after none in stock."""
+def catalog_change(state: ItemModel, item: CatalogItem, card: ItemCard,
+                   journeys: JourneysConfig) -> CatalogChange | None:
+    """What a catalogue record changed for the item's watchers: a price cut, or a restock after none in stock."""
     if state.listed_at is None:  # the first record: nothing it could have changed
-        return ()
-    dropped = (state.price is not None and item.price is not None
-               and item.price <= state.price * (1 - journeys.price_drop_min_pct / 100))
-    restocked = state.stock == 0 and item.stock is not None and item.stock > 0
-    if not (dropped or restocked):
-        return ()
-    live = sorted((u, w) for u, w in state.watchers.items() if item.ts - w.at < journeys.watch_ms)
-    if dropped:
-        return tuple(WatchedItemChange(user_id=u, item_id=item.item_id, change="price_drop", ts=item.ts, card=card,
-                                       was_price=state.price) for u, _ in live)
-    return tuple(WatchedItemChange(user_id=u, item_id=item.item_id, change="back_in_stock", ts=item.ts, card=card)
-                 for u, w in live if w.behavior in RESTOCK_WATCHERS)
+        return None
+    if (state.price is not None and item.price is not None
+            and item.price <= state.price * (1 - journeys.price_drop_min_pct / 100)):
+        return CatalogChange("price_drop", item.ts, replace(card, vector=()), was_price=state.price)
+    if state.stock == 0 and item.stock is not None and item.stock > 0:
+        return CatalogChange("back_in_stock", item.ts, replace(card, vector=()))
+    return None
+
+
+def watched_changes(state: ItemModel, item_id: str, change: CatalogChange, journeys: JourneysConfig) -> tuple:
+    """The watchers a change tells (`_tells`), each once."""
+    return tuple(_telling(change, item_id, user) for user, watch in sorted(state.watchers.items())
+                 if _tells(change, watch, journeys))
 
 
 def on_timer(state: ItemModel, item_id: str, timestamp: int, context: StepContext) -> Step:
@@ -177,7 +211,11 @@ def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, f
     new_state = replace(state, category_id=item.category_id, price=item.price, brand=item.brand, title=item.title,
                         stock=item.stock, listed_at=item.ts, vector=vector)
     card = new_state.card()
-    told = watched_changes(state, item, card, journeys)
+    change = catalog_change(state, item, card, journeys)
+    told = watched_changes(state, item.item_id, change, journeys) if change else ()
+    if change:
+        kept = tuple(c for c in state.changes if item.ts - c.ts < journeys.watch_ms)
+        new_state = replace(new_state, changes=(kept + (change,))[-CHANGES_KEPT:])
     return Step(state=new_state, emit=told, counts=("watchers_told",) * len(told),
                 effects=(PublishCard(item.item_id, card),
                          ListNewArrival(item.item_id, item.category_id, item.ts, ARRIVALS_KEPT)))

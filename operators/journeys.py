@@ -57,8 +57,9 @@ def due_time(entry: Planned, state: PushState, who: Reach, config: JobConfig) ->
     due = timing.quiet_hours_end(after, who.time_zone, window)
     if entry.journey not in config.journeys.best_hour_journeys:
         return due
-    if entry.best_hour is None:  # too little history: the platform's hour on the shopper's clock
-        best = timing.next_hour_start(due, config.journeys.platform_best_hour, who.time_zone)
+    if entry.best_hour is None:  # too little history: the population's hour on the shopper's clock
+        hour = state.population_hour if state.population_hour is not None else config.journeys.platform_best_hour
+        best = timing.next_hour_start(due, hour, who.time_zone)
     else:  # the shopper's own hour is an hour of UTC instants: no zone or DST to mind
         best = timing.next_hour_start(due, entry.best_hour, "UTC")
     if best - due > config.journeys.best_hour_max_wait_ms or timing.in_quiet_hours(best, who.time_zone, window):
@@ -73,6 +74,19 @@ def best_utc_hour(summary: UserSummary | None, config: JobConfig) -> int | None:
     if summary is None or len(summary.recent) < config.journeys.best_hour_min_items or not summary.active_hours:
         return None
     return int(summary.active_hours[0][0])
+
+
+def best_local_hour(utc_hour: int, at: int, time_zone: str) -> int:
+    """A UTC hour on the shopper's clock, as of `at` (a zone's offset moves with DST)."""
+    return timing.local_hour(timing.next_hour_start(at, utc_hour, "UTC"), time_zone)
+
+
+def population_hour(shoppers_per_hour: list[int], min_shoppers: int) -> int | None:
+    """The local hour most shoppers with a best hour of their own have (the earliest of a tie); None while
+    fewer than `min_shoppers` have one, and always for 0."""
+    if min_shoppers == 0 or sum(shoppers_per_hour) < min_shoppers:
+        return None
+    return max(range(len(shoppers_per_hour)), key=lambda hour: (shoppers_per_hour[hour], -hour))
 
 
 def arrange(state: PushState, who: Reach, config: JobConfig) -> Step:

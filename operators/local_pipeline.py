@@ -23,7 +23,8 @@ from state_schemas.state import ItemCard, Neighbour
 
 from . import catalog_intake, directory, intake
 from .catalog import VocabularyView
-from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
+from .journeys import population_hour
+from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext, VoteBestHour
 from .topology import STAGES, Stage
 from .trending import TrendingWindows, category_then_global, last_window_end
 
@@ -67,6 +68,7 @@ class MemorySideInputs:
         self.window_ms, self.slide_ms = config.trending.window_ms, config.trending.slide_ms
         self.trending_end, self.trending_lists = None, {}
         self.trending_enabled = config.windows_enabled
+        self.votes: dict[int, dict[str, int]] = {}  # local hour -> shopper -> when voted
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return {item: self.item_cards[item] for item in items if item in self.item_cards}
@@ -85,9 +87,19 @@ class MemorySideInputs:
         listed = self.listings.get(category or "", {})
         return [item for item, _ in sorted(listed.items(), key=lambda kv: (-kv[1], kv[0]))[:ARRIVALS_READ]]
 
+    def population_best_hour(self, min_shoppers: int) -> int | None:
+        return population_hour([len(self.votes.get(hour, {})) for hour in range(24)], min_shoppers)
+
     def apply(self, effect) -> bool:
         """Carry out an effect on the read model; False for effects on the serving store."""
-        if isinstance(effect, PublishCard):
+        if isinstance(effect, VoteBestHour):
+            for voters in self.votes.values():
+                voters.pop(effect.user, None)
+            if effect.hour is not None:
+                self.votes.setdefault(effect.hour, {})[effect.user] = effect.at
+                self.votes = {hour: {u: at for u, at in voters.items() if at >= effect.at - effect.kept_ms}
+                              for hour, voters in self.votes.items()}
+        elif isinstance(effect, PublishCard):
             self.item_cards[effect.item_id] = effect.card
         elif isinstance(effect, ListNewArrival):
             listed = self.listings.setdefault(effect.category_id, {})

@@ -28,11 +28,14 @@ from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
 from .privacy import pseudonym
 from .scorer import rank
-from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox
+from .steps import (CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox,
+                    VoteBestHour)
 
 CONTENT_TERMS_SERVED = 10
 # Journeys whose message names an item the shop must have in stock when it goes out.
 NEEDS_STOCK = frozenset({journeys.CART, journeys.PRICE_DROP, journeys.BACK_IN_STOCK})
+VOTE_REFRESH_MS = 24 * HOUR_MS  # a steady best hour is voted again this often...
+VOTES_KEPT_MS = 30 * 24 * HOUR_MS  # ...and a vote not renewed this long no longer counts
 
 
 def step(state: PushState, message, context: StepContext) -> Step:
@@ -42,6 +45,9 @@ def step(state: PushState, message, context: StepContext) -> Step:
 def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs, config: JobConfig) -> Step:
     """One message reaching this hop: an item signal, a segment, a directory record, a watched item's
     change, or an order, feedback or erasure."""
+    if isinstance(message, (ItemSignal, WatchedItemChange, AccountEvent)):
+        hour = side.population_best_hour(config.journeys.population_min_shoppers)
+        state = state if hour == state.population_hour else replace(state, population_hour=hour)
     if isinstance(message, ItemSignal):
         return observe_item(state, message, user_id, created_at, side, config)
     if isinstance(message, SegmentAssignment):
@@ -61,9 +67,10 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
 
 
 def erase(user: str, redis: RedisConfig) -> Step:
-    """Forget the user: clear the state and delete everything served under the pseudonym."""
+    """Forget the user: clear the state, delete everything served under the pseudonym, withdraw their vote."""
     keys = RedisKeys(redis.key_prefix)
-    return Step(state=CLEAR, effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),))
+    return Step(state=CLEAR, effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),
+                                      VoteBestHour(user, None, 0, 0)))
 
 
 def _outcome(decision: "Decision", redis: RedisConfig, serving: tuple = ()) -> Step:
@@ -119,10 +126,24 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     who = directory.reach(state.directory, config.directory)
     state = journeys.watch(state, event, config)
     state, exits = journeys.after_behaviour(state, event, signal.card, config)
+    state, vote = _vote(state, signal, pseudonym(user_id, config.privacy.pseudonym_key), who, config)
     if signal.trigger:
         state = _plan_recommendation(state, signal, config)
     arranged = journeys.arrange(state, who, config)
-    return _joined((fired, replace(arranged, counts=exits + arranged.counts)))
+    return _joined((fired, replace(arranged, effects=vote, counts=exits + arranged.counts)))
+
+
+def _vote(state: PushState, signal: ItemSignal, user: str, who, config: JobConfig) -> tuple[PushState, tuple]:
+    """The shopper's own best hour, on their clock, counts towards the population's: voted again when it
+    moves, and once a day so that the votes of shoppers gone quiet age out."""
+    own = journeys.best_utc_hour(signal.summary, config)
+    if own is None or config.journeys.population_min_shoppers == 0:
+        return state, ()
+    at = signal.event.ts
+    hour = journeys.best_local_hour(own, at, who.time_zone)
+    if hour == state.voted_hour and state.voted_at is not None and at - state.voted_at < VOTE_REFRESH_MS:
+        return state, ()
+    return replace(state, voted_hour=hour, voted_at=at), (VoteBestHour(user, hour, at, VOTES_KEPT_MS),)
 
 
 def _plan_recommendation(state: PushState, signal: ItemSignal, config: JobConfig) -> PushState:

@@ -32,7 +32,7 @@ class Step(msgspec.Struct, Generic[S], frozen=True):
 
 
 class SideInputs(Protocol):
-    """What a step may read of other keys: item cards and two small global lists."""
+    """What a step may read of other keys: item cards, two small global lists and the population's best hour."""
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         """Cards of those items that have one; `fresh` skips caches (other instances' latest counts)."""
@@ -40,6 +40,10 @@ class SideInputs(Protocol):
     def trending(self, category: str | None) -> list[tuple[str, float]]: ...  # strongest first
 
     def arrivals(self, category: str | None) -> list[str]: ...  # newest catalogue listings, newest first
+
+    def population_best_hour(self, min_shoppers: int) -> int | None:
+        """The local hour most shoppers with a best hour of their own have; None while fewer than
+        `min_shoppers` have one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,19 @@ class DeleteKeys:
 
     keys: tuple[str, ...]
     patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VoteBestHour:
+    """The shopper's own best local hour counts towards the population's (None: their vote is withdrawn,
+    an erasure); every vote older than `kept_ms` before `at` is dropped."""
+
+    COUNTER: ClassVar[str] = "best_hour_votes"
+
+    user: str  # pseudonym
+    hour: int | None
+    at: int
+    kept_ms: int
 
 
 def emitted(step: Step, kind: type) -> list:

@@ -20,6 +20,10 @@ def _local(ts: int, time_zone: str) -> datetime:
     return datetime.fromtimestamp(ts / 1000, tz=timezone.utc).astimezone(zone(time_zone))
 
 
+def local_hour(ts: int, time_zone: str) -> int:
+    return _local(ts, time_zone).hour
+
+
 def in_quiet_hours(ts: int, time_zone: str, window: tuple[str, str]) -> bool:
     start, end = _minutes(window[0]), _minutes(window[1])
     local = _local(ts, time_zone)

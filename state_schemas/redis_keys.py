@@ -27,6 +27,10 @@ class RedisKeys:
         """Sorted set: item -> catalogue time, the category's newest listings."""
         return f"{self.prefix}:arrivals:{category}"
 
+    def best_hour_votes(self, hour: int) -> str:
+        """Sorted set: pseudonym -> when voted, the shoppers whose own best hour is this local hour."""
+        return f"{self.prefix}:best-hour:{hour:02d}"
+
     # --- windowed aggregates --------------------------------------------------------------------
     def trending(self, scope: str) -> str:
         """Sorted set: item id -> weighted count in the scope's latest window, replaced whole per window."""

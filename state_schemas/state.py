@@ -126,11 +126,21 @@ class Watch(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=
     price: float | None = None
 
 
+class CatalogChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A price drop or restock the item's catalogue record made: kept a while, so a shopper whose earlier
+    view is read only after the record (a replay reads the small catalogue first) is still told."""
+
+    change: str = msgspec.field(name="c")  # "price_drop" or "back_in_stock"
+    ts: int  # the catalogue record's time
+    card: ItemCard = msgspec.field(name="card")  # the item as the record left it, without its content vector
+    was_price: float | None = msgspec.field(default=None, name="was")
+
+
 class ItemModel(State, frozen=True):
     """Item-keyed state: catalogue join, decayed popularity, co-occurrence row, top-K neighbours, and the
     shoppers watching its price and stock."""
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     WHAT: ClassVar[str] = "item model state"
 
     category_id: str | None = msgspec.field(default=None, name="cat")
@@ -147,7 +157,9 @@ class ItemModel(State, frozen=True):
     neighbours: tuple[Neighbour, ...] = msgspec.field(default=(), name="nb")  # top-K as of the last refresh
     # v2 had no watchers: they fill in as shoppers view, cart and favourite the item.
     watchers: dict[str, Watch] = msgspec.field(default={}, name="w")  # user -> interest, told of price and stock
-    v: int = 3
+    # v3 kept no changes: a watcher read late is told of the changes made from v4 on.
+    changes: tuple[CatalogChange, ...] = msgspec.field(default=(), name="chg")  # newest last
+    v: int = 4
 
     def card(self) -> ItemCard:
         return ItemCard(interactions=self.interactions, popularity=self.popularity, category_id=self.category_id,
@@ -257,8 +269,8 @@ class PushState(State, frozen=True):
     """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, and
     the shopper's directory entry (stored apart, never expiring)."""
 
-    # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires; a v4
-    # entry came ranked and is read as it is.
+    # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires (a v4
+    # entry came ranked and is read as it is); the population's best hour and the shopper's vote for it.
     VERSION: ClassVar[int] = 5
     WHAT: ClassVar[str] = "push state"
 
@@ -284,6 +296,11 @@ class PushState(State, frozen=True):
     legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
     watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
+    # The shopper's own best local hour as counted towards the population's, and when; the population's as
+    # last read (for shoppers with little history).
+    voted_hour: int | None = msgspec.field(default=None, name="vh")
+    voted_at: int | None = msgspec.field(default=None, name="va")
+    population_hour: int | None = msgspec.field(default=None, name="ph")
     v: int = 5
 
     def _upgrade(self) -> None:

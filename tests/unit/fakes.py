@@ -15,8 +15,9 @@ class FakeSide:
 
     def __init__(self, cards: Mapping[str, ItemCard] | None = None,
                  trending: Mapping[str | None, Sequence[tuple[str, float]]] | None = None,
-                 arrivals: Mapping[str | None, Sequence[str]] | None = None):
+                 arrivals: Mapping[str | None, Sequence[str]] | None = None, population_hour: int | None = None):
         self.card_map = dict(cards or {})
+        self.population_hour = population_hour
         self.trending_by = dict(trending or {})
         self.arrivals_by = dict(arrivals or {})
 
@@ -28,6 +29,9 @@ class FakeSide:
 
     def arrivals(self, category: str | None) -> Sequence[str]:
         return list(self.arrivals_by.get(category, ()))
+
+    def population_best_hour(self, min_shoppers: int) -> int | None:
+        return self.population_hour
 
 
 EMPTY_SIDE = FakeSide()

@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
-from operators.steps import DeleteKeys, ListNewArrival, PublishNeighbours, ReplaceRanking, ReplaceValue, StoreInInbox
+from operators.steps import (DeleteKeys, ListNewArrival, PublishNeighbours, ReplaceRanking, ReplaceValue, StoreInInbox,
+                            VoteBestHour)
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard, Neighbour
@@ -139,3 +140,26 @@ def test_an_erasure_deletes_the_named_keys_and_the_matching_ones_and_nothing_els
     effects.apply(DeleteKeys(keys.user_keys("p1"), keys.user_key_patterns("p1")))
     assert list(client.scan_iter(f"{prefix}:*p1*")) == []
     assert len(list(client.scan_iter(f"{prefix}:*p2*"))) == 3
+
+
+def test_best_hour_votes_count_each_shopper_once_age_out_and_are_withdrawn(setup):
+    client, clock, prefix = setup
+    cards = store(client, clock, prefix)
+    effects, reader = RedisEffects(client, cards), RedisSideInputs(cards, top_n=5, cache_ms=1000, clock=clock)
+    keys, day = RedisKeys(prefix), 86_400_000
+
+    def voters(hour):
+        return {m.decode() for m in client.zrange(keys.best_hour_votes(hour), 0, -1)}
+
+    for user, hour, at in (("a", 20, 0), ("b", 20, 0), ("c", 9, 0), ("a", 9, day)):
+        effects.apply(VoteBestHour(user, hour, at, 30 * day))
+    assert voters(9) == {"a", "c"} and voters(20) == {"b"}  # a moved: counted once
+    assert reader.population_best_hour(3) == 9 and reader.population_best_hour(4) is None
+    effects.apply(VoteBestHour("d", 20, 40 * day, 30 * day))  # every vote older than day 10 is dropped
+    assert voters(9) == set() and voters(20) == {"d"}
+    assert reader.population_best_hour(1) == 9  # what was read stays for the cache interval...
+    clock.now = 1001
+    assert reader.population_best_hour(1) == 20 and reader.population_best_hour(2) is None  # ...then read again
+    effects.apply(VoteBestHour("d", None, 0, 0))  # d is erased
+    clock.now = 2002
+    assert reader.population_best_hour(1) is None and voters(20) == set()

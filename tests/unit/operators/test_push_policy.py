@@ -23,7 +23,7 @@ from operators.privacy import notification_id, pseudonym
 from operators.messages import NOTIFIED_STATUSES, decide_marketing
 from operators.scorer import Scored
 from operators.steps import (END_OF_STREAM, DeleteKeys, ReplaceRanking, ReplaceValue, StepContext, StoreInInbox,
-                             emitted)
+                            VoteBestHour, emitted)
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification
@@ -683,7 +683,8 @@ def test_erasure_clears_the_push_state():
     assert result.state is None and result.notification is None
     # and asks the serving writer to delete what Redis holds under the user's pseudonym
     user = pseudonym(USER, CONFIG.privacy.pseudonym_key)
-    assert result.serving == (DeleteKeys(KEYS.user_keys(user), KEYS.user_key_patterns(user)),)
+    assert result.serving == (DeleteKeys(KEYS.user_keys(user), KEYS.user_key_patterns(user)),
+                              VoteBestHour(user, None, 0, 0))  # and withdraw their vote for the population's hour
     assert KEYS.profile(user) in result.serving[0].keys and KEYS.inbox(user) in result.serving[0].keys
 
 

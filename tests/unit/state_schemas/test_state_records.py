@@ -17,7 +17,7 @@ from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent
 from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate,
                                 UserSummary)
 from state_schemas.segments import SegmentModel
-from state_schemas.state import (Candidate, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel,
+from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel,
                                  MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
                                  UserContext, UserDirectory, Watch)
 from tests.unit.fakes import FakeSide
@@ -338,7 +338,8 @@ def test_every_state_field_is_encoded():
         ItemModel: ItemModel(category_id="c", price=1.0, interactions=1, popularity=DecayedValue(1.0, 1),
                              row={"j": CoCount(1, "c")}, title="t", brand="b", stock=1, listed_at=1,
                              vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),),
-                             watchers={"u": Watch("cart", 1, 2.5)}),
+                             watchers={"u": Watch("cart", 1, 2.5)},
+                             changes=(CatalogChange("price_drop", 1, ItemCard(price=1.0), was_price=2.0),)),
         PushState: PushState(marketing_day=1, marketing_today=1, transactional_day=1, transactional_today=1,
                              last_marketing_ts=1, recent_items={"i": RecentSend(1, "c")}, transactional_keys={"o:s": 1},
                              marketing_sends=(MarketingSend(1, "push"),),
@@ -357,7 +358,7 @@ def test_every_state_field_is_encoded():
                                              order=OrderEvent("o", "u", "o1", "delivered", 1),
                                              candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),),
                                              was_price=3.0, best_hour=19),),
-                             watched={"i": Watch("favourite", 1, 2.0)}),
+                             watched={"i": Watch("favourite", 1, 2.0)}, voted_hour=20, voted_at=1, population_hour=19),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
