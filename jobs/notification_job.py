@@ -151,8 +151,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
 
 
 def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
-    from pyflink.common.serialization import SimpleStringSchema
+    """Record values as text; a tombstone (no value) as the marker the admission steps read
+    (`state_schemas.codec.TOMBSTONE`), where the stock string schema would fail the job."""
     from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+    from pyflink.java_gateway import get_gateway
 
     starting = {
         "earliest": KafkaOffsetsInitializer.earliest,
@@ -164,8 +166,9 @@ def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
                .set_topics(topic)
                .set_group_id(config.kafka.group_id + group_suffix)
                .set_starting_offsets(starting)
-               .set_value_only_deserializer(SimpleStringSchema())
                .set_property("partition.discovery.interval.ms", "10000"))
+    # PyFlink's builder offers only a value-only deserializer, which sees no key: the Java builder is set.
+    builder._j_builder.setDeserializer(get_gateway().jvm.notify_engine.kafka.TombstoneMarkingDeserializationSchema())
     if config.kafka.bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder.build()

@@ -61,7 +61,8 @@ def ensure_kafka_jars() -> Path:
 
 def ensure_connector_jar() -> Path:
     """The shaded Flink Kafka connector (no PyPI package carries it) with the project's few Java classes
-    added (`jobs/java`: the serialiser that keys a record by one of its fields), so a job ships one jar."""
+    added (`jobs/java`: the serialiser that keys a record by one of its fields, the deserialiser that
+    passes tombstones on), so a job ships one jar."""
     sources = sorted(JAVA_SOURCES.rglob("*.java"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     target = cache_dir() / "flink-jars" / f"notify-engine-{CONNECTOR_JAR_NAME[:-4]}-{digest}.jar"
@@ -77,8 +78,9 @@ def ensure_connector_jar() -> Path:
     flink_lib = Path(pyflink.__file__).resolve().parent / "lib"
     classes = target.parent / f".classes-{digest}"
     shutil.rmtree(classes, ignore_errors=True)
-    _run(["javac", "--release", "17", "-cp", os.pathsep.join(str(jar) for jar in sorted(flink_lib.glob("*.jar"))),
-          "-d", str(classes)] + [str(path) for path in sources], "compiling jobs/java")
+    classpath = [str(jar) for jar in sorted(flink_lib.glob("*.jar"))] + [str(connector)]
+    _run(["javac", "--release", "17", "-cp", os.pathsep.join(classpath), "-d", str(classes)]
+         + [str(path) for path in sources], "compiling jobs/java")
     partial = target.with_suffix(".partial")
     shutil.copyfile(connector, partial)
     _run(["jar", "uf", str(partial), "-C", str(classes), "."], "adding jobs/java to the connector jar")

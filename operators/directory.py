@@ -14,19 +14,30 @@ from datetime import date, datetime, timezone
 from msgspec.structs import replace
 
 from config import DirectoryConfig, IntakeConfig
+from state_schemas.codec import tombstone
 from state_schemas.events import UserRecord, decode_user_record
 from state_schemas.hops import DirectoryRecord
 from state_schemas.state import UserDirectory
 from state_schemas.time_zones import zone
 
-from .intake import admitted
+from .intake import Rejected, admitted, check_time
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def admit_user_record(raw: bytes, now_ms: int, limits: IntakeConfig) -> DirectoryRecord:
-    """A record of the users topic, checked (unknown zones, bad locales, wrong types are rejected with the reason)."""
-    return DirectoryRecord(event=admitted(raw, now_ms, limits, decode_user_record))
+    """A record of the users topic, checked (unknown zones, bad locales, wrong types are rejected with the
+    reason). A tombstone deletes the shopper's record: it reads as a record that says nothing, at the
+    tombstone's time, so no consent survives it (transactional messages only, as for any record without
+    consent) and an older record read after it changes nothing."""
+    deleted = tombstone(raw)
+    if deleted is None:
+        return DirectoryRecord(event=admitted(raw, now_ms, limits, decode_user_record))
+    ts, user_id = deleted
+    if not user_id:
+        raise Rejected("a tombstone without a key: it names no shopper")
+    check_time(ts, now_ms, limits)
+    return DirectoryRecord(event=UserRecord(user_id=user_id, ts=ts))
 
 
 def apply_record(entry: UserDirectory, record: UserRecord) -> UserDirectory:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from config import IntakeConfig
-from state_schemas.codec import SchemaError
+from state_schemas.codec import SchemaError, tombstone
 from state_schemas.events import InputEvent, decode_event
 
 
@@ -31,6 +31,10 @@ def check_time(ts: int, now_ms: int, limits: IntakeConfig) -> None:
 
 def admitted(raw: bytes, now_ms: int, limits: IntakeConfig, decode: Callable[[bytes], Any]):
     """What every source checks: the size, the schema (`decode` raises SchemaError), the time."""
+    deleted = tombstone(raw)
+    if deleted is not None:
+        raise Rejected(f"a record with no value (a tombstone) for key {deleted[1]!r}: only the users topic "
+                       "deletes records by tombstone")
     check_size(raw, limits)
     try:
         record = decode(raw)

@@ -61,6 +61,8 @@ AFTER = [
     _order("email-order", "dir-email", "email-order", "shipped", BASE + 92 * MINUTE),
     _order("silent-order", "dir-silent", "silent-order", "shipped", BASE + 92 * MINUTE),
     _view("night-view", "night-owl", "hand-C", NIGHT_VIEW),
+    _view("deleted-view", "dir-deleted", "hand-C", BASE + 90 * MINUTE),
+    _order("deleted-order", "dir-deleted", "deleted-order", "shipped", BASE + 92 * MINUTE),
     # After everything else, so no earlier-read record has moved the watermark past them: one cart
     # left alone, one bought twenty minutes later.
     BehaviourEvent(event_id="left-cart", user_id="cart-left", behavior="cart", ts=BASE + 95 * MINUTE,
@@ -79,6 +81,8 @@ DIRECTORY = [
     {"type": "user", "user_id": "dir-email", "ts": BASE, "channels": ["push", "email"],
      "consent": {"transactional": ["email"]}, "locale": "zh-CN"},
     {"type": "user", "user_id": "dir-silent", "ts": BASE, "channels": ["push"], "consent": {"transactional": []}},
+    # Deleted by a tombstone that follows it: none of its consent survives.
+    {"type": "user", "user_id": "dir-deleted", "ts": BASE, "channels": ["push"], "consent": {"marketing": ["push"]}},
 ]
 BAD_DIRECTORY = {
     "not an IANA time zone": b'{"type":"user","user_id":"dir-bad1","ts":1700000000000,"time_zone":"Mars/Base"}',
@@ -101,6 +105,17 @@ BAD_RECORDS = {
 }
 
 
+def _tombstones(bootstrap: str, topic: str, *keys: bytes) -> None:
+    """Records with a key and no value, as a compacted topic's deletions are written."""
+    from kafka import KafkaProducer
+
+    sink = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key in keys:
+        sink.send(topic, key=key, value=None)
+    sink.flush()
+    sink.close()
+
+
 @pytest.fixture(scope="module")
 def generated():
     config = generator.GeneratorConfig(users=250, items=120, events=4000, seed=11, start_ms=BASE - 2 * 86_400_000)
@@ -116,6 +131,8 @@ def outcome(broker, redis_server, connector_jar, generated):
     producer.publish(AFTER, broker.bootstrap, topics.events)
     producer.publish([UserRecord.from_dict(record) for record in DIRECTORY], broker.bootstrap, topics.users)
     producer.publish_raw(BAD_DIRECTORY.values(), broker.bootstrap, topics.users)
+    _tombstones(broker.bootstrap, topics.users, b"dir-deleted")  # the shop deletes the record
+    _tombstones(broker.bootstrap, topics.events, b"no-such-delete")  # a tombstone where none belongs
     config = job_config(broker, redis_server, topics)
     run_bounded(config, connector_jar)
     notifications, dead_letters = read_back(broker, topics)
@@ -129,6 +146,9 @@ def _for(notifications, user, key):
 def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome):
     _, _, all_dead_letters, _ = outcome
     dead_letters = [letter for letter in all_dead_letters if letter["stage"] == "admit"]
+    tombstone = [letter for letter in dead_letters if "a record with no value (a tombstone)" in letter["reason"]]
+    assert len(tombstone) == 1 and "'no-such-delete'" in tombstone[0]["reason"]  # the job lives on
+    dead_letters = [letter for letter in dead_letters if letter not in tombstone]
     assert len(dead_letters) == len(BAD_RECORDS)
     reasons = [letter["reason"] for letter in dead_letters]
     for expected in BAD_RECORDS:
@@ -154,6 +174,14 @@ def test_bad_directory_records_reach_the_dead_letter_topic_and_good_ones_choose_
     assert [(n.channel, n.title, n.locale) for n in mailed] == [("email", "订单已发货", "zh-CN")]  # push not agreed
     assert mailed[0].links == (f"https://shop.example.com/orders/email-order?nid={mailed[0].notification_id}",)
     assert _for(notifications, "dir-silent", key) == []
+
+
+def test_a_tombstone_on_the_users_topic_deletes_the_record_and_its_consent(outcome):
+    config, notifications, _, _ = outcome
+    told = _for(notifications, "dir-deleted", config.privacy.pseudonym_key)
+    assert [(n.kind, n.source_event_id) for n in told] == [("transactional", "deleted-order")]
+    control = _for(notifications, "control", config.privacy.pseudonym_key)  # the same view, no record at all
+    assert any(n.kind == "marketing" for n in control)
 
 
 def test_a_recommendation_inside_quiet_hours_arrives_when_they_end(outcome):
