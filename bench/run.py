@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--process-events", type=int, default=10000, help="events of the process-mode run")
     parser.add_argument("--cluster-events", type=int, default=12000, help="events of each standalone-cluster run")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--lateness-seconds", type=float, default=30.0,
+    parser.add_argument("--lateness-seconds", type=float, default=60.0,
                         help="seconds of wall-clock-stamped events fed to the marketing lateness run")
     parser.add_argument("--latency-rate", type=float,
                         help="events/s fed to the latency runs (default: half the job's measured events/s)")
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
                 results[f"latency_{name}_{k}"] = v
         late = lateness.marketing_lateness(env, latency_events, rate=rate, seconds=args.lateness_seconds)
         print(f"  marketing messages timed: {late.journeys}", flush=True)
-        for k in ("samples", "p50_ms", "p99_ms", "p50_intended_ms", "p99_intended_ms"):
+        for k in ("samples", "p50_ms", "p99_ms", "p50_intended_ms", "p99_intended_ms", "p50_decided_ms",
+                  "p99_decided_ms", "after_input", "after_input_p50_ms"):
             results[f"marketing_lateness_{k}"] = getattr(late, k)
 
         if not args.skip_cluster:
