@@ -302,6 +302,16 @@ def with_orders(events: list[BehaviourEvent], every: int = ORDER_EVERY) -> list:
     return out
 
 
+def at_rate(events: list, rate: float, label: str):
+    """The events one by one, each when `rate` per second says it is due (from the first one's start)."""
+    started = time.monotonic()
+    for index, event in enumerate(tqdm(events, desc=label, unit="ev", leave=False, mininterval=1.0)):
+        pause = started + index / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        yield event
+
+
 def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate: float, seconds: float,
             mode: str, guarantee: str, checkpoint_ms: int) -> LatencyResult:
     """Paced events, with an order now and then, into a running, warmed-up job; latency = a transactional
@@ -352,11 +362,7 @@ def latency(env: Services, events: list[BehaviourEvent], warm_events: int, rate:
         sink = KafkaProducer(bootstrap_servers=env.broker.bootstrap, linger_ms=0, acks=1)
         sent: dict[str, float] = {}
         started = time.monotonic()
-        for index, event in enumerate(tqdm(paced, desc=f"paced at {rate:.0f} ev/s ({guarantee})", unit="ev",
-                                           leave=False, mininterval=1.0)):
-            pause = started + index / rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+        for event in at_rate(paced, rate, f"paced at {rate:.0f} ev/s ({guarantee})"):
             sink.send(topics.events, encode(event), key=event.user_id.encode())
             if isinstance(event, OrderEvent):  # marketing waits for the session to end: not a latency
                 sent[event.event_id] = time.monotonic()

@@ -23,9 +23,8 @@ import time
 from dataclasses import dataclass
 
 from msgspec.structs import replace
-from tqdm import tqdm
 
-from bench.harness import LOW_LATENCY_FLINK, Services, job_config, marker_times, new_topics, publish_records, ticker
+from bench.harness import LOW_LATENCY_FLINK, Services, at_rate, job_config, marker_times, new_topics, publish_records, ticker
 from jobs import notification_job
 from notify_engine import consumer
 from state_schemas.events import encode
@@ -89,12 +88,7 @@ def marketing_lateness(env: Services, events: list, rate: float, seconds: float)
         reader.start()
         paced = events[: int(rate * seconds)]
         sink = KafkaProducer(bootstrap_servers=env.broker.bootstrap, linger_ms=0, acks=1)
-        started = time.monotonic()
-        for index, event in enumerate(tqdm(paced, desc=f"wall-clock events at {rate:.0f} ev/s", unit="ev",
-                                           leave=False, mininterval=1.0)):
-            pause = started + index / rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+        for event in at_rate(paced, rate, f"wall-clock events at {rate:.0f} ev/s"):
             stamped = replace(event, ts=int(time.time() * 1000))
             sink.send(topics.events, encode(stamped), key=event.user_id.encode())
         sink.flush()
