@@ -10,8 +10,12 @@ The release is read from git (`git archive`) into a scratch folder and run there
 own, so nothing of this tree leaks into it. A refactoring that means to change no behaviour should end
 with `same_notifications=true`.
 
+An untimed turn each also counts the records that cross each edge per input event (each edge into a keyed
+stage is a keyed shuffle in the Flink job, which routes exactly these messages) and the timers that fire.
+
 Last line: same_notifications=<true|false> notifications_release=<a> notifications_now=<b> differing=<c>
            core_eps_release=<d> core_eps_now=<e> now_vs_release=<f>
+           hop_records_per_event_release=<g> hop_records_per_event_now=<h>
 """
 from __future__ import annotations
 
@@ -39,7 +43,21 @@ from notify_engine import datasets, generator
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs
 from state_schemas.events import encode
 
-dataset, events, generated = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dataset, events, generated, counted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+crossings, steps = {}, {}
+if counted:  # an untimed turn: what crosses each edge (the job's keyed shuffles) and how often each stage runs
+    send, apply = LocalPipeline._send, LocalPipeline._apply
+
+    def counting_send(self, destination, message, *rest):
+        edge = destination or type(message).__name__.lower()
+        crossings[edge] = crossings.get(edge, 0) + 1
+        return send(self, destination, message, *rest)
+
+    def counting_apply(self, stage, *rest):
+        steps[stage.name] = steps.get(stage.name, 0) + 1
+        return apply(self, stage, *rest)
+
+    LocalPipeline._send, LocalPipeline._apply = counting_send, counting_apply
 catalog = []
 if generated:
     shop = generator.GeneratorConfig(users=200, items=120, events=generated, seed=5, start_ms=1_790_000_000_000)
@@ -56,18 +74,36 @@ for raw in raws:
 if hasattr(pipeline, "finish"):  # what waits for its time (a session's end, say) is decided at the end of input
     pipeline.finish(now, out)
 elapsed = time.perf_counter() - started
-json.dump({"seconds": elapsed, "events": len(raws),
+json.dump({"seconds": elapsed, "events": len(raws), "crossings": crossings, "steps": steps,
+           "serving": len(getattr(out, "serving", ())),
            "notifications": [[n.notification_id, n.kind, n.channel, n.title, n.body, list(n.item_ids), n.reason,
                               round(n.score, 6), n.source_event_id, n.source_event_time] for n in out.notifications]},
           sys.stdout)
 """
 
 
-def replay(tree: Path, args) -> dict:
-    done = subprocess.run([sys.executable, "-c", REPLAY, str(args.dataset), str(args.events), str(args.generated)],
+def replay(tree: Path, args, counted: bool = False) -> dict:
+    done = subprocess.run([sys.executable, "-c", REPLAY, str(args.dataset), str(args.events), str(args.generated),
+                           "1" if counted else "0"],
                           cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, check=True,
                           capture_output=True, text=True)
     return json.loads(done.stdout)
+
+
+def print_crossings(counted: dict) -> dict:
+    """Records per input event on each edge, and stage runs per event (messages plus timers), for both trees;
+    returns the records per event over the edges between stages (each crosses Python and Java in the job;
+    those into keyed stages are shuffles), the sink of notifications left out."""
+    per_event = {}
+    for name, run in counted.items():
+        events = run["events"]
+        per_event[name] = sum(n for edge, n in run["crossings"].items() if edge != "notification") / events
+        edges = ", ".join(f"{edge} {n / events:.3f}" for edge, n in sorted(run["crossings"].items()))
+        timers = ", ".join(f"{stage} {(n - run['crossings'].get(stage, 0)) / events:.3f}"
+                           for stage, n in sorted(run["steps"].items()) if n > run["crossings"].get(stage, 0))
+        print(f"{name}: records per event by edge: {edges}; serving writes {run['serving'] / events:.3f}; "
+              f"timer firings per event: {timers or '-'}")
+    return per_event
 
 
 def release_tree(rev: str) -> Path:
@@ -96,6 +132,8 @@ def main(argv=None) -> int:
         runs = {"release": replay(tree, args), "now": replay(ROOT, args)}
         for name, run in runs.items():
             rates[name].append(run["events"] / run["seconds"])
+    counted = {"release": replay(tree, args, counted=True), "now": replay(ROOT, args, counted=True)}
+    per_event = print_crossings(counted)
     before, now = runs["release"]["notifications"], runs["now"]["notifications"]
     if args.ignore_copy:  # fields 3 and 4 are the title and the body
         before, now = ([n[:3] + n[5:] for n in notifications] for notifications in (before, now))
@@ -111,7 +149,8 @@ def main(argv=None) -> int:
           f"now {[round(r) for r in rates['now']]}")
     print(f"same_notifications={str(not differing).lower()} notifications_release={len(before)} "
           f"notifications_now={len(now)} differing={len(differing)} core_eps_release={eps['release']:.0f} "
-          f"core_eps_now={eps['now']:.0f} now_vs_release={eps['now'] / eps['release']:.2f}")
+          f"core_eps_now={eps['now']:.0f} now_vs_release={eps['now'] / eps['release']:.2f} "
+          f"hop_records_per_event_release={per_event['release']:.3f} hop_records_per_event_now={per_event['now']:.3f}")
     return 0 if not differing else 1
 
 

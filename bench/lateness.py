@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from bench.harness import LOW_LATENCY_FLINK, Services, at_rate, job_config, marker_times, new_topics, publish_records, ticker
+from bench.harness import (LOW_LATENCY_FLINK, Services, at_rate, job_config, marker_times, new_topics, publish_records,
+                           ticker)
 from jobs import notification_job
 from notify_engine import consumer
 from state_schemas.events import encode

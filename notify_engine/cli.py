@@ -55,13 +55,16 @@ def demo(args) -> int:
     broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()},
                          compacted=(DEMO_TOPICS["catalog"], DEMO_TOPICS["users"]))
 
-    start_ms = int(time.time() * 1000) - 3 * 86_400_000
+    # Four days back at half a session per shopper a day: the default input spans nearly four days, so orders
+    # are delivered within it and their review requests fall due when the bounded input ends.
+    start_ms = int(time.time() * 1000) - 4 * 86_400_000
     gen_config = generator.GeneratorConfig(users=args.users, items=args.items, events=args.events, seed=args.seed,
-                                           start_ms=start_ms)
+                                           start_ms=start_ms, sessions_per_user_day=args.sessions_per_day)
     _step(3, total, f"generating {args.events} events for {args.users} shoppers and {args.items} items "
                     f"(Zipf popularity, sessions, daily rhythm, orders) plus {len(DEMO_BAD_RECORDS)} bad records")
     events = list(generator.generate_events(gen_config))
-    catalog = generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, max(e.ts for e in events))
+    last_ts = max(event.ts for event in events)
+    catalog = generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, last_ts)
     listed = producer.publish(catalog, broker.bootstrap, DEMO_TOPICS["catalog"], key_of=lambda item: item.item_id)
     listed_bad = producer.publish_raw(DEMO_BAD_CATALOG, broker.bootstrap, DEMO_TOPICS["catalog"], key_prefix="bad-")
     users = producer.publish(generator.generate_users(gen_config), broker.bootstrap, DEMO_TOPICS["users"],
@@ -163,7 +166,8 @@ def _core_counts(config, gen_config) -> collections.Counter:
 
     pipeline, out, now = LocalPipeline(config, DictStore()), Outputs(), int(time.time() * 1000)
     events = list(generator.generate_events(gen_config))
-    for item in generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, max(e.ts for e in events)):
+    last_ts = max(event.ts for event in events)
+    for item in generator.generate_catalog(gen_config) + generator.generate_catalog_changes(gen_config, last_ts):
         pipeline.process_catalog(encode(item), now, out)
     for record in generator.generate_users(gen_config):
         pipeline.process_user_record(encode(record), now, out)
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--users", type=int, default=1500)
     demo_parser.add_argument("--items", type=int, default=800)
     demo_parser.add_argument("--seed", type=int, default=7)
+    demo_parser.add_argument("--sessions-per-day", type=float, default=0.5, help="sessions per shopper a day")
     demo_parser.add_argument("--show", type=int, default=12, help="notifications to print")
     demo_parser.add_argument("--mode", choices=["thread", "process"], default="thread")
     demo_parser.set_defaults(handler=demo)
