@@ -168,7 +168,7 @@ def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
                .set_starting_offsets(starting)
                .set_property("partition.discovery.interval.ms", "10000"))
     # PyFlink's builder offers only a value-only deserializer, which sees no key: the Java builder is set.
-    builder._j_builder.setDeserializer(get_gateway().jvm.notify_engine.kafka.TombstoneMarkingDeserializationSchema())
+    builder._j_builder.setDeserializer(get_gateway().jvm.notify_engine.kafka.TextOrMarkerDeserializationSchema())
     if config.kafka.bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder.build()

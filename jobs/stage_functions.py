@@ -132,7 +132,7 @@ class _AdmitFunction(ProcessFunction):
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         now = ctx.timer_service().current_processing_time()
-        raw = value.encode("utf-8", "surrogateescape")
+        raw = codec.source_bytes(value)
         try:
             record = self.admit(raw, now)
         except intake.Rejected as rejection:

@@ -7,6 +7,8 @@ must be an integer, got str").
 """
 from __future__ import annotations
 
+import base64
+
 import re
 import typing
 from typing import Any, ClassVar
@@ -78,9 +80,22 @@ def dumps_str(obj: Any) -> str:
 
 
 # How the Kafka sources pass on a record with no value (a tombstone on a compacted topic), which the stock
-# string schema fails on: this prefix, the record's timestamp, NUL, its key
-# (jobs/java/notify_engine/kafka/TombstoneMarkingDeserializationSchema.java). NUL opens no JSON text.
+# string schema fails on: this prefix, the record's timestamp, NUL, its key; and a value that is not UTF-8,
+# which the stock schema would mangle into replacement characters: the other prefix, the value in base64
+# (jobs/java/notify_engine/kafka/TextOrMarkerDeserializationSchema.java). NUL opens no JSON text.
 TOMBSTONE = b"\x00tombstone\x00"
+UNDECODABLE = "\x00undecodable\x00"
+
+
+def source_bytes(text: str) -> bytes:
+    """The record's value as the Kafka source read it: the exact bytes of a value that was not UTF-8 (the
+    schema then rejects them, as it rejects them read straight from Kafka), else the text's UTF-8."""
+    if text.startswith(UNDECODABLE):
+        try:
+            return base64.b64decode(text[len(UNDECODABLE):], validate=True)
+        except ValueError:  # only begins like a marker: left to the schema, which rejects it
+            pass
+    return text.encode("utf-8", "surrogateescape")
 
 
 def tombstone(raw: bytes) -> tuple[int, str] | None:

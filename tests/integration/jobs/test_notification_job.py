@@ -3,6 +3,8 @@ realistic generated traffic, hand-made cases (duplicates, erasure, opt-out) and 
 Expectations are derived from the input, never from an earlier output of the job."""
 from __future__ import annotations
 
+import base64
+
 import collections
 import time
 
@@ -102,6 +104,9 @@ BAD_RECORDS = {
     "ahead of the clock": b'{"type":"behaviour","event_id":"x7","user_id":"u","behavior":"view","item_id":"i","ts":99999999999999}',
     "oversized payload": b'{"type":"behaviour","event_id":"x8","user_id":"u","behavior":"view","item_id":"i","ts":1700000000000,"query":"'
                          + b"z" * 20000 + b'"}',
+    # Not UTF-8 (Latin-1 "é"): the stock string schema would have kept replacement characters, not these bytes.
+    "Invalid UTF-8": b'{"type":"behaviour","event_id":"x9","user_id":"caf\xe9","behavior":"view","item_id":"i",'
+                     b'"ts":1700000000000}',
 }
 
 
@@ -155,8 +160,10 @@ def test_every_bad_record_reaches_the_dead_letter_topic_with_its_reason(outcome)
         assert any(expected in reason for reason in reasons), f"no dead letter says {expected!r}: {reasons}"
     oversized = next(letter for letter in dead_letters if "oversized" in letter["reason"])
     assert oversized["size"] == len(BAD_RECORDS["oversized payload"])
-    malformed = next(letter for letter in dead_letters if "malformed" in letter["reason"])
+    malformed = next(letter for letter in dead_letters if "truncated" in letter["reason"])
     assert malformed["raw"].encode() == BAD_RECORDS["malformed JSON"]
+    undecodable = next(letter for letter in dead_letters if "Invalid UTF-8" in letter["reason"])
+    assert base64.b64decode(undecodable["raw_base64"]) == BAD_RECORDS["Invalid UTF-8"]
 
 
 def test_bad_directory_records_reach_the_dead_letter_topic_and_good_ones_choose_the_channel(outcome):

@@ -18,7 +18,7 @@ NOW = T0 + 1000
 
 
 def marker(ts: int, key: str) -> bytes:
-    """What TombstoneMarkingDeserializationSchema.java hands on for a tombstone."""
+    """What TextOrMarkerDeserializationSchema.java hands on for a tombstone."""
     return b"\x00tombstone\x00" + str(ts).encode() + b"\x00" + key.encode()
 
 
