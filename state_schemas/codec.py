@@ -135,6 +135,8 @@ def decode(raw: bytes | str, kind, what: str):
         raise SchemaError(explain(str(exc), obj, kind, what)) from None
     except msgspec.DecodeError as exc:
         raise SchemaError(f"malformed JSON in {what}: {exc}") from None
+    except RecursionError:  # msgspec's own guard, at the interpreter's recursion limit: a poison pill otherwise
+        raise SchemaError(f"malformed JSON in {what}: nested too deeply") from None
 
 
 def convert(obj: Any, kind, what: str):

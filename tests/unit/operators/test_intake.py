@@ -1,17 +1,22 @@
 """intake.admit: what a raw record must pass before it enters keyed state, and why it is rejected."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config import JobConfig, load_config
+from operators.catalog_intake import admit_catalog
+from operators.directory import admit_user_record
 from operators.intake import Rejected, admit
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 
 NOW = 1_700_000_000_000
 LIMITS = JobConfig().intake
+CATALOG = JobConfig().catalog
 
 
 def raw(**fields) -> bytes:
@@ -162,3 +167,19 @@ def test_near_valid_records_never_escape_as_anything_but_rejected(record):
         admit(orjson.dumps(record), NOW, LIMITS)
     except Rejected as rejected:
         assert rejected.reason
+
+
+SOURCES = {"behaviour": lambda payload, limits: admit(payload, NOW, limits),
+           "catalog": lambda payload, limits: admit_catalog(payload, NOW, CATALOG, limits),
+           "user": lambda payload, limits: admit_user_record(payload, NOW, limits)}
+
+
+@pytest.mark.parametrize("depth", [1_000, 3_000, 8_000])
+@pytest.mark.parametrize("opening, closing", [(b"[", b"]"), (b'{"a":', b"}")])
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_json_nested_deeper_than_the_interpreter_recurses_is_rejected_by_every_source(depth, opening, closing, kind):
+    # Within the size limit, so the nesting is what rejects it (it escaped as a RecursionError: a poison pill).
+    nested = opening * depth + (b"1" if opening != b"[" else b"") + closing * depth
+    payload = b'{"type":"' + kind.encode() + b'","extra":' + nested + b"}"
+    with pytest.raises(Rejected, match="nested too deeply"):
+        SOURCES[kind](payload, replace(LIMITS, max_payload_bytes=len(payload)))
