@@ -6,6 +6,7 @@ know are ignored, so producers may add their own.
 """
 from __future__ import annotations
 
+import re
 import typing
 from typing import ClassVar, Literal, Union
 
@@ -32,23 +33,34 @@ Ids = typing.Annotated[tuple[Id, ...], msgspec.Meta(max_length=50)]
 Stock = typing.Annotated[int, msgspec.Meta(ge=0)]
 
 
+# Ids and names are printable: a NUL or an escape sequence in one is an attack or a bug upstream (and would
+# reach keys, logs and copy). Other Unicode, right-to-left scripts and emoji among it, is welcome.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class InputRecord(Record, frozen=True, omit_defaults=True, tag_field="type"):
     """Ids given as numbers become strings; empty optional texts mean absent, for every reader alike."""
 
     IDS: ClassVar[tuple[str, ...]] = ()
     OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    FREE_TEXT: ClassVar[tuple[str, ...]] = ()  # optional fields a shopper types: any character goes
 
     def __post_init__(self):
         self._check_version()
         for name in self.IDS:
-            if type(getattr(self, name)) is int:
-                force_setattr(self, name, str(getattr(self, name)))
+            value = getattr(self, name)
+            if type(value) is int:
+                force_setattr(self, name, str(value))
+            elif _CONTROL.search(value):
+                raise ValueError(f"{self.WHAT}: field '{name}' holds a control character")
         for name in self.OPTIONAL:
             value = getattr(self, name)
             if type(value) is int:
                 force_setattr(self, name, str(value))
             elif value == "":
                 force_setattr(self, name, None)
+            elif value is not None and name not in self.FREE_TEXT and _CONTROL.search(value):
+                raise ValueError(f"{self.WHAT}: field '{name}' holds a control character")
 
     @property
     def routing_key(self) -> str:
@@ -64,6 +76,7 @@ class BehaviourEvent(InputRecord, frozen=True, tag="behaviour"):
     WHAT: ClassVar[str] = "behaviour event"
     IDS: ClassVar[tuple[str, ...]] = ("event_id", "user_id")
     OPTIONAL: ClassVar[tuple[str, ...]] = ("item_id", "category_id", "brand", "session_id", "query")
+    FREE_TEXT: ClassVar[tuple[str, ...]] = ("query",)
 
     event_id: Id
     user_id: Id

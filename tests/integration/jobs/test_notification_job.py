@@ -107,6 +107,8 @@ BAD_RECORDS = {
     # Not UTF-8 (Latin-1 "é"): the stock string schema would have kept replacement characters, not these bytes.
     "Invalid UTF-8": b'{"type":"behaviour","event_id":"x9","user_id":"caf\xe9","behavior":"view","item_id":"i",'
                      b'"ts":1700000000000}',
+    # Under the size limit, nested 8 000 deep: msgspec's recursion guard raised past every admission step.
+    "nested too deeply": b'{"type":"behaviour","event_id":"x10","x":' + b"[" * 8000 + b"]" * 8000 + b"}",
 }
 
 

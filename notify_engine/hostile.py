@@ -1,0 +1,97 @@
+"""Hostile records for the events topic: what a broken producer, a fuzzer or an attacker might write.
+
+Each is invalid for a reason the intake must name (none is a valid event in disguise), drawn from
+seeded `random.Random`, so a seed always gives the same records. Tests mix them into a real replay
+and check that every one is dead-lettered byte for byte and that the valid events decide as before.
+"""
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import orjson
+
+from config import IntakeConfig
+
+# A valid behaviour event to spoil; ids are the hostile generator's own, so no real shopper is touched.
+_BASE = {"v": 1, "type": "behaviour", "event_id": "hostile", "user_id": "hostile-shopper", "behavior": "view",
+         "item_id": "hostile-item", "category_id": "c", "ts": 1_700_000_000_000}
+_WRONG_TYPES = ([], {}, True, 1.5, "text", None, -1, [1, [2]], {"nested": {"x": 1}})
+_CONTROL_IDS = ("\x00", "a\x1b[31mb", "x\x7f", "\x9b6n", "line\nbreak")
+
+
+def _event(rng: random.Random, now_ms: int, **changes) -> dict:
+    record = dict(_BASE, event_id=f"hostile-{rng.getrandbits(48):x}", ts=now_ms - rng.randrange(1, 86_400_000))
+    record.update(changes)
+    return record
+
+
+def _json(record: dict) -> bytes:
+    return orjson.dumps(record)
+
+
+def _random_bytes(rng, now_ms, limits):
+    # Never a JSON object: the first byte is not "{" (nor whitespace before one).
+    first = rng.choice([b for b in range(256) if b not in b"{ \t\r\n"])
+    return bytes([first]) + rng.randbytes(rng.randrange(0, 200))
+
+
+def _not_utf8(rng, now_ms, limits):
+    raw = _json(_event(rng, now_ms))
+    at = raw.index(b"hostile-shopper") + rng.randrange(0, 15)
+    return raw[:at] + rng.choice([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe9"]) + raw[at:]
+
+
+def _nested(rng, now_ms, limits):
+    depth = rng.randrange(1_100, (limits.max_payload_bytes - 100) // 2)
+    return b'{"type":"behaviour","extra":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def _oversized(rng, now_ms, limits):
+    size = rng.randrange(limits.max_payload_bytes + 1, 4 * limits.max_payload_bytes)
+    return _json(_event(rng, now_ms, query="z" * size, behavior="search"))
+
+
+def _bad_number(rng, now_ms, limits):
+    token = rng.choice([b"NaN", b"Infinity", b"-Infinity", b"1e400", b"1" + b"0" * 40, b"-" + b"9" * 30, b"0x10"])
+    return _json(_event(rng, now_ms, ts="<ts>")).replace(b'"<ts>"', token)
+
+
+def _wrong_type(rng, now_ms, limits):
+    field = rng.choice(["event_id", "user_id", "behavior", "item_id", "ts", "type", "v", "price"])
+    value = rng.choice([v for v in _WRONG_TYPES if not (field == "price" and v is None)])  # no price is valid
+    if field in ("event_id", "user_id", "item_id") and type(value) in (int, str):
+        value = [value]  # an integer id or a string is a valid id
+    if field == "price" and type(value) in (int, float) and value >= 0:
+        value = -value - 1
+    return _json(_event(rng, now_ms, **{field: value}))
+
+
+def _missing_field(rng, now_ms, limits):
+    record = _event(rng, now_ms)
+    del record[rng.choice(["event_id", "user_id", "behavior", "ts", "type", "item_id"])]
+    return _json(record)
+
+
+def _control_characters(rng, now_ms, limits):
+    return _json(_event(rng, now_ms, **{rng.choice(["user_id", "event_id", "item_id"]): rng.choice(_CONTROL_IDS)}))
+
+
+def _absurd_time(rng, now_ms, limits):
+    ts = rng.choice([rng.randrange(0, limits.min_event_time_ms),
+                     now_ms + limits.max_future_skew_ms + rng.randrange(1, 10 ** 12)])
+    return _json(_event(rng, now_ms, ts=ts))
+
+
+KINDS: dict[str, Callable[[random.Random, int, IntakeConfig], bytes]] = {
+    "random_bytes": _random_bytes, "not_utf8": _not_utf8, "nested": _nested, "oversized": _oversized,
+    "bad_number": _bad_number, "wrong_type": _wrong_type, "missing_field": _missing_field,
+    "control_characters": _control_characters, "absurd_time": _absurd_time,
+}
+
+
+def hostile_records(count: int, seed: int, now_ms: int, limits: IntakeConfig) -> list[tuple[str, bytes]]:
+    """`count` (kind, payload) pairs, the kinds in turn."""
+    rng = random.Random(f"hostile-{seed}")
+    kinds = sorted(KINDS)
+    return [(kinds[n % len(kinds)], KINDS[kinds[n % len(kinds)]](rng, now_ms, limits)) for n in range(count)]
