@@ -49,6 +49,8 @@ class KafkaConfig:
     events_topic: str = doc("behaviour-events", "input: behaviour, order, erasure events (JSON)")
     notifications_topic: str = doc("notifications", "output: notifications (JSON)")
     dead_letter_topic: str = doc("events-dead-letter", "output: rejected input with the reason")
+    dead_letter_retention_ms: int = doc(604800000, "dead letters carry raw payloads, raw user ids among them, "
+                                        "which an erasure cannot reach: `notify-engine topics` sets this retention")
     group_id: str = doc("notify-engine", "consumer group of the KafkaSource")
     starting_offsets: str = doc("committed", "earliest | latest | committed (falls back to earliest)")
     bounded: bool = doc(False, "stop at the offsets current at start (replays, tests, benchmarks)")
@@ -342,6 +344,8 @@ class JobConfig:
         checks = [
             (self.kafka.starting_offsets in ("earliest", "latest", "committed"),
              "kafka.starting_offsets must be earliest, latest or committed"),
+            (self.kafka.dead_letter_retention_ms > 0, "kafka.dead_letter_retention_ms must be > 0 (dead letters "
+                                                      "carry raw user ids and must not be kept forever)"),
             (0 < self.kafka.transaction_timeout_ms <= 900000,
              "kafka.transaction_timeout_ms must be in (0, 900000] (the broker's default maximum)"),
             (self.flink.execution_mode in ("thread", "process"), "flink.execution_mode must be thread or process"),

@@ -38,7 +38,7 @@ def demo(args) -> int:
     from jobs import notification_job
     from state_schemas.redis_keys import RedisKeys
 
-    from . import consumer, generator, producer, services
+    from . import consumer, generator, producer, services, topics
 
     total = 5
     _step(1, total, "starting local services (Kafka in KRaft mode, Redis) on 127.0.0.1")
@@ -47,13 +47,22 @@ def demo(args) -> int:
     jar = services.ensure_connector_jar()
     print(f"      kafka {broker.bootstrap}, redis {redis_server.url}, connector {jar.name}")
 
+    config = load_config(args.config, overrides={
+        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
+                  "notifications_topic": DEMO_TOPICS["notifications"],
+                  "dead_letter_topic": DEMO_TOPICS["dead_letters"], "bounded": True,
+                  "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
+        "flink": {"execution_mode": args.mode},
+        "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
+        "catalog": {"topic": DEMO_TOPICS["catalog"]},
+        "directory": {"topic": DEMO_TOPICS["users"]},
+    })
     _step(2, total, "recreating the demo topics and clearing the demo's Redis keys")
     broker.delete_topics(list(DEMO_TOPICS.values()))
     client = redis_server.client()
     for key in client.scan_iter(f"{DEMO_REDIS_PREFIX}:*", count=1000):
         client.delete(key)
-    broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()},
-                         compacted=(DEMO_TOPICS["catalog"], DEMO_TOPICS["users"]))
+    broker.create_topics({topic: 2 for topic in DEMO_TOPICS.values()}, topics.topic_settings(config))
 
     # Four days back at half a session per shopper a day: the default input spans nearly four days, so orders
     # are delivered within it and their review requests fall due when the bounded input ends.
@@ -77,16 +86,6 @@ def demo(args) -> int:
           f"{users} directory records and {users_bad} bad ones to {DEMO_TOPICS['users']}, "
           f"{sent} events and {sent_bad} bad records to {DEMO_TOPICS['events']}")
 
-    config = load_config(args.config, overrides={
-        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
-                  "notifications_topic": DEMO_TOPICS["notifications"],
-                  "dead_letter_topic": DEMO_TOPICS["dead_letters"], "bounded": True,
-                  "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
-        "flink": {"execution_mode": args.mode},
-        "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
-        "catalog": {"topic": DEMO_TOPICS["catalog"]},
-        "directory": {"topic": DEMO_TOPICS["users"]},
-    })
     _step(4, total, f"running the job on a local mini-cluster ({args.mode} mode, "
                     f"{config.flink.delivery_guarantee} delivery) until it has read every event")
     started = time.monotonic()
@@ -215,7 +214,7 @@ def print_config(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer"}
+    passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer", "topics": "topics"}
     if argv and argv[0] in passthrough:
         import importlib
 
@@ -225,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (("services", "fetch | up | down | status the local Kafka and Redis"),
                        ("cluster", "up | down | status | submit on a standalone Flink cluster"),
-                       ("consume", "read notifications (see `notify-engine consume --help`)")):
+                       ("consume", "read notifications (see `notify-engine consume --help`)"),
+                       ("topics", "create the topics a config names, with their settings (dead-letter retention)")):
         commands.add_parser(name, help=text, add_help=False)
 
     demo_parser = commands.add_parser("demo", help="the whole path on local services, end to end")

@@ -246,27 +246,11 @@ class KafkaBroker:
     def stop(self) -> None:
         _stop_pid_file(self.pid_file)
 
-    def create_topics(self, topics: dict[str, int], compacted: tuple[str, ...] = ()) -> None:
-        """Create topics that do not exist yet (name -> partitions)."""
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+    def create_topics(self, topics: dict[str, int], settings: dict[str, dict[str, str]] | None = None) -> None:
+        """Create topics that do not exist yet (name -> partitions), each with its topic settings if given."""
+        from .topics import create_topics
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="notify-engine-admin")
-        try:
-            existing = set(admin.list_topics())
-            wanted = [
-                NewTopic(name, partitions, 1,
-                         topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
-                for name, partitions in topics.items() if name not in existing
-            ]
-            if wanted:
-                try:
-                    admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            admin.close()
+        create_topics(self.bootstrap, topics, settings)
 
     def fresh_topics(self, prefix: str, partitions: int = 2) -> "JobTopics":
         """A new set of the job's topics, named `<prefix><role>-<run>`, for one test or benchmark run."""
