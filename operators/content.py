@@ -1,6 +1,9 @@
 """Content signal: TF-IDF item vectors from catalogue text and facts, and a decayed user vector.
 
-Terms: lowercased title words as they are ("wireless"), and structured facts with a prefix that
+Terms: lowercased title words as they are ("wireless"); in Chinese, Japanese and Korean, which write
+no spaces between words, each run of those characters as its overlapping character bigrams ("蓝牙耳机":
+"蓝牙", "牙耳", "耳机"; a lone character as itself), so two titles that share a word share terms
+without a dictionary; and structured facts with a prefix that
 a title word cannot carry (words have no ':'): "tag:<tag>", "brand:<brand>", "cat:<category_id>",
 "price:<band>" (tags and brands lowercased, inner spaces collapsed; category ids verbatim).
 Items known only from events (no catalogue record) get the structured terms alone, spelt the
@@ -28,7 +31,9 @@ STOPWORDS = frozenset({
     "on", "or", "our", "the", "this", "that", "to", "with", "your", "you",
 })
 
-_WORD = re.compile(r"\w+")
+# Han (with its extensions and compatibility block), kana and Hangul: scripts written without spaces.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002ffff"
+_TOKEN = re.compile(f"([{_CJK}]+)|[^\\W{_CJK}]+")
 
 SparseVector = Union[Mapping[str, float], Iterable[tuple[str, float]]]
 
@@ -50,8 +55,16 @@ def normalised_brand(brand: str | None) -> str | None:
 
 
 def title_words(title: str) -> list[str]:
-    return [word for word in _WORD.findall(title.lower())
-            if len(word) >= 2 and word not in STOPWORDS and not word.isdigit()]
+    words = []
+    for match in _TOKEN.finditer(title.lower()):
+        run = match.group(1)
+        if run is not None:
+            words += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+            continue
+        word = match.group(0)
+        if len(word) >= 2 and word not in STOPWORDS and not word.isdigit():
+            words.append(word)
+    return words
 
 
 def event_terms(category_id: str | None, brand: str | None, price: float | None) -> dict[str, int]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import Counter
 
 import pytest
@@ -20,6 +21,12 @@ STRUCTURED = ("tag:", "brand:", "cat:", "price:")
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
+
+def printable(**sizes):
+    """Ids and names as the intake admits them: any text without control characters."""
+    return st.text(st.characters(exclude_categories=("Cc", "Cs")), **sizes)
+
+
 prices = st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
 terms = st.text("abcdefgh", min_size=1, max_size=3)
 counts = st.dictionaries(terms, st.integers(1, 20), min_size=1, max_size=12)
@@ -27,9 +34,9 @@ non_negative_vectors = st.dictionaries(terms, st.floats(0.0, 100.0, allow_nan=Fa
                                        max_size=12)
 half_lives = st.integers(min_value=60_000, max_value=200 * HOUR_MS)
 catalog_items = st.builds(
-    CatalogItem, item_id=st.text(min_size=1, max_size=10), title=st.text(min_size=1, max_size=120),
-    category_id=st.text(min_size=1, max_size=10), price=prices, ts=st.just(T0),
-    brand=st.none() | st.text(min_size=1, max_size=20), tags=st.lists(st.text(min_size=1, max_size=10),
+    CatalogItem, item_id=printable(min_size=1, max_size=10), title=st.text(min_size=1, max_size=120),
+    category_id=printable(min_size=1, max_size=10), price=prices, ts=st.just(T0),
+    brand=st.none() | printable(min_size=1, max_size=20), tags=st.lists(st.text(min_size=1, max_size=10),
                                                                        max_size=6).map(tuple))
 
 
@@ -89,8 +96,23 @@ def test_title_words_are_counted_and_unicode_words_kept():
 def test_title_words_are_lowercase_words_that_cannot_collide_with_structured_terms(title):
     for word in title_words(title):
         assert ":" not in word and not word.startswith(STRUCTURED)
-        assert len(word) >= 2 and not word.isdigit() and word not in STOPWORDS
+        assert (len(word) >= 2 or _is_cjk(word)) and not word.isdigit() and word not in STOPWORDS
         assert word == word.lower() and word in title.lower()
+
+
+def _is_cjk(character: str) -> bool:
+    # Planes 2 and 3 hold Han ideographs only; some are newer than this Python's Unicode names.
+    return unicodedata.name(character, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")) or \
+        0x20000 <= ord(character) <= 0x2FFFF
+
+
+def test_chinese_titles_become_character_bigrams_so_titles_sharing_a_word_share_terms():
+    assert title_words("无线蓝牙耳机") == ["无线", "线蓝", "蓝牙", "牙耳", "耳机"]
+    assert title_words("Apple 蓝牙耳机 Pro Max") == ["apple", "蓝牙", "牙耳", "耳机", "pro", "max"]
+    assert title_words("男 运动鞋，2024新款") == ["男", "运动", "动鞋", "新款"]  # a lone character is a term
+    assert title_words("ワイヤレス") == ["ワイ", "イヤ", "ヤレ", "レス"]
+    one, other = set(title_words("小米无线蓝牙耳机")), set(title_words("华为蓝牙耳机降噪"))
+    assert {"蓝牙", "牙耳", "耳机"} <= one & other  # one whole-title token each before: nothing shared
 
 
 def test_event_terms_name_only_what_the_event_carries():
@@ -262,6 +284,8 @@ def test_add_vector_does_not_mutate_its_input():
 @given(observations=st.lists(st.tuples(non_negative_vectors, st.floats(0.0, 10.0),
                                        st.integers(0, 30 * 24 * HOUR_MS)), min_size=1, max_size=15),
        order=st.randoms(use_true_random=False), half_life=half_lives)
+
+
 def test_add_vector_matches_the_closed_form_in_any_order_and_time_never_moves_back(observations, order, half_life):
     shuffled = list(observations)
     order.shuffle(shuffled)

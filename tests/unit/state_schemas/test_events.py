@@ -14,8 +14,9 @@ from state_schemas.events import (BEHAVIOURS, FEEDBACK_ACTIONS, ORDER_STATUSES, 
 PROPERTY = settings(max_examples=150, deadline=None)
 T0 = 1_700_000_000_000
 
-ids = st.text(min_size=1, max_size=40)
-optional_text = st.none() | st.text(min_size=1, max_size=40)  # "" reads back as absent
+printable = st.characters(exclude_categories=("Cc", "Cs"))  # ids and names hold no control characters
+ids = st.text(printable, min_size=1, max_size=40)
+optional_text = st.none() | st.text(printable, min_size=1, max_size=40)  # "" reads back as absent
 times = st.integers(0, 2 ** 53)
 prices = st.none() | st.floats(min_value=0.0, max_value=1e9, allow_nan=False, allow_infinity=False)
 id_lists = st.lists(ids, max_size=50).map(tuple)
@@ -125,6 +126,16 @@ def test_every_required_field_is_required_and_named(cls, name):
         cls.from_dict(record)
 
 
+@pytest.mark.parametrize("cls, name", [(c, n) for c, n in REQUIRED if n.endswith("_id")],
+                         ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize("control", ["\x00", "\x1b[2J", "\x7f", "\x85", "\n"])
+def test_ids_refuse_control_characters_and_keep_other_unicode(cls, name, control):
+    with pytest.raises(SchemaError, match=f"field '{name}' holds a control character"):
+        cls.from_dict(dict(VALID[cls], **{name: f"id{control}"}))
+    assert getattr(cls.from_dict(dict(VALID[cls], **{name: "\u202eid-\u00fa-\U0001F600"})), name) == \
+        "\u202eid-\u00fa-\U0001F600"
+
+
 @pytest.mark.parametrize("cls, name", [(c, n) for c, n in REQUIRED if n != "ts" and n != "price"],
                          ids=lambda v: getattr(v, "__name__", v))
 def test_text_fields_refuse_other_types_and_empty_strings(cls, name):
@@ -219,3 +230,8 @@ def test_an_empty_optional_text_reads_as_absent():
     event = BehaviourEvent.from_dict({"event_id": "e", "user_id": "u", "behavior": "view", "item_id": "i",
                                       "ts": 1, "category_id": "", "brand": ""})
     assert event.category_id is None and event.brand is None
+
+
+def test_a_search_query_is_free_text_and_may_hold_any_character():
+    event = BehaviourEvent.from_dict(dict(VALID[BehaviourEvent], behavior="search", query="red\tshoes\n"))
+    assert event.query == "red\tshoes\n"
