@@ -17,8 +17,8 @@ from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent
 from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate,
                                 UserSummary)
 from state_schemas.segments import SegmentModel
-from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard, ItemModel,
-                                 MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
+from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard,
+                                 ItemModel, MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
                                  UserContext, UserDirectory, Watch)
 from tests.unit.fakes import FakeSide
 
