@@ -42,9 +42,11 @@ def wait_for(condition, what: str, timeout: float = 90.0) -> None:
 
 def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server, connector_jar):
     topics = make_topics(broker, partitions=1)
-    # No quiet hours: at some times of day they would hold the shopper's recommendation past the test.
+    # No quiet hours and no best hour: at some times of day they would hold the shopper's recommendation past
+    # the test.
     config = job_config(broker, redis_server, topics, kafka={"bounded": False},
-                        flink={"delivery_guarantee": "at-least-once"}, policy={"quiet_hours": ["00:00", "00:00"]})
+                        flink={"delivery_guarantee": "at-least-once"}, policy={"quiet_hours": ["00:00", "00:00"]},
+                        journeys={"best_hour_journeys": []})
     producer.publish(SHOPPING + LATER, broker.bootstrap, topics.events)
     client, keys = redis_server.client(), RedisKeys(config.redis.key_prefix)
     forgotten, bystander = (pseudonym(user, config.privacy.pseudonym_key) for user in ("forget-me", "bystander"))
