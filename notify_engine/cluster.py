@@ -89,6 +89,19 @@ class StandaloneCluster:
             time.sleep(1)
         raise RuntimeError(f"Flink cluster did not come up on {self.rest_url}; logs in {cache_dir() / 'flink-log'}")
 
+    def start_taskmanager(self) -> None:
+        """One more TaskManager, as a replacement for a lost one (`taskmanager.sh start`)."""
+        subprocess.run(["bash", self._bin("taskmanager.sh"), "start"], env=self._env(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def completed_checkpoints(self, job_id: str) -> int:
+        return self.rest(f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
+
+    def restarts(self, job_id: str) -> int:
+        """How often the job restarted after a failure (its `numRestarts` metric)."""
+        metrics = self.rest(f"/jobs/{job_id}/metrics?get=numRestarts")
+        return int(float(metrics[0]["value"])) if metrics else 0
+
     def stop(self) -> None:
         subprocess.run(["bash", self._bin("stop-cluster.sh")], env=self._env(), check=False,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

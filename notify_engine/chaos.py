@@ -1,0 +1,108 @@
+"""Killing parts of a running standalone cluster, and judging what the sink committed afterwards.
+
+A faulted run is compared with a clean run of the same input: no id twice (exactly-once), and
+the decisions that read only checkpointed state (transactional messages) the same set of ids.
+Marketing decisions also read Redis side inputs (item cards, trending, neighbours) that other
+instances write on their own clock, so two clean runs of the same input already disagree on some
+of them; for those the faulted run's disagreement must stay within what two clean runs show.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+TASK_MANAGER_MAIN = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a faulted run's committed ids differ from a clean run's."""
+
+    lost: int  # ids of the clean run the faulted run never committed
+    duplicated: int  # committed copies beyond the first
+    extra: int  # ids only the faulted run committed: a decision that changed on replay
+
+    def line(self) -> str:
+        return f"lost={self.lost} duplicated={self.duplicated} extra={self.extra}"
+
+
+def compare_deliveries(clean: Iterable[str], faulted: Iterable[str]) -> Delivery:
+    clean_ids, counts = set(clean), collections.Counter(faulted)
+    return Delivery(lost=len(clean_ids - counts.keys()), duplicated=sum(n - 1 for n in counts.values()),
+                    extra=len(counts.keys() - clean_ids))
+
+
+def changed(delivery: Delivery) -> int:
+    return delivery.lost + delivery.extra
+
+
+def within_clean_noise(faulted: Delivery, noise: Delivery, clean_count: int, slack: float = 0.05) -> bool:
+    """Whether a faulted run's changed decisions are within the clean runs' own disagreement: at most
+    twice it (one sample of a random quantity) plus `slack` of the clean run. A lost checkpoint's worth
+    of output, or a replay that sends everything again under new ids, is far outside it."""
+    return faulted.duplicated == 0 and changed(faulted) <= 2 * changed(noise) + slack * clean_count
+
+
+def java_processes(main_class: str, proc: Path = Path("/proc")) -> list[int]:
+    """Pids of the JVMs whose command line names `main_class`."""
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # the process ended while we looked
+            continue
+        if main_class.encode() in arguments:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def kill_hard(pid: int, timeout: float = 30.0) -> None:
+    """SIGKILL, as a machine failure would: no shutdown hooks, no flush. Returns once the pid is gone."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """A zombie (dead, not yet reaped by its parent) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class TaskManagerSupervisor:
+    """Keeps `count` TaskManagers running, as a process supervisor or Kubernetes would: a killed
+    TaskManager can take a healthy one with it (Flink stops a TaskManager on an error while a task
+    fails over, e.g. a lost connection to the killed peer), and the job needs all its slots back."""
+
+    def __init__(self, start_taskmanager, count: int, poll_s: float = 1.0):
+        import threading
+
+        self.start_taskmanager, self.count, self.poll_s = start_taskmanager, count, poll_s
+        self.started = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="taskmanager-supervisor", daemon=True)
+
+    def __enter__(self) -> "TaskManagerSupervisor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            for _ in range(self.count - len(java_processes(TASK_MANAGER_MAIN))):
+                self.start_taskmanager()
+                self.started += 1

@@ -1,0 +1,40 @@
+import os
+import subprocess
+import sys
+
+from notify_engine import chaos
+
+
+def test_identical_runs_differ_in_nothing():
+    assert chaos.compare_deliveries(["a", "b"], ["b", "a"]) == chaos.Delivery(0, 0, 0)
+
+
+def test_lost_duplicated_and_extra_ids_are_counted_apart():
+    delivery = chaos.compare_deliveries(["a", "b", "c"], ["a", "a", "a", "b", "z"])
+    assert delivery == chaos.Delivery(lost=1, duplicated=2, extra=1)
+    assert delivery.line() == "lost=1 duplicated=2 extra=1"
+
+
+def test_a_faulted_run_within_the_clean_runs_disagreement_passes():
+    noise = chaos.Delivery(lost=20, duplicated=0, extra=25)  # 45 changed between two clean runs
+    assert chaos.within_clean_noise(chaos.Delivery(lost=40, duplicated=0, extra=50), noise, clean_count=600)
+    assert chaos.within_clean_noise(chaos.Delivery(lost=60, duplicated=0, extra=60), noise, clean_count=600)
+
+
+def test_a_lost_share_of_output_or_any_duplicate_fails():
+    noise = chaos.Delivery(lost=20, duplicated=0, extra=25)
+    assert not chaos.within_clean_noise(chaos.Delivery(lost=100, duplicated=0, extra=21), noise, clean_count=600)
+    assert not chaos.within_clean_noise(chaos.Delivery(lost=0, duplicated=1, extra=0), noise, clean_count=600)
+    assert not chaos.within_clean_noise(chaos.Delivery(lost=1, duplicated=0, extra=0), chaos.Delivery(0, 0, 0), 10)
+
+
+def test_a_jvm_is_found_by_its_main_class_and_killed_hard():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "Fake.Main"])
+    try:
+        assert chaos.java_processes("Fake.Main") == [child.pid]
+        chaos.kill_hard(child.pid)
+        assert child.wait(timeout=5) == -9
+        assert chaos.java_processes("Fake.Main") == []
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, 9)
