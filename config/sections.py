@@ -305,10 +305,11 @@ _BUILT_IN_COPY = frozen(copy_rules.read(copy_rules.BUILT_IN))
 
 @dataclass(frozen=True)
 class RedisConfig:
-    enabled: bool = doc(True, "write inboxes and trending to Redis (item cards, profiles and top-N always use it)")
+    enabled: bool = doc(True, "write trending to Redis, and keep inboxes (`notify-engine inbox`); item cards, "
+                              "profiles and top-N always use it")
     url: str = doc("redis://127.0.0.1:26379/0", "Redis the job writes to")
     key_prefix: str = doc("notify", "prefix of every key the job writes")
-    inbox_size: int = doc(20, "notifications kept per user inbox")
+    inbox_size: int = doc(20, "notifications kept per user inbox (by the inbox writer)")
     ttl_hours: float = doc(168.0, "inbox keys expire this long after the last write")
 
 

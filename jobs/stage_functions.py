@@ -7,6 +7,8 @@ anything: each carries out the Step its stage's core function returned.
 """
 from __future__ import annotations
 
+import time
+
 from pyflink.common import Duration, Row, Types
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
@@ -21,7 +23,7 @@ from operators.steps import END_OF_STREAM, Step, StepContext
 from operators.topology import STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
-from state_schemas.outputs import DeadLetter, Notification
+from state_schemas.outputs import DeadLetter, Notification, UserErased
 from state_schemas.redis_keys import RedisKeys
 
 # (routing key, event time, hop message JSON): every record that crosses an edge between stages
@@ -70,6 +72,8 @@ class HopTimeAssigner(TimestampAssigner):
 
 class CreatedAtAssigner(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp: int) -> int:
+        if value[1] is None:  # an erasure's tombstone: it is made now
+            return int(time.time() * 1000)
         return Notification.decode(value[1]).created_at
 
 
@@ -110,6 +114,9 @@ class _Emitter:
         for message in step.emit:
             if isinstance(message, Notification):
                 yield Row(message.user, message.encode().decode())
+                continue
+            if isinstance(message, UserErased):  # a tombstone keyed like the user's notifications
+                yield Row(message.user, None)
                 continue
             record = (message.routing_key, message.event_time, message.encode())
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)

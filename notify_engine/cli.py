@@ -38,7 +38,7 @@ def demo(args) -> int:
     from jobs import notification_job
     from state_schemas.redis_keys import RedisKeys
 
-    from . import consumer, generator, producer, services, topics
+    from . import consumer, generator, inbox, producer, services, topics
 
     total = 5
     _step(1, total, "starting local services (Kafka in KRaft mode, Redis) on 127.0.0.1")
@@ -92,7 +92,10 @@ def demo(args) -> int:
     notification_job.run(config, [jar], job_name="notify-engine-demo", extra_flink={"restart-strategy.type": "none"})
     print(f"      the job finished in {time.monotonic() - started:.1f} s")
 
-    _step(5, total, "reading the notifications back with the sink consumer")
+    _step(5, total, "writing the inboxes in Redis from the committed notifications (`notify-engine inbox`), "
+                    "then reading them back with the sink consumer")
+    written = inbox.InboxWriter(config, client).run(idle_timeout_s=3.0)
+    print(f"      inbox writer: {written.line()}")
     notifications = list(consumer.read_notifications(broker.bootstrap, DEMO_TOPICS["notifications"],
                                                      idle_timeout_s=3.0))
     dead_letters = list(consumer.read_dead_letters(broker.bootstrap, DEMO_TOPICS["dead_letters"], idle_timeout_s=3.0))
@@ -214,7 +217,8 @@ def print_config(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer", "topics": "topics"}
+    passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer", "topics": "topics",
+                   "inbox": "inbox"}
     if argv and argv[0] in passthrough:
         import importlib
 
@@ -225,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("services", "fetch | up | down | status the local Kafka and Redis"),
                        ("cluster", "up | down | status | submit on a standalone Flink cluster"),
                        ("consume", "read notifications (see `notify-engine consume --help`)"),
+                       ("inbox", "keep the users' Redis inboxes from the committed notifications topic"),
                        ("topics", "create the topics a config names, with their settings (dead-letter retention)")):
         commands.add_parser(name, help=text, add_help=False)
 

@@ -53,6 +53,7 @@ class ReadStats:
     read: int = 0
     matched: int = 0
     unreadable: int = 0
+    erasures: int = 0  # tombstones: a user erased after what was sent to them before
 
 
 def read_values(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
@@ -93,12 +94,16 @@ def read_records(bootstrap_servers: str, topic: str, start: StartPosition = Star
 def read_notifications(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
                        user: str | None = None, max_messages: int | None = None, idle_timeout_s: float = 5.0,
                        stats: ReadStats | None = None) -> Iterator[Notification]:
-    """Yields notifications (optionally of one pseudonymised user) until `max_messages` or an idle gap."""
+    """Yields notifications (optionally of one pseudonymised user) until `max_messages` or an idle gap;
+    erasure tombstones are counted, not yielded."""
     stats = stats if stats is not None else ReadStats()
     if max_messages is not None and max_messages <= 0:
         return
     for value in read_values(bootstrap_servers, topic, start, idle_timeout_s):
         stats.read += 1
+        if value is None:
+            stats.erasures += 1
+            continue
         try:
             notification = Notification.decode(value)
         except SchemaError:
@@ -174,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
-    print(f"# read {stats.read} records, printed {stats.matched}, unreadable {stats.unreadable}", file=sys.stderr)
+    print(f"# read {stats.read} records, printed {stats.matched}, unreadable {stats.unreadable}, "
+          f"erasures {stats.erasures}", file=sys.stderr)
     return 0
 
 

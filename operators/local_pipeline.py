@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Protocol
 from config import JobConfig
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, USER_CONTEXT, WINDOWS
-from state_schemas.outputs import DeadLetter, Notification
+from state_schemas.outputs import DeadLetter, Notification, UserErased
 from state_schemas.state import ItemCard, Neighbour
 
 from . import catalog_intake, directory, intake
@@ -50,8 +50,9 @@ class DictStore(dict):
 @dataclass
 class Outputs:
     notifications: list[Notification] = field(default_factory=list)
+    erasures: list[UserErased] = field(default_factory=list)  # the tombstones the notifications topic gets
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    serving: list = field(default_factory=list)  # the serving effects (inbox, profile, top-N, erasure), in order
+    serving: list = field(default_factory=list)  # the serving effects (profile, top-N, erasure), in order
 
 
 class MemorySideInputs:
@@ -165,6 +166,9 @@ class LocalPipeline:
     def _send(self, destination: str, message, now_ms: int, out: Outputs) -> None:
         if isinstance(message, Notification):
             out.notifications.append(message)
+            return
+        if isinstance(message, UserErased):
+            out.erasures.append(message)
             return
         if destination == WINDOWS:
             event = message.event

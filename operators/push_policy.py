@@ -7,8 +7,9 @@ of a session is the one kept. The entries due at one instant are decided togethe
 (`operators.messages`); a browse recommendation is ranked then, once, as the shopper's state and the
 side inputs stand, and that ranking replaces the user's served profile and top-N. Each message goes
 out on the first channel of its purpose's preference order that the shopper is reachable on and
-consented to; every notification goes to the user's inbox too; an erasure clears the state, the
-directory entry included, and deletes everything served about the user.
+consented to; an erasure clears the state, the directory entry included, deletes everything served
+about the user, and goes out after their notifications as a tombstone (`UserErased`). The inbox is
+written from the committed topic (`operators.inbox`), so it never shows a rolled-back notification.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from msgspec.structs import replace
 from config import JobConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
-from state_schemas.outputs import Notification
+from state_schemas.outputs import UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
 from state_schemas.units import HOUR_MS
@@ -28,8 +29,7 @@ from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
 from .privacy import pseudonym
 from .scorer import rank
-from .steps import (CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, StoreInInbox,
-                    VoteBestHour)
+from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, VoteBestHour
 
 CONTENT_TERMS_SERVED = 10
 # Journeys whose message names an item the shop must have in stock when it goes out.
@@ -67,29 +67,22 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
 
 
 def erase(user: str, redis: RedisConfig) -> Step:
-    """Forget the user: clear the state, delete everything served under the pseudonym, withdraw their vote."""
+    """Forget the user: clear the state, delete everything served under the pseudonym, withdraw their vote,
+    and tell the topic's consumers."""
     keys = RedisKeys(redis.key_prefix)
-    return Step(state=CLEAR, effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),
-                                      VoteBestHour(user, None, 0, 0)))
+    return Step(state=CLEAR, emit=(UserErased(user),),
+                effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)), VoteBestHour(user, None, 0, 0)))
 
 
-def _outcome(decision: "Decision", redis: RedisConfig, serving: tuple = ()) -> Step:
-    """What a decision does: a notification goes out, and into the user's inbox when inboxes are kept;
-    a suppression is counted by its reason. The served profile and top-N go first, as they are computed."""
+def _outcome(decision: "Decision", serving: tuple = ()) -> Step:
+    """What a decision does: a notification goes out, or a suppression is counted by its reason.
+    The served profile and top-N go first, as they are computed."""
     if decision.notification is None:
         return Step(state=decision.state, effects=serving,
                     counts=("notifications_suppressed", f"suppressed_{decision.suppressed}"))
-    inbox = (store_in_inbox(decision.notification, redis),) if redis.enabled else ()
-    return Step(state=decision.state, emit=(decision.notification,), effects=serving + inbox,
+    return Step(state=decision.state, emit=(decision.notification,), effects=serving,
                 counts=("notifications_sent", f"sent_{decision.notification.kind}",
                         f"sent_{decision.notification.journey}"))
-
-
-def store_in_inbox(notification: Notification, redis: RedisConfig) -> StoreInInbox:
-    """Idempotent: the member is the deterministic notification id, so a replay rewrites the same entry."""
-    keys = RedisKeys(redis.key_prefix)
-    return StoreInInbox(index_key=keys.inbox(notification.user), body_key=keys.inbox_bodies(notification.user),
-                        notification=notification, keep=redis.inbox_size, ttl_s=int(redis.ttl_hours * 3600))
 
 
 def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, config: JobConfig) -> tuple:
@@ -198,7 +191,7 @@ def order_changed(state: PushState, event: OrderEvent, user_id: str, created_at:
     first = _first_card(event, side)
     state, hold, exits = journeys.after_order(state, event, first, who, config)
     told = Step(state=state, counts=("transactional_held_for_night",)) if hold else \
-        _outcome(decide_transactional(state, event, created_at, who, config, first), config.redis)
+        _outcome(decide_transactional(state, event, created_at, who, config, first))
     arranged = journeys.arrange(told.state, who, config)
     return _joined((told, replace(arranged, counts=exits + arranged.counts)))
 
@@ -228,8 +221,7 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
     steps = []
     for entry in (e for e in due if e.journey == ORDER_STATUS):
         first = _first_card(entry.order, side)
-        steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now),
-                              config.redis))
+        steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now)))
         state = steps[-1].state
     live, gone = _in_stock([e for e in due if e.journey != ORDER_STATUS], side)
     state, exits = journeys.out_of_stock(state, {c.item_id for e in gone if e.journey == CART for c in e.candidates})
@@ -238,7 +230,7 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         user = pseudonym(user_id, config.privacy.pseudonym_key)
         live, served = _ranked(live, state, user, now, side, config)
         decision = decide_marketing(state, live, now, created_at, user, who, config)
-        outcome, state = _outcome(decision, config.redis, served), decision.state
+        outcome, state = _outcome(decision, served), decision.state
         for entry in live:
             later = None if decision.notification else journeys.deferred(entry, decision.suppressed, now, state,
                                                                            who, config)

@@ -1,4 +1,4 @@
-"""Records the job writes: notifications and dead letters."""
+"""Records the job writes: notifications, erasures (on the notifications topic) and dead letters."""
 from __future__ import annotations
 
 import base64
@@ -56,6 +56,14 @@ class Notification(Record, frozen=True):
         self._check_version()
         if self.score != round(self.score, 6):  # six decimals say all a score can; the wire carries no more
             force_setattr(self, "score", round(self.score, 6))
+
+
+class UserErased(msgspec.Struct, frozen=True):
+    """An erased shopper on the notifications topic: a tombstone, the pseudonym as its key and no value.
+    It follows everything sent to them before the erasure in their partition, so a consumer that keeps
+    copies (the inbox writer, any sink) deletes them at that point and keeps what comes after."""
+
+    user: str
 
 
 @dataclass(frozen=True, slots=True)

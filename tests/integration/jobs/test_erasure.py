@@ -2,12 +2,14 @@
 windowed counts are there first, and are gone once the request has passed through; nobody else's are."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from jobs import notification_job
 from notify_engine import producer
+from notify_engine.inbox import InboxWriter
 from operators.privacy import pseudonym
 from state_schemas.events import BehaviourEvent, ErasureRequest
 from state_schemas.redis_keys import RedisKeys
@@ -58,6 +60,9 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
                 keys.inbox(forgotten), keys.inbox_bodies(forgotten), keys.counts(f"user:{forgotten}", BASE)}
     job = notification_job.run(config, [connector_jar], job_name="erasure-test", wait=False,
                                extra_flink={"restart-strategy.type": "none"})
+    stop_writer = threading.Event()  # the inbox writer runs beside the job, as `notify-engine inbox` would
+    writer = threading.Thread(target=InboxWriter(config).run, kwargs={"stop": stop_writer}, daemon=True)
+    writer.start()
     try:
         wait_for(lambda: held(forgotten) >= expected, f"the shopper's keys {sorted(expected)}")
         assert held(forgotten) == expected  # nothing of theirs is kept under a name the erasure does not know
@@ -70,5 +75,8 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
         assert held(bystander) == kept  # the delete is targeted
     finally:
         job.cancel().result()
+        stop_writer.set()
+        writer.join(timeout=30)
+    assert not held(forgotten)  # once the writer has read all: the erasure's tombstone came after their inbox entry
     notifications, _ = read_back(broker, topics)
     assert [n.kind for n in notifications if n.user == forgotten] == ["marketing"]  # sent before the erasure

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 from notify_engine import chaos
 
@@ -31,6 +32,9 @@ def test_a_lost_share_of_output_or_any_duplicate_fails():
 def test_a_jvm_is_found_by_its_main_class_and_killed_hard():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "Fake.Main"])
     try:
+        deadline = time.monotonic() + 10
+        while not chaos.java_processes("Fake.Main") and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the child has exec'd: before that its command line is the parent's
         assert chaos.java_processes("Fake.Main") == [child.pid]
         chaos.kill_hard(child.pid)
         assert child.wait(timeout=5) == -9

@@ -26,7 +26,7 @@ from operators.steps import (END_OF_STREAM, DeleteKeys, ReplaceRanking, ReplaceV
                             VoteBestHour, emitted)
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
-from state_schemas.outputs import Notification
+from state_schemas.outputs import Notification, UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import (Candidate, DecayedScores, ItemCard, Neighbour, Planned, PushState, RecentSend,
                                  UserDirectory)
@@ -93,8 +93,8 @@ class Decided:
     state: PushState | None
     notifications: tuple  # in the order decided: entries due before a message go first
     suppressed: str | None  # the first reason counted
-    serving: tuple  # writes to the serving store other than the inbox: profile, top-N, erasure
-    inbox: tuple
+    serving: tuple  # writes to the serving store: profile, top-N, erasure (the inbox is written from the topic)
+    erasures: tuple  # the tombstones for the notifications topic
     timers: tuple = ()
     counts: tuple = ()
 
@@ -105,13 +105,11 @@ class Decided:
 
 
 def decided(done) -> Decided:
-    notifications = tuple(emitted(done, Notification))
-    assert len(done.emit) == len(notifications)
+    notifications, erasures = tuple(emitted(done, Notification)), tuple(emitted(done, UserErased))
+    assert len(done.emit) == len(notifications) + len(erasures)
     reasons = [name.removeprefix("suppressed_") for name in done.counts if name.startswith("suppressed_")]
     assert ("notifications_suppressed" in done.counts) == bool(reasons)
-    return Decided(done.state, notifications, reasons[0] if reasons else None,
-                   tuple(e for e in done.effects if not isinstance(e, StoreInInbox)),
-                   tuple(e for e in done.effects if isinstance(e, StoreInInbox)),
+    return Decided(done.state, notifications, reasons[0] if reasons else None, done.effects, erasures,
                    tuple(t for t in done.timers if t != END_OF_STREAM), done.counts)
 
 
@@ -372,7 +370,7 @@ def test_serving_records_are_written_even_when_the_cap_suppresses_the_push():
     cfg = config(daily_marketing_cap=0)
     result = step(PushState(), item_signal(), cfg)
     assert result.suppressed == "daily_cap" and result.notification is None
-    assert [type(r) for r in result.serving] == [ReplaceValue, ReplaceRanking] and result.inbox == ()
+    assert [type(r) for r in result.serving] == [ReplaceValue, ReplaceRanking]
 
 
 def test_no_serving_records_without_a_profile_or_a_trigger():
@@ -686,6 +684,15 @@ def test_erasure_clears_the_push_state():
     assert result.serving == (DeleteKeys(KEYS.user_keys(user), KEYS.user_key_patterns(user)),
                               VoteBestHour(user, None, 0, 0))  # and withdraw their vote for the population's hour
     assert KEYS.profile(user) in result.serving[0].keys and KEYS.inbox(user) in result.serving[0].keys
+    # and tells the notifications topic, after what was sent before, so the inbox writer empties the inbox
+    assert result.erasures == (UserErased(user),)
+
+
+def test_a_notification_is_not_written_to_the_inbox_by_the_decision():
+    """The inbox writer writes it from the committed topic, where a rolled-back send never appears."""
+    result = step(PushState(), item_signal())
+    assert result.notification is not None
+    assert not [e for e in result.serving if isinstance(e, StoreInInbox)]
 
 
 def test_an_unexpected_message_is_refused():
@@ -960,7 +967,7 @@ def test_the_raw_user_id_never_appears_in_a_notification_or_serving_record(seque
 
     sequence = [as_user(m) for m in sequence]
     for _, result in replay(sequence, cfg, user=user):
-        for effect in result.serving + result.inbox:
+        for effect in result.serving:
             keys = [getattr(effect, name) for name in ("key", "reasons_key", "index_key", "body_key") if
                     hasattr(effect, name)] + list(getattr(effect, "keys", ())) + list(getattr(effect, "patterns", ()))
             assert keys and all(pseudonym(user, KEY) in key and user not in key for key in keys)
