@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval clean
+.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval chaos clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: install
 
 bench-scoring: $(STAMP)
 	$(PY) bench/scoring.py
+
+# Kills, hostile input and inbox checks on a standalone cluster (about half an hour; not part of `make test`).
+chaos: install
+	$(PY) chaos/run.py
 
 eval: $(STAMP)
 	$(PY) evaluation/prequential.py

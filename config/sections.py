@@ -62,6 +62,8 @@ class KafkaConfig:
 class FlinkConfig:
     execution_mode: str = doc("thread", "python.execution-mode: thread (fast) or process")
     parallelism: int = doc(1, "default parallelism of every operator")
+    max_parallelism: int = doc(128, "key groups: the highest parallelism a savepoint can be restored at; "
+                                    "fixed for the job's life (changing it orphans keyed state)")
     delivery_guarantee: str = doc("exactly-once", "exactly-once | at-least-once for the notification sink")
     checkpoint_interval_ms: int = doc(2000, "exactly-once output becomes visible at each checkpoint")
     checkpoint_dir: str = doc("file:///tmp/notify-engine/checkpoints",
@@ -351,6 +353,8 @@ class JobConfig:
              "kafka.transaction_timeout_ms must be in (0, 900000] (the broker's default maximum)"),
             (self.flink.execution_mode in ("thread", "process"), "flink.execution_mode must be thread or process"),
             (self.flink.parallelism >= 1, "flink.parallelism must be >= 1"),
+            (self.flink.parallelism <= self.flink.max_parallelism <= 32768,
+             "flink.max_parallelism must be between flink.parallelism and 32768"),
             (self.flink.delivery_guarantee in ("exactly-once", "at-least-once"),
              "flink.delivery_guarantee must be exactly-once or at-least-once"),
             (self.flink.checkpoint_interval_ms >= 100, "flink.checkpoint_interval_ms must be >= 100"),

@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script by `flink run -py`
 from config import JobConfig, load_config  # noqa: E402
 from jobs.runtime import create_environment  # noqa: E402
 from operators.topology import BY_ITEM, BY_USER, ONE_INSTANCE  # noqa: E402
+from state_schemas.outputs import DEAD_LETTER_MAX_BYTES  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,9 @@ def kafka_source(config: JobConfig, topic: str, group_suffix: str = ""):
     return builder.build()
 
 
-def kafka_sink(config: JobConfig, topic: str, id_suffix: str, keyed: bool = False):
-    """A sink of strings, or with `keyed` of rows (record key, value), as the notifications are."""
+def kafka_sink(config: JobConfig, topic: str, id_suffix: str, keyed: bool = False, max_record_bytes: int = 0):
+    """A sink of strings, or with `keyed` of rows (record key, value), as the notifications are;
+    `max_record_bytes` raises the producer's 1 MiB request limit."""
     from pyflink.common.serialization import SerializationSchema, SimpleStringSchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
@@ -197,6 +199,7 @@ def kafka_sink(config: JobConfig, topic: str, id_suffix: str, keyed: bool = Fals
             .set_transactional_id_prefix(f"{config.kafka.transactional_id_prefix}-{id_suffix}")
             .set_property("transaction.timeout.ms", str(config.kafka.transaction_timeout_ms))
             .set_property("linger.ms", "5")
+            .set_property("max.request.size", str(max(max_record_bytes + 4096, 1_048_576)))
             .build())
 
 
@@ -205,7 +208,8 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
     """Builds and runs the job on Kafka; returns when a bounded job ends (or at once if not `wait`)."""
     env = create_environment(config, jars, extra_flink)
     sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications", keyed=True),
-                     dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters"))
+                     dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters",
+                                             max_record_bytes=DEAD_LETTER_MAX_BYTES))
     catalog = kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None
     users = kafka_source(config, config.directory.topic, "-users") if config.directory.enabled else None
     sources = JobSources(events=kafka_source(config, config.kafka.events_topic), catalog=catalog, users=users)

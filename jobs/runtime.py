@@ -46,6 +46,7 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(config.flink.parallelism)
+    env.set_max_parallelism(config.flink.max_parallelism)  # set, not derived, so a rescale keeps the key groups
     # Aligned (exactly-once) barriers block each channel until all inputs deliver theirs: a latency
     # cost only worth paying when the sink is transactional too.
     mode = (CheckpointingMode.EXACTLY_ONCE if config.flink.delivery_guarantee == "exactly-once"

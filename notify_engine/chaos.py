@@ -9,6 +9,7 @@ of them; for those the faulted run's disagreement must stay within what two clea
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import signal
 import time
@@ -46,6 +47,31 @@ def within_clean_noise(faulted: Delivery, noise: Delivery, clean_count: int, sla
     twice it (one sample of a random quantity) plus `slack` of the clean run. A lost checkpoint's worth
     of output, or a replay that sends everything again under new ids, is far outside it."""
     return faulted.duplicated == 0 and changed(faulted) <= 2 * changed(noise) + slack * clean_count
+
+
+def expected_inboxes(records: Iterable[tuple[bytes | None, bytes | None]], size: int) -> dict[str, dict[str, bytes]]:
+    """What each user's inbox must hold after the committed (key, value) records of the notifications topic,
+    in topic order: the `size` newest by source event time (Redis breaks ties by id) since their last erasure."""
+    from state_schemas.outputs import Notification
+
+    sent: dict[str, list] = collections.defaultdict(list)
+    for key, value in records:
+        if value is None:
+            sent[key.decode()] = []
+            continue
+        notification = Notification.decode(value)
+        sent[notification.user].append((notification.source_event_time, notification.notification_id, value))
+    return {user: {nid: value for _, nid, value in sorted(kept)[-size:]} for user, kept in sent.items() if kept}
+
+
+def inbox_mismatches(expected: dict[str, dict[str, bytes]], held: dict[str, dict[str, bytes]]) -> int:
+    """Users whose inbox in Redis (`held`: user -> id -> body) differs from what the topic says."""
+    return sum(expected.get(user, {}) != held.get(user, {}) for user in expected.keys() | held.keys())
+
+
+def sha256(payload: bytes) -> str:
+    """As a dead letter names its raw payload."""
+    return hashlib.sha256(payload).hexdigest()
 
 
 def java_processes(main_class: str, proc: Path = Path("/proc")) -> list[int]:

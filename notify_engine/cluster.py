@@ -2,6 +2,8 @@
 
     notify-engine cluster up            # JobManager + TaskManager, REST on 127.0.0.1:8081
     notify-engine cluster submit --config my.yaml
+    notify-engine cluster savepoint --job <id> [--stop]     # prints the savepoint's path
+    notify-engine cluster restore --config my.yaml --from <savepoint or retained checkpoint> [--parallelism 2]
     notify-engine cluster down
 """
 from __future__ import annotations
@@ -65,8 +67,10 @@ class StandaloneCluster:
         path.chmod(path.stat().st_mode | 0o111)  # wheels may drop the executable bit
         return str(path)
 
-    def rest(self, path: str, method: str = "GET") -> dict:
-        request = urllib.request.Request(self.rest_url + path, method=method)
+    def rest(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.rest_url + path, method=method, data=data,
+                                         headers={"Content-Type": "application/json"} if data else {})
         with urllib.request.urlopen(request, timeout=5) as response:
             body = response.read()
         return json.loads(body) if body else {}
@@ -94,6 +98,11 @@ class StandaloneCluster:
         subprocess.run(["bash", self._bin("taskmanager.sh"), "start"], env=self._env(), check=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
+    def start_jobmanager(self) -> None:
+        """A JobManager again, after a lost one (`jobmanager.sh start`); the TaskManagers reconnect to it."""
+        subprocess.run(["bash", self._bin("jobmanager.sh"), "start"], env=self._env(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
     def completed_checkpoints(self, job_id: str) -> int:
         return self.rest(f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
 
@@ -106,13 +115,15 @@ class StandaloneCluster:
         subprocess.run(["bash", self._bin("stop-cluster.sh")], env=self._env(), check=False,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def submit(self, config_path: Path, parallelism: int | None = None) -> str:
-        """`flink run -d -py jobs/notification_job.py -j <connector>`; returns the job id."""
+    def submit(self, config_path: Path, parallelism: int | None = None, restore_from: str | None = None) -> str:
+        """`flink run -d -py jobs/notification_job.py -j <connector> [-s <savepoint>]`; returns the job id."""
         command = ["bash", self._bin("flink"), "run", "-m", f"127.0.0.1:{self.rest_port}", "-d",
                    "-py", str(JOB_SCRIPT), "-pyexec", sys.executable, "-pyclientexec", sys.executable,
                    "-j", str(ensure_connector_jar())]
         if parallelism:
             command += ["-p", str(parallelism)]
+        if restore_from:
+            command += ["-s", restore_from]
         command += ["--config", str(config_path)]
         result = subprocess.run(command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, timeout=300)
@@ -137,15 +148,50 @@ class StandaloneCluster:
     def cancel(self, job_id: str) -> None:
         self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
 
+    def savepoint(self, job_id: str, stop: bool = False, directory: str | None = None,
+                  timeout: float = 300.0) -> str:
+        """A savepoint of the running job (with `stop`, stop-with-savepoint: the sink commits what it
+        holds and the job ends); returns its path, the argument of `restore_from`."""
+        if stop:
+            trigger = self.rest(f"/jobs/{job_id}/stop", "POST", {"drain": False, "targetDirectory": directory})
+        else:
+            trigger = self.rest(f"/jobs/{job_id}/savepoints", "POST", {"cancel-job": False,
+                                                                        "target-directory": directory})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.rest(f"/jobs/{job_id}/savepoints/{trigger['request-id']}")
+            if found["status"]["id"] == "COMPLETED":
+                operation = found["operation"]
+                if "failure-cause" in operation:
+                    raise RuntimeError(f"savepoint of {job_id} failed: {operation['failure-cause'].get('class')}: "
+                                       f"{str(operation['failure-cause'].get('stack-trace', ''))[:2000]}")
+                return operation["location"]
+            time.sleep(0.5)
+        raise TimeoutError(f"no savepoint of {job_id} within {timeout}s")
+
+
+def retained_checkpoint(checkpoint_dir: str, job_id: str) -> str | None:
+    """The newest complete checkpoint a job left on disk (its `_metadata` written), for `flink run -s`
+    after the JobManager was lost with the job."""
+    root = Path(checkpoint_dir.removeprefix("file://")) / job_id
+    complete = [path for path in root.glob("chk-*") if (path / "_metadata").exists()]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda path: int(path.name.removeprefix("chk-"))))
+
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="notify-engine cluster",
                                      description="A standalone Flink cluster on 127.0.0.1 from pyflink/bin.")
-    parser.add_argument("action", choices=["up", "down", "status", "submit"])
-    parser.add_argument("--config", type=Path, help="job config for submit")
-    parser.add_argument("--parallelism", type=int)
+    parser.add_argument("action", choices=["up", "down", "status", "submit", "savepoint", "restore"])
+    parser.add_argument("--config", type=Path, help="job config for submit and restore")
+    parser.add_argument("--parallelism", type=int, help="for submit and restore (may differ from the savepoint's)")
+    parser.add_argument("--job", help="job id for savepoint")
+    parser.add_argument("--stop", action="store_true", help="savepoint: stop the job with the savepoint")
+    parser.add_argument("--directory", help="savepoint: target directory (default: the savepoint-dir of flink-conf)")
+    parser.add_argument("--from", dest="restore_from", help="restore: a savepoint or retained checkpoint path")
     args = parser.parse_args(argv)
     cluster = StandaloneCluster()
     if args.action == "up":
@@ -156,10 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         print("Flink cluster stopped")
     elif args.action == "status":
         print(json.dumps(cluster.rest("/overview"), indent=2) if cluster.running() else "down")
+    elif args.action == "savepoint":
+        if args.job is None:
+            parser.error("savepoint needs --job")
+        print(cluster.savepoint(args.job, stop=args.stop, directory=args.directory))
     else:
-        if args.config is None:
-            parser.error("submit needs --config")
-        print(f"submitted job {cluster.submit(args.config, args.parallelism)}")
+        if args.config is None or (args.action == "restore" and not args.restore_from):
+            parser.error(f"{args.action} needs --config" + (" and --from" if args.action == "restore" else ""))
+        job_id = cluster.submit(args.config, args.parallelism, args.restore_from if args.action == "restore" else None)
+        print(f"submitted job {job_id}")
     return 0
 
 

@@ -18,6 +18,7 @@ _BASE = {"v": 1, "type": "behaviour", "event_id": "hostile", "user_id": "hostile
          "item_id": "hostile-item", "category_id": "c", "ts": 1_700_000_000_000}
 _WRONG_TYPES = ([], {}, True, 1.5, "text", None, -1, [1, [2]], {"nested": {"x": 1}})
 _CONTROL_IDS = ("\x00", "a\x1b[31mb", "x\x7f", "\x9b6n", "line\nbreak")
+BROKER_MAX_RECORD_BYTES = 1_000_000  # under the broker's and the producer's 1 MiB defaults, with headroom
 
 
 def _event(rng: random.Random, now_ms: int, **changes) -> dict:
@@ -47,8 +48,16 @@ def _nested(rng, now_ms, limits):
     return b'{"type":"behaviour","extra":' + b"[" * depth + b"]" * depth + b"}"
 
 
+def _deep_nested(rng, now_ms, limits):
+    # 10 000 deep is over the payload limit, so it is refused before any parser recurses into it.
+    return b'{"type":"behaviour","event_id":"' + f"{rng.getrandbits(32):x}".encode() + b'","extra":' + \
+        b"[" * 10_000 + b"]" * 10_000 + b"}"
+
+
 def _oversized(rng, now_ms, limits):
-    size = rng.randrange(limits.max_payload_bytes + 1, 4 * limits.max_payload_bytes)
+    # Mostly a few times the limit; one in 50 up to what the broker accepts in one record.
+    top = BROKER_MAX_RECORD_BYTES if rng.random() < 0.02 else 4 * limits.max_payload_bytes
+    size = rng.randrange(limits.max_payload_bytes + 1, top)
     return _json(_event(rng, now_ms, query="z" * size, behavior="search"))
 
 
@@ -84,7 +93,8 @@ def _absurd_time(rng, now_ms, limits):
 
 
 KINDS: dict[str, Callable[[random.Random, int, IntakeConfig], bytes]] = {
-    "random_bytes": _random_bytes, "not_utf8": _not_utf8, "nested": _nested, "oversized": _oversized,
+    "random_bytes": _random_bytes, "not_utf8": _not_utf8, "nested": _nested, "deep_nested": _deep_nested,
+    "oversized": _oversized,
     "bad_number": _bad_number, "wrong_type": _wrong_type, "missing_field": _missing_field,
     "control_characters": _control_characters, "absurd_time": _absurd_time,
 }

@@ -7,6 +7,7 @@ Debian via `apt-get`) into a cache outside the git tree, and every step is idemp
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -112,6 +113,21 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
+
+
+@contextlib.contextmanager
+def local_services(workdir: Path, kafka_heap: str = "1g"):
+    """A broker and a Redis on free loopback ports with their data under `workdir`, stopped on exit."""
+    broker = KafkaBroker(port=free_port(), controller_port=free_port(), data_dir=workdir / "kafka",
+                         heap=kafka_heap).start()
+    try:
+        redis_server = RedisServer(port=free_port(), data_dir=workdir / "redis").start()
+        try:
+            yield broker, redis_server
+        finally:
+            redis_server.stop()
+    finally:
+        broker.stop()
 
 
 def free_port() -> int:
@@ -258,8 +274,10 @@ class KafkaBroker:
         topics = JobTopics(events=f"{prefix}events-{run}", notifications=f"{prefix}notifications-{run}",
                            dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}",
                            users=f"{prefix}users-{run}")
+        from .topics import DEAD_LETTERS
+
         self.create_topics({topics.events: partitions, topics.notifications: partitions, topics.dead_letters: 1,
-                            topics.catalog: 1, topics.users: 1})
+                            topics.catalog: 1, topics.users: 1}, {topics.dead_letters: DEAD_LETTERS})
         return topics
 
     def delete_topics(self, topics: list[str], timeout: float = 30.0) -> None:

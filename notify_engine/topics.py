@@ -10,14 +10,19 @@ import argparse
 from pathlib import Path
 
 from config import JobConfig
+from state_schemas.outputs import DEAD_LETTER_MAX_BYTES
 
 COMPACTED = {"cleanup.policy": "compact"}
+
+
+# A dead letter keeps up to 1 MiB of raw payload, base64 when it is not UTF-8: larger than the broker's default.
+DEAD_LETTERS = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
 def topic_settings(config: JobConfig) -> dict[str, dict[str, str]]:
     """Topic name -> the topic settings it needs (empty: the broker's defaults)."""
     kafka = config.kafka
-    expiring = {"cleanup.policy": "delete", "retention.ms": str(kafka.dead_letter_retention_ms)}
+    expiring = {"cleanup.policy": "delete", "retention.ms": str(kafka.dead_letter_retention_ms), **DEAD_LETTERS}
     settings = {kafka.events_topic: {}, kafka.notifications_topic: {}, kafka.dead_letter_topic: expiring}
     if config.catalog.enabled:
         settings[config.catalog.topic] = COMPACTED

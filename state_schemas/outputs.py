@@ -66,9 +66,15 @@ class UserErased(msgspec.Struct, frozen=True):
     user: str
 
 
+# A dead letter's largest encoding: 1 MiB of raw bytes as base64 plus its other fields.
+DEAD_LETTER_MAX_BYTES = 1_500_000
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A rejected input record: the reason plus the raw payload (a prefix and a hash if oversized)."""
+    """A rejected input record: the reason plus the raw payload, whole up to 1 MiB (the broker's default
+    largest record), so everything a default broker delivers is kept byte for byte; beyond that a prefix
+    and the hash. The dead-letter topic and its sink allow records that large (`DEAD_LETTER_MAX_BYTES`)."""
 
     VERSION = 1
 
@@ -76,7 +82,7 @@ class DeadLetter:
     stage: str
     raw: bytes
     rejected_at: int
-    max_raw_bytes: int = 65536
+    max_raw_bytes: int = 1_048_576
 
     def to_dict(self) -> dict:
         kept = self.raw[: self.max_raw_bytes]

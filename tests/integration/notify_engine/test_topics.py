@@ -42,6 +42,9 @@ directory:
     found = _settings(broker.bootstrap, list(names.values()))
     assert found[names["dead_letters"]]["retention.ms"] == "43200000"
     assert found[names["dead_letters"]]["cleanup.policy"] == "delete"
+    # room for a dead letter keeping a 1 MiB payload as base64
+    assert found[names["dead_letters"]]["max.message.bytes"] == "1500000"
+    assert found[names["events"]]["max.message.bytes"] != "1500000"
     assert found[names["catalog"]]["cleanup.policy"] == found[names["users"]]["cleanup.policy"] == "compact"
     assert found[names["events"]]["cleanup.policy"] == "delete"
     assert found[names["events"]]["retention.ms"] != "43200000"  # the broker's default, not the dead letters'

@@ -129,6 +129,7 @@ def test_an_integer_is_accepted_where_a_float_is_expected():
     ({"kafka": {"starting_offsets": "newest"}}, "kafka.starting_offsets must be earliest, latest or committed"),
     ({"flink": {"execution_mode": "cluster"}}, "flink.execution_mode must be thread or process"),
     ({"flink": {"parallelism": 0}}, "flink.parallelism must be >= 1"),
+    ({"flink": {"parallelism": 4, "max_parallelism": 2}}, "flink.max_parallelism must be between flink.parallelism"),
     ({"flink": {"delivery_guarantee": "maybe"}}, "flink.delivery_guarantee must be"),
     ({"flink": {"checkpoint_interval_ms": 99}}, "flink.checkpoint_interval_ms must be >= 100"),
     ({"flink": {"state_ttl_hours": 0}}, "flink.state_ttl_hours must be > 0"),

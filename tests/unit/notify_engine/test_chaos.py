@@ -42,3 +42,26 @@ def test_a_jvm_is_found_by_its_main_class_and_killed_hard():
     finally:
         if child.poll() is None:
             os.kill(child.pid, 9)
+
+
+def _sent(nid: str, user: str, at: int) -> tuple[bytes, bytes]:
+    from state_schemas.outputs import Notification
+
+    notification = Notification(notification_id=nid, user=user, channel="push", kind="marketing", title="t",
+                                body="b", item_ids=("i",), reason="r", created_at=at, source_event_time=at,
+                                source_event_id="e", score=0.5)
+    return user.encode(), notification.encode()
+
+
+def test_the_expected_inbox_is_the_newest_few_since_the_last_erasure():
+    records = [_sent("a", "u", 5), _sent("b", "u", 1), (b"u", None), _sent("c", "u", 9), _sent("d", "u", 3),
+               _sent("e", "u", 7), _sent("f", "v", 2)]
+    expected = chaos.expected_inboxes(records, size=2)
+    assert {user: sorted(ids) for user, ids in expected.items()} == {"u": ["c", "e"], "v": ["f"]}
+    assert expected["u"]["c"] == records[3][1]
+
+
+def test_an_inbox_differing_in_one_body_or_held_without_cause_is_a_mismatch():
+    expected = {"u": {"a": b"1"}, "v": {"b": b"2"}}
+    assert chaos.inbox_mismatches(expected, {"u": {"a": b"1"}, "v": {"b": b"2"}}) == 0
+    assert chaos.inbox_mismatches(expected, {"u": {"a": b"X"}, "v": {"b": b"2"}, "w": {"c": b"3"}}) == 2

@@ -41,7 +41,7 @@ def test_the_kinds_are_rejected_for_their_own_reasons():
         with pytest.raises(intake.Rejected) as rejection:
             intake.admit(payload, NOW, CONFIG.intake)
         reasons[kind].add(rejection.value.reason.split(":")[0])
-    assert reasons["oversized"] == {"oversized payload"}
+    assert reasons["oversized"] == reasons["deep_nested"] == {"oversized payload"}
     assert reasons["absurd_time"] == {"absurd timestamp"}
     assert {"malformed JSON in event"} == reasons["nested"] == reasons["not_utf8"]
     assert reasons["control_characters"] == {"behaviour event"}
