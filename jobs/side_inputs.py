@@ -17,6 +17,7 @@ from operators import journeys, steps, trending
 from state_schemas.codec import SchemaError
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard
+from state_schemas.trending import USER_COUNTS_PREFIX
 
 ARRIVALS_READ = 20
 
@@ -186,6 +187,8 @@ class RedisEffects:
                     pipe.zrem(key, effect.user)
                 if effect.hour is not None:
                     pipe.zremrangebyscore(key, "-inf", f"({effect.at - effect.kept_ms}")
+        elif isinstance(effect, steps.MarkErased):
+            pipe.set(effect.key, str(effect.at), ex=effect.ttl_s)
         elif isinstance(effect, steps.DeleteKeys):
             found = [key for pattern in effect.patterns for key in self.client.scan_iter(pattern, count=1000)]
             pipe.delete(*effect.keys, *found)
@@ -206,6 +209,34 @@ class RedisEffects:
         dropped = pipe.execute()[2]
         if dropped:
             self.client.hdel(effect.body_key, *dropped)
+
+
+# A shopper's window is not written once they were erased at or after its start: it holds events from
+# before the erasure. In Redis, so the check and the write are one step an erasure cannot fall between.
+_WRITE_UNLESS_ERASED = """
+local erased = redis.call('GET', KEYS[2])
+if erased and tonumber(erased) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def write_counts(client, keys: RedisKeys, counted, ttl_s: int) -> bool:
+    """Replace a window's behaviour counts whole; a user's only if they were not erased since it opened.
+    Whether it was written."""
+    key = keys.counts(counted.scope, counted.window_start)
+    if counted.scope.startswith(USER_COUNTS_PREFIX):
+        fields = [part for pair in counted.counts.items() for part in pair]
+        erased = keys.erased(counted.scope.removeprefix(USER_COUNTS_PREFIX))
+        return bool(client.eval(_WRITE_UNLESS_ERASED, 2, key, erased, counted.window_start, ttl_s, *fields))
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping=counted.counts)
+    pipe.expire(key, ttl_s)
+    pipe.execute()
+    return True
 
 
 def _text(member) -> str:

@@ -20,7 +20,7 @@ from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
 from operators import catalog_intake, directory, intake
 from operators.catalog import VocabularyView
 from operators.steps import END_OF_STREAM, Step, StepContext
-from operators.topology import STAGES, Stage
+from operators.topology import DELETE_PART, STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
 from state_schemas.outputs import DeadLetter, Notification, UserErased
@@ -256,7 +256,9 @@ class StageFunction(KeyedProcessFunction):
             return
         if self.durable is not None:
             state, part = self.stage.durable.split(state, self.stored_part)
-            if part is not None:
+            if part == DELETE_PART:
+                self.durable.clear()
+            elif part is not None:
                 self.durable.update(part.encode())
         self.state.update(state.encode())
 

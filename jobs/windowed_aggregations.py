@@ -20,6 +20,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import Schema, StreamTableEnvironment
 
 from config import JobConfig
+from jobs.side_inputs import write_counts
 from operators import trending
 from state_schemas.codec import SchemaError
 from state_schemas.events import BEHAVIOURS
@@ -114,26 +115,26 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         self.keys = RedisKeys(self.config.key_prefix)
         self.ttl_s = max(1, int(self.config.ttl_hours * 3600))
         self.written = ctx.get_metrics_group().counter("window_results_written")
+        self.withheld = ctx.get_metrics_group().counter("window_results_of_erased_users")
 
     def close(self):
         self.client.close()
 
     def process_element(self, value, ctx: ProcessFunction.Context):
         kind, payload = value
-        pipe = self.client.pipeline(transaction=True)
         if kind == KIND_TRENDING:
             ranked = TrendingList.decode(payload)
             key = self.keys.trending(ranked.scope)
+            pipe = self.client.pipeline(transaction=True)
             pipe.delete(key)
             pipe.zadd(key, dict(ranked.items))
+            pipe.expire(key, self.ttl_s)
+            pipe.execute()
+            self.written.inc()
+        elif write_counts(self.client, self.keys, BehaviourCounts.decode(payload), self.ttl_s):
+            self.written.inc()
         else:
-            counted = BehaviourCounts.decode(payload)
-            key = self.keys.counts(counted.scope, counted.window_start)
-            pipe.delete(key)
-            pipe.hset(key, mapping=counted.counts)
-        pipe.expire(key, self.ttl_s)
-        pipe.execute()
-        self.written.inc()
+            self.withheld.inc()
         yield from ()  # a sink-like step; process mode needs an iterable back, not None
 
 

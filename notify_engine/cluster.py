@@ -148,12 +148,13 @@ class StandaloneCluster:
     def cancel(self, job_id: str) -> None:
         self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
 
-    def savepoint(self, job_id: str, stop: bool = False, directory: str | None = None,
+    def savepoint(self, job_id: str, stop: bool = False, directory: str | None = None, drain: bool = False,
                   timeout: float = 300.0) -> str:
         """A savepoint of the running job (with `stop`, stop-with-savepoint: the sink commits what it
-        holds and the job ends); returns its path, the argument of `restore_from`."""
-        if stop:
-            trigger = self.rest(f"/jobs/{job_id}/stop", "POST", {"drain": False, "targetDirectory": directory})
+        holds and the job ends; with `drain` too, event time first jumps to its end and every timer
+        fires, as at the end of a bounded input); returns its path, the argument of `restore_from`."""
+        if stop or drain:
+            trigger = self.rest(f"/jobs/{job_id}/stop", "POST", {"drain": drain, "targetDirectory": directory})
         else:
             trigger = self.rest(f"/jobs/{job_id}/savepoints", "POST", {"cancel-job": False,
                                                                         "target-directory": directory})
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, help="for submit and restore (may differ from the savepoint's)")
     parser.add_argument("--job", help="job id for savepoint")
     parser.add_argument("--stop", action="store_true", help="savepoint: stop the job with the savepoint")
+    parser.add_argument("--drain", action="store_true",
+                        help="savepoint: stop it as at the end of its input (every timer fires); see README")
     parser.add_argument("--directory", help="savepoint: target directory (default: the savepoint-dir of flink-conf)")
     parser.add_argument("--from", dest="restore_from", help="restore: a savepoint or retained checkpoint path")
     args = parser.parse_args(argv)
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "savepoint":
         if args.job is None:
             parser.error("savepoint needs --job")
-        print(cluster.savepoint(args.job, stop=args.stop, directory=args.directory))
+        print(cluster.savepoint(args.job, stop=args.stop, directory=args.directory, drain=args.drain))
     else:
         if args.config is None or (args.action == "restore" and not args.restore_from):
             parser.error(f"{args.action} needs --config" + (" and --from" if args.action == "restore" else ""))

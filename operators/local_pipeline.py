@@ -25,7 +25,7 @@ from . import catalog_intake, directory, intake
 from .catalog import VocabularyView
 from .journeys import population_hour
 from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext, VoteBestHour
-from .topology import STAGES, Stage
+from .topology import DELETE_PART, STAGES, Stage
 from .trending import TrendingWindows, category_then_global, last_window_end
 
 ARRIVALS_READ = 20
@@ -234,6 +234,8 @@ class LocalPipeline:
         else:
             if stage.durable is not None:
                 state, part = stage.durable.split(state, stored)
-                if part is not None:
+                if part == DELETE_PART:
+                    self.store.delete(f"{stage.durable.state_name}:{key}")
+                elif part is not None:
                     self.store.set(f"{stage.durable.state_name}:{key}", part.encode())
             self.store.set(f"{stage.name}:{key}", state.encode())

@@ -29,7 +29,8 @@ from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
 from .privacy import pseudonym
 from .scorer import rank
-from .steps import CLEAR, DeleteKeys, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext, VoteBestHour
+from .steps import (DeleteKeys, MarkErased, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext,
+                    VoteBestHour)
 
 CONTENT_TERMS_SERVED = 10
 # Journeys whose message names an item the shop must have in stock when it goes out.
@@ -45,6 +46,8 @@ def step(state: PushState, message, context: StepContext) -> Step:
 def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs, config: JobConfig) -> Step:
     """One message reaching this hop: an item signal, a segment, a directory record, a watched item's
     change, or an order, feedback or erasure."""
+    if _from_before_erasure(state, message):
+        return Step(state=state, counts=("dropped_after_erasure",))
     if isinstance(message, (ItemSignal, WatchedItemChange, AccountEvent)):
         hour = side.population_best_hour(config.journeys.population_min_shoppers)
         state = state if hour == state.population_hour else replace(state, population_hour=hour)
@@ -60,18 +63,29 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
         raise ValueError(f"push policy got an unexpected {type(message).__name__}")
     event = message.event
     if isinstance(event, ErasureRequest):
-        return erase(pseudonym(user_id, config.privacy.pseudonym_key), config.redis)
+        return erase(pseudonym(user_id, config.privacy.pseudonym_key), event.ts, config.redis)
     if isinstance(event, FeedbackEvent):
         return apply_feedback(state, event)
     return order_changed(state, event, user_id, created_at, side, config)
 
 
-def erase(user: str, redis: RedisConfig) -> Step:
-    """Forget the user: clear the state, delete everything served under the pseudonym, withdraw their vote,
+def _from_before_erasure(state: PushState, message) -> bool:
+    """A signal or segment of the shopper's events before their erasure, come by a longer path than it."""
+    if state.erased_at is None:
+        return False
+    if isinstance(message, ItemSignal):
+        return message.event.ts <= state.erased_at
+    return isinstance(message, SegmentAssignment) and message.ts <= state.erased_at
+
+
+def erase(user: str, at: int, redis: RedisConfig) -> Step:
+    """Forget the user: clear the state but for the time of the erasure, delete everything served under the
+    pseudonym and mark it erased there (so windows still open do not write it again), withdraw their vote,
     and tell the topic's consumers."""
     keys = RedisKeys(redis.key_prefix)
-    return Step(state=CLEAR, emit=(UserErased(user),),
-                effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)), VoteBestHour(user, None, 0, 0)))
+    return Step(state=PushState(erased_at=at), emit=(UserErased(user),),
+                effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),
+                         MarkErased(keys.erased(user), at, int(redis.ttl_hours * 3600)), VoteBestHour(user, None, 0, 0)))
 
 
 def _outcome(decision: "Decision", serving: tuple = ()) -> Step:

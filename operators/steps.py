@@ -136,6 +136,18 @@ class DeleteKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkErased:
+    """Note when a pseudonym was erased, for `ttl_s`: a window still open then, holding the shopper's events
+    from before, is not written when it closes. The mark holds the time and nothing else."""
+
+    COUNTER: ClassVar[str] = "erasure_writes"
+
+    key: str
+    at: int
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class VoteBestHour:
     """The shopper's own best local hour counts towards the population's (None: their vote is withdrawn,
     an erasure); every vote older than `kept_ms` before `at` is dropped."""

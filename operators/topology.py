@@ -23,6 +23,9 @@ from . import catalog, item_model, push_policy, segments, user_context
 BY_USER, BY_ITEM, ONE_INSTANCE = "user", "item", "one instance"
 
 
+DELETE_PART = "delete"  # what `DurablePart.split` returns when the stored part must be deleted
+
+
 @dataclass(frozen=True, slots=True)
 class DurablePart:
     """A field of a stage's state kept in keyed state of its own that never expires: consent and
@@ -40,10 +43,13 @@ class DurablePart:
         return replace(state, **{self.field: stored}), stored
 
     def split(self, state, stored):
-        """(the state without its durable part, the part if it must be written, else None)."""
+        """(the state without its durable part, the part if it must be written, DELETE_PART if the stored
+        one must go (the part is empty again: an erasure), else None)."""
         part = getattr(state, self.field)
-        written = part is not stored if stored is not None else part != self.record()
-        return replace(state, **{self.field: self.record()}), part if written else None
+        stripped = replace(state, **{self.field: self.record()})
+        if part == self.record():
+            return stripped, DELETE_PART if stored is not None else None
+        return stripped, part if part is not stored else None
 
 
 @dataclass(frozen=True, slots=True)

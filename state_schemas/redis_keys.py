@@ -61,6 +61,11 @@ class RedisKeys:
         """Hash: recommended item -> the reason shown with it."""
         return f"{self.prefix}:topn:{user}:reason"
 
+    def erased(self, user: str) -> str:
+        """String: when the pseudonym was erased (epoch ms), kept `redis.ttl_hours`, the longest a window can
+        stay open; nothing else of the user."""
+        return f"{self.prefix}:erased:{user}"
+
     def user_keys(self, user: str) -> tuple[str, ...]:
         """Every per-user key with a fixed name."""
         return (self.profile(user), self.top_n(user), self.top_n_reasons(user), self.inbox(user),

@@ -271,7 +271,8 @@ class PushState(State, frozen=True):
 
     # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires (a v4
     # entry came ranked and is read as it is); the population's best hour and the shopper's vote for it.
-    VERSION: ClassVar[int] = 5
+    # v6: when the shopper was erased, the only thing an erasure leaves (it idles out with the rest).
+    VERSION: ClassVar[int] = 6
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -295,13 +296,16 @@ class PushState(State, frozen=True):
     # v3 held one pending recommendation: v4 reads it into the agenda.
     legacy_pending: PendingRecommendation | None = msgspec.field(default=None, name="pend")
     agenda: tuple[Planned, ...] = msgspec.field(default=(), name="plan")  # what the journeys mean to send
+    # Signals and segments of events before an erasure can arrive after it (they come by longer paths):
+    # they are dropped, not allowed to build the shopper again.
+    erased_at: int | None = msgspec.field(default=None, name="erased")
     watched: dict[str, Watch] = msgspec.field(default={}, name="watch")  # item -> interest, for price and stock
     # The shopper's own best local hour as counted towards the population's, and when; the population's as
     # last read (for shoppers with little history).
     voted_hour: int | None = msgspec.field(default=None, name="vh")
     voted_at: int | None = msgspec.field(default=None, name="va")
     population_hour: int | None = msgspec.field(default=None, name="ph")
-    v: int = 5
+    v: int = 6
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at

@@ -6,12 +6,13 @@ import uuid
 
 import pytest
 
-from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
-from operators.steps import (DeleteKeys, ListNewArrival, PublishNeighbours, ReplaceRanking, ReplaceValue, StoreInInbox,
-                            VoteBestHour)
+from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs, write_counts
+from operators.steps import (DeleteKeys, ListNewArrival, MarkErased, PublishNeighbours, ReplaceRanking, ReplaceValue,
+                            StoreInInbox, VoteBestHour)
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard, Neighbour
+from state_schemas.trending import BehaviourCounts
 
 
 class Clock:
@@ -163,3 +164,23 @@ def test_best_hour_votes_count_each_shopper_once_age_out_and_are_withdrawn(setup
     effects.apply(VoteBestHour("d", None, 0, 0))  # d is erased
     clock.now = 2002
     assert reader.population_best_hour(1) is None and voters(20) == set()
+
+
+def test_a_window_of_an_erased_shopper_is_not_written_again_and_others_are(setup):
+    client, clock, prefix = setup
+    effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
+    effects.apply(MarkErased(keys.erased("p1"), at=5_000, ttl_s=60))
+    assert client.get(keys.erased("p1")) == b"5000" and 0 < client.ttl(keys.erased("p1")) <= 60
+
+    def window(scope: str, start: int) -> BehaviourCounts:
+        return BehaviourCounts(scope=scope, window_start=start, window_end=start + 3_600, counts={"view": 2})
+
+    assert not write_counts(client, keys, window("user:p1", 5_000), ttl_s=60)  # opened before the erasure
+    assert not write_counts(client, keys, window("user:p1", 0), ttl_s=60)
+    assert write_counts(client, keys, window("user:p1", 5_001), ttl_s=60)  # they came back after it
+    assert write_counts(client, keys, window("user:p2", 0), ttl_s=60)
+    assert write_counts(client, keys, window("category:c", 0), ttl_s=60)
+    assert not client.exists(keys.counts("user:p1", 5_000), keys.counts("user:p1", 0))
+    for scope, start in (("user:p1", 5_001), ("user:p2", 0), ("category:c", 0)):
+        assert client.hgetall(keys.counts(scope, start)) == {b"view": b"2"}
+        assert 0 < client.ttl(keys.counts(scope, start)) <= 60

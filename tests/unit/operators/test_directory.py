@@ -183,7 +183,9 @@ def test_a_directory_record_picks_the_channel_and_an_erasure_removes_it_with_the
         [("transactional", "sms", pseudonym("u1", CONFIG.privacy.pseudonym_key))]
     assert orjson.loads(store["user-directory:u1"])["tz"] == "Asia/Shanghai"
     pipeline.process(encode_erasure(), NOW, out)
-    assert "user-directory:u1" not in store and "push-policy:u1" not in store
+    assert "user-directory:u1" not in store
+    # the push state keeps the erasure's time and nothing else, so signals from before it are dropped
+    assert PushState.decode(store["push-policy:u1"]) == PushState(erased_at=T0 + 5)
 
 
 def encode_erasure():

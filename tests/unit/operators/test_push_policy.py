@@ -22,8 +22,8 @@ from operators import directory, push_policy, timing
 from operators.privacy import notification_id, pseudonym
 from operators.messages import NOTIFIED_STATUSES, decide_marketing
 from operators.scorer import Scored
-from operators.steps import (END_OF_STREAM, DeleteKeys, ReplaceRanking, ReplaceValue, StepContext, StoreInInbox,
-                            VoteBestHour, emitted)
+from operators.steps import (END_OF_STREAM, DeleteKeys, MarkErased, ReplaceRanking, ReplaceValue, StepContext,
+                            StoreInInbox, VoteBestHour, emitted)
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification, UserErased
@@ -678,10 +678,11 @@ def test_erasure_clears_the_push_state():
     state = step(state, SegmentAssignment(USER, T0 + 1, 1, (("x", 1.0),))).state
     assert state.transactional_keys and state.recent_items and state.content.scores and state.segment == 1
     result = step(state, ErasureRequest(event_id="x", user_id=USER, ts=T0 + 2))
-    assert result.state is None and result.notification is None
+    assert result.state == PushState(erased_at=T0 + 2) and result.notification is None  # the time, nothing else
     # and asks the serving writer to delete what Redis holds under the user's pseudonym
     user = pseudonym(USER, CONFIG.privacy.pseudonym_key)
     assert result.serving == (DeleteKeys(KEYS.user_keys(user), KEYS.user_key_patterns(user)),
+                              MarkErased(KEYS.erased(user), T0 + 2, int(CONFIG.redis.ttl_hours * 3600)),
                               VoteBestHour(user, None, 0, 0))  # and withdraw their vote for the population's hour
     assert KEYS.profile(user) in result.serving[0].keys and KEYS.inbox(user) in result.serving[0].keys
     # and tells the notifications topic, after what was sent before, so the inbox writer empties the inbox
@@ -954,7 +955,20 @@ def test_marketing_only_follows_triggers_and_never_names_an_excluded_item(sequen
 @given(sequence=messages(with_erasure=True), cfg=configs)
 def test_erasure_always_clears_the_state(sequence, cfg):
     for message, result in replay(sequence, cfg):
-        assert (result.state is None) == isinstance(message, ErasureRequest)
+        if isinstance(message, ErasureRequest):
+            assert result.state == PushState(erased_at=message.ts)
+
+
+def test_signals_and_segments_from_before_an_erasure_arriving_after_it_are_dropped():
+    """They come by longer paths (through the item model, the segmenter) than the erasure does."""
+    erased = step(step(PushState(), item_signal()).state, ErasureRequest(event_id="x", user_id=USER, ts=T0 + 50)).state
+    late = handle(erased, item_signal(), USER, CREATED, NO_SIDE, CONFIG)  # an event at T0, before the erasure
+    assert late.state == erased and late.notifications == () and late.serving == () and not late.timers
+    assert late.counts == ("dropped_after_erasure",)
+    segment = handle(erased, SegmentAssignment(USER, T0 + 49, 1, (("x", 1.0),)), USER, CREATED, NO_SIDE, CONFIG)
+    assert segment.state == erased and segment.counts == ("dropped_after_erasure",)
+    fresh = handle(erased, item_signal(event_id="e2", ts=T0 + 60), USER, CREATED, NO_SIDE, CONFIG)  # back again
+    assert fresh.state != erased and "dropped_after_erasure" not in fresh.counts
 
 
 @PROPERTY

@@ -236,7 +236,15 @@ def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
     assert state == PushState(marketing_day=5, marketing_today=2, transactional_day=4, transactional_today=1,
                               last_marketing_ts=T0, recent_items={"a": RecentSend(T0), "b": RecentSend(T0 - 1)},
                               transactional_keys={"o1:shipped": T0}, directory=UserDirectory(opted_out_at=0))
-    assert orjson.loads(state.encode())["v"] == 5 and PushState.decode(state.encode()) == state
+    assert orjson.loads(state.encode())["v"] == 6 and PushState.decode(state.encode()) == state
+
+
+def test_a_v5_push_state_reads_as_never_erased():
+    """A new field in a state record: what the previous encoding wrote (a savepoint's state) still reads."""
+    v5 = orjson.dumps({"v": 5, "mday": 5, "mk": 2, "ph": 19, "va": T0, "vh": 20}).decode()
+    state = PushState.decode(v5)
+    assert state.erased_at is None and state.population_hour == 19 and state.voted_hour == 20
+    assert state.marketing_today == 2 and PushState.decode(state.encode()) == state
 
 
 def test_a_v2_opt_out_moves_into_the_directory_entry():
@@ -359,7 +367,8 @@ def test_every_state_field_is_encoded():
                                              order=OrderEvent("o", "u", "o1", "delivered", 1),
                                              candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),),
                                              was_price=3.0, best_hour=19),),
-                             watched={"i": Watch("favourite", 1, 2.0)}, voted_hour=20, voted_at=1, population_hour=19),
+                             watched={"i": Watch("favourite", 1, 2.0)}, voted_hour=20, voted_at=1, population_hour=19,
+                             erased_at=4),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
