@@ -129,6 +129,7 @@ def start_services(workdir: Path) -> Services:
     broker = services.KafkaBroker(port=services.free_port(), controller_port=services.free_port(),
                                   data_dir=workdir / "kafka", heap="1g").start()
     redis_server = services.RedisServer(port=services.free_port(), data_dir=workdir / "redis").start()
+    services.use_metrics_plugin()
     return Services(broker, redis_server, services.ensure_connector_jar())
 
 

@@ -22,6 +22,22 @@ def prepare_python_environment() -> None:
     os.environ.setdefault("FLINK_CONF_DIR", str(FLINK_CONF_DIR))
 
 
+def flink_conf_settings(prefix: str, conf_dir: Path = FLINK_CONF_DIR) -> dict[str, str]:
+    """The keys of flink-conf/config.yaml under `prefix`, flattened (`metrics.reporter.prom.port`): a local
+    mini-cluster's metric registry reads only the Configuration the job gives it, not that file."""
+    import yaml
+
+    def flatten(node, path: str):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from flatten(value, f"{path}.{key}" if path else str(key))
+        else:
+            yield path, str(node)
+
+    tree = yaml.safe_load((conf_dir / "config.yaml").read_text()) or {}
+    return {key: value for key, value in flatten(tree, "") if key.startswith(prefix)}
+
+
 def create_environment(config, jars: list[Path], extra: dict[str, str] | None = None):
     prepare_python_environment()
     from pyflink.common import Configuration
@@ -38,6 +54,7 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
         "state.backend.type": "hashmap",
         "execution.checkpointing.dir": config.flink.checkpoint_dir,
         "pipeline.name": "notify-engine",
+        **flink_conf_settings("metrics."),  # the Prometheus reporter, on a mini-cluster as on a cluster
     }
     if jars:  # under `flink run -j`, the client ships the connector itself
         settings["pipeline.jars"] = ";".join(jar.resolve().as_uri() for jar in jars)

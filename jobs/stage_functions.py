@@ -17,7 +17,7 @@ from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueSt
 
 from config import JobConfig
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
-from operators import catalog_intake, directory, intake
+from operators import catalog_intake, directory, intake, metrics
 from operators.catalog import VocabularyView
 from operators.steps import END_OF_STREAM, Step, StepContext
 from operators.topology import DELETE_PART, STAGES, Stage
@@ -144,6 +144,7 @@ class _AdmitFunction(ProcessFunction):
             record = self.admit(raw, now)
         except intake.Rejected as rejection:
             self.counters.inc(f"{self.COUNTED}_dead_lettered")
+            self.counters.inc(metrics.dead_letter_counter(rejection.reason))
             yield DEAD_LETTERS, _dead_letter(rejection.reason, self.STAGE, raw, now)
             return
         self.counters.inc(f"{self.COUNTED}_admitted")
@@ -184,6 +185,7 @@ class StageFunction(KeyedProcessFunction):
 
     STAGE: str  # the stage of operators.topology this function runs
     READS_REDIS = False  # its steps read side inputs or ask for effects
+    MEASURES_LATENCY = False  # counts event-to-decision latency (operators.metrics)
     wall_clock_lag: int | None = None  # set in open() for a live stage whose timers must not wait for input
 
     def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
@@ -231,6 +233,9 @@ class StageFunction(KeyedProcessFunction):
         except Exception as exc:  # a bug must not take the job down with it; the record is kept
             yield from self.failed(exc, value[2], now)
             return
+        if self.MEASURES_LATENCY:  # from the event's time to its decision: the pipeline's delay, live
+            for name in metrics.latency_counters(now - value[1]):
+                self.counters.inc(name)
         yield from self.carry_out(step, loaded, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
@@ -263,8 +268,10 @@ class StageFunction(KeyedProcessFunction):
         self.state.update(state.encode())
 
     def failed(self, exc: Exception, payload: bytes, now: int):
+        reason = f"{self.stage.name} failed: {exc!r}"
         self.counters.inc(f"{self.stage.name.replace('-', '_')}_failures")
-        yield DEAD_LETTERS, _dead_letter(f"{self.stage.name} failed: {exc!r}", self.stage.name, payload, now)
+        self.counters.inc(metrics.dead_letter_counter(reason))
+        yield DEAD_LETTERS, _dead_letter(reason, self.stage.name, payload, now)
 
     def carry_out(self, step: Step, loaded, ctx):
         if step.state is not loaded:
@@ -358,3 +365,4 @@ class DecideNotificationsFunction(StageFunction):
 
     STAGE = PUSH_POLICY
     READS_REDIS = True
+    MEASURES_LATENCY = True

@@ -45,6 +45,7 @@ def demo(args) -> int:
     broker = services.default_broker().start()
     redis_server = services.default_redis().start()
     jar = services.ensure_connector_jar()
+    services.use_metrics_plugin()
     print(f"      kafka {broker.bootstrap}, redis {redis_server.url}, connector {jar.name}")
 
     config = load_config(args.config, overrides={
@@ -127,8 +128,8 @@ def demo(args) -> int:
     print("suppressed, by reason (the job's core, `LocalPipeline`, over the same input; the job counts the same "
           "per Flink counter): " + ", ".join(f"{reason} {n}" for reason, n in suppressed))
     print("sent, by journey: " + ", ".join(f"{name.removeprefix('sent_')} {n}" for name, n in sorted(counts.items())
-                                           if name.startswith("sent_") and name not in ("sent_marketing",
-                                                                                        "sent_transactional")))
+                                           if name.startswith("sent_") and not name.startswith("sent_channel_")
+                                           and name not in ("sent_marketing", "sent_transactional")))
     print("deferred, exits: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())
                                           if name.startswith(("deferred_", "journey_exit_", "messages_deferred",
                                                               "transactional_held"))))
@@ -183,8 +184,9 @@ def run_job(args) -> int:
     from config import load_config
     from jobs import notification_job
 
-    from .services import ensure_connector_jar
+    from .services import ensure_connector_jar, use_metrics_plugin
 
+    use_metrics_plugin()
     notification_job.run(load_config(args.config), [ensure_connector_jar()])
     return 0
 
@@ -218,7 +220,7 @@ def print_config(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer", "topics": "topics",
-                   "inbox": "inbox"}
+                   "inbox": "inbox", "dashboard": "dashboard"}
     if argv and argv[0] in passthrough:
         import importlib
 
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("cluster", "up | down | status | submit on a standalone Flink cluster"),
                        ("consume", "read notifications (see `notify-engine consume --help`)"),
                        ("inbox", "keep the users' Redis inboxes from the committed notifications topic"),
+                       ("dashboard", "a live page on 127.0.0.1: rates, suppressions, latency, a shopper's inbox"),
                        ("topics", "create the topics a config names, with their settings (dead-letter retention)")):
         commands.add_parser(name, help=text, add_help=False)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jobs.runtime import FLINK_CONF_DIR, PROJECT_ROOT, prepare_python_environment
 
-from .services import cache_dir, ensure_connector_jar
+from .services import cache_dir, ensure_connector_jar, without_metrics_classpath
 
 JOB_SCRIPT = PROJECT_ROOT / "jobs" / "notification_job.py"
 
@@ -58,9 +58,9 @@ class StandaloneCluster:
         prepare_python_environment()  # the TaskManager embeds CPython and needs the venv's packages
         log_dir = cache_dir() / "flink-log"
         log_dir.mkdir(parents=True, exist_ok=True)
-        return dict(os.environ, FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(FLINK_CONF_DIR),
-                    FLINK_LOG_DIR=str(log_dir), FLINK_LIB_DIR=str(_lib_dir_with_python()),
-                    PYFLINK_CLIENT_EXECUTABLE=sys.executable)
+        return without_metrics_classpath(dict(
+            os.environ, FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(FLINK_CONF_DIR), FLINK_LOG_DIR=str(log_dir),
+            FLINK_LIB_DIR=str(_lib_dir_with_python()), PYFLINK_CLIENT_EXECUTABLE=sys.executable))
 
     def _bin(self, name: str) -> str:
         path = flink_home() / "bin" / name

@@ -64,7 +64,7 @@ def ensure_connector_jar() -> Path:
     """The shaded Flink Kafka connector (no PyPI package carries it) with the project's few Java classes
     added (`jobs/java`: the serialiser that keys a record by one of its fields, the deserialiser that
     passes tombstones on), so a job ships one jar."""
-    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    sources = sorted((JAVA_SOURCES / "notify_engine" / "kafka").rglob("*.java"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     target = cache_dir() / "flink-jars" / f"notify-engine-{CONNECTOR_JAR_NAME[:-4]}-{digest}.jar"
     if target.exists() and target.stat().st_size > 0:
@@ -90,22 +90,88 @@ def ensure_connector_jar() -> Path:
     return target
 
 
+METRICS_PLUGIN = "metrics-prometheus-loopback"
+
+
+def ensure_metrics_plugin() -> Path:
+    """A Flink plugins directory (FLINK_PLUGINS_DIR) with Flink's Prometheus reporter and the project's
+    factory that binds it to 127.0.0.1 (`jobs/java/notify_engine/metrics`); flink-conf names the factory."""
+    import pyflink
+
+    flink = Path(pyflink.__file__).resolve().parent
+    sources = sorted((JAVA_SOURCES / "notify_engine" / "metrics").rglob("*.java"))
+    reporter = next((flink / "plugins" / "metrics-prometheus").glob("flink-metrics-prometheus-*.jar"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources) + reporter.name.encode()).hexdigest()[:12]
+    root = cache_dir() / f"flink-plugins-{digest}"
+    plugin = root / METRICS_PLUGIN
+    target = plugin / "notify-engine-metrics.jar"
+    if target.exists() and target.stat().st_size > 0:
+        return root
+    plugin.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reporter, plugin / reporter.name)
+    classes = plugin / ".classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    classpath = [str(jar) for jar in sorted((flink / "lib").glob("*.jar"))] + [str(reporter)]
+    _run(["javac", "--release", "17", "-cp", os.pathsep.join(classpath), "-d", str(classes)]
+         + [str(path) for path in sources], "compiling jobs/java/notify_engine/metrics")
+    services = classes / "META-INF" / "services"
+    services.mkdir(parents=True)
+    (services / "org.apache.flink.metrics.reporter.MetricReporterFactory").write_text(
+        "notify_engine.metrics.LoopbackPrometheusReporterFactory\n")
+    partial = target.with_suffix(".partial")
+    _run(["jar", "cf", str(partial), "-C", str(classes), "."], "packing the metrics plugin")
+    shutil.rmtree(classes)
+    partial.replace(target)
+    return root
+
+
+def use_metrics_plugin() -> Path:
+    """Makes the local mini-cluster this process starts from now on expose Prometheus metrics on 127.0.0.1
+    (flink-conf names the reporter). A mini-cluster loads no plugins, so the plugin's jars go on the local
+    JVM's classpath, through the one variable PyFlink's gateway adds to it (HADOOP_CLASSPATH). A standalone
+    cluster loads them as a plugin instead (`StandaloneCluster`, FLINK_PLUGINS_DIR)."""
+    root = ensure_metrics_plugin()
+    jars = [str(jar) for jar in sorted((root / METRICS_PLUGIN).glob("*.jar"))]
+    kept = [entry for entry in os.environ.get("HADOOP_CLASSPATH", "").split(os.pathsep) if entry and entry not in jars]
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(jars + kept)
+    return root
+
+
+def without_metrics_classpath(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a standalone cluster's scripts: the plugins directory, and not the jars `use_metrics_plugin`
+    put on the classpath (the cluster's scripts add HADOOP_CLASSPATH too, and would load the reporter twice)."""
+    root = ensure_metrics_plugin()
+    jars = {str(jar) for jar in (root / METRICS_PLUGIN).glob("*.jar")}
+    kept = [entry for entry in env.get("HADOOP_CLASSPATH", "").split(os.pathsep) if entry and entry not in jars]
+    return dict(env, FLINK_PLUGINS_DIR=str(root), HADOOP_CLASSPATH=os.pathsep.join(kept))
+
+
 def ensure_redis_server() -> str:
-    found = shutil.which("redis-server")
+    return _debian_program("redis-server", "redis-server")
+
+
+def ensure_chromium() -> str:
+    """Headless Chromium from Debian, for the dashboard's browser test."""
+    return _debian_program("chromium", "chromium")
+
+
+def _debian_program(program: str, package: str) -> str:
+    found = shutil.which(program)
     if found:
         return found
     apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    apt += ["-o", "DPkg::Lock::Timeout=300"]  # wait for another apt (unattended upgrades) rather than fail
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (apt + ["update", "-qq"], apt + ["install", "-y", "-qq", "redis-server"]):
+    for cmd in (apt + ["update", "-qq"], apt + ["install", "-y", "-qq", "--no-install-recommends", package]):
         result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if result.returncode != 0:
             raise RuntimeError(
-                "redis-server is missing and could not be installed with apt-get "
-                f"(install the Debian package redis-server):\n{result.stdout[-2000:]}"
+                f"{program} is missing and could not be installed with apt-get "
+                f"(install the Debian package {package}):\n{result.stdout[-2000:]}"
             )
-    found = shutil.which("redis-server")
+    found = shutil.which(program)
     if not found:
-        raise RuntimeError("apt-get installed redis-server but it is not on PATH")
+        raise RuntimeError(f"apt-get installed {package} but {program} is not on PATH")
     return found
 
 

@@ -85,7 +85,8 @@ def erase(user: str, at: int, redis: RedisConfig) -> Step:
     keys = RedisKeys(redis.key_prefix)
     return Step(state=PushState(erased_at=at), emit=(UserErased(user),),
                 effects=(DeleteKeys(keys.user_keys(user), keys.user_key_patterns(user)),
-                         MarkErased(keys.erased(user), at, int(redis.ttl_hours * 3600)), VoteBestHour(user, None, 0, 0)))
+                         MarkErased(keys.erased(user), at, int(redis.ttl_hours * 3600)),
+                         VoteBestHour(user, None, 0, 0)))
 
 
 def _outcome(decision: "Decision", serving: tuple = ()) -> Step:
@@ -96,7 +97,7 @@ def _outcome(decision: "Decision", serving: tuple = ()) -> Step:
                     counts=("notifications_suppressed", f"suppressed_{decision.suppressed}"))
     return Step(state=decision.state, emit=(decision.notification,), effects=serving,
                 counts=("notifications_sent", f"sent_{decision.notification.kind}",
-                        f"sent_{decision.notification.journey}"))
+                        f"sent_{decision.notification.journey}", f"sent_channel_{decision.notification.channel}"))
 
 
 def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, config: JobConfig) -> tuple:

@@ -39,6 +39,12 @@ def connector_jar() -> Path:
     return services.ensure_connector_jar()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def metrics_plugin():
+    """Before any test starts the JVM, which reads FLINK_PLUGINS_DIR once: every run exposes metrics."""
+    return services.use_metrics_plugin()
+
+
 def make_topics(broker, partitions: int = 2) -> Topics:
     return broker.fresh_topics("", partitions)
 

@@ -101,9 +101,13 @@ def test_title_words_are_lowercase_words_that_cannot_collide_with_structured_ter
 
 
 def _is_cjk(character: str) -> bool:
-    # Planes 2 and 3 hold Han ideographs only; some are newer than this Python's Unicode names.
+    # Planes 2 and 3 hold Han ideographs only; some are newer than this Python's Unicode names. A code point
+    # not yet assigned has no name: inside the kana, Han and Hangul syllable blocks it is read as theirs.
+    blocks = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF))
+    unassigned_in_block = unicodedata.category(character) == "Cn" and any(
+        low <= ord(character) <= high for low, high in blocks)
     return unicodedata.name(character, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")) or \
-        0x20000 <= ord(character) <= 0x2FFFF
+        0x20000 <= ord(character) <= 0x2FFFF or unassigned_in_block
 
 
 def test_chinese_titles_become_character_bigrams_so_titles_sharing_a_word_share_terms():
