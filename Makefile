@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval chaos clean
+.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval chaos soak clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-scoring: $(STAMP)
 # Kills, hostile input and inbox checks on a standalone cluster (about half an hour; not part of `make test`).
 chaos: install
 	$(PY) chaos/run.py
+
+# Twenty minutes at half of peak throughput with churning shoppers: memory and state size over time.
+soak: install
+	$(PY) chaos/soak.py
 
 eval: $(STAMP)
 	$(PY) evaluation/prequential.py

@@ -145,12 +145,12 @@ class Bench:
 
     def _finish(self, job: str, config, restored: bool) -> str:
         """Until the job ends. A bounded source restored from a savepoint or a retained checkpoint never ends
-        (FLINK-31006, open in connector 5.0.0-2.2): once its committed offsets reach the end of the input, it
-        is drained (stop-with-savepoint, event time to its end), which is what the end of the input does."""
+        (FLINK-31006, open in connector 5.0.0-2.2): once its source has read all it holds, it is drained
+        (stop-with-savepoint, event time to its end), which is what the end of the input does."""
         if not restored:
             return self.cluster.wait_for(job, ENDED, timeout=3600)
         deadline = time.monotonic() + 3600
-        while not chaos.committed_to_end(self.broker.bootstrap, config.kafka.group_id, config.kafka.events_topic):
+        while not self.cluster.source_drained(job):
             if self.cluster.job_state(job) in ENDED or time.monotonic() > deadline:
                 return self.cluster.job_state(job)
             time.sleep(1)

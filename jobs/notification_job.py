@@ -224,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="YAML job config (defaults: `notify-engine config`)")
     parser.add_argument("--jar", action="append", default=[], type=Path,
                         help="connector jar for a local run (`flink run -j` ships it on a cluster)")
+    parser.add_argument("--parallelism", type=int,
+                        help="overrides flink.parallelism (the job sets its parallelism, so `flink run -p` alone "
+                             "would not change it; a restore at another parallelism passes both)")
     args = parser.parse_args(argv)
-    run(load_config(args.config), args.jar)
+    overrides = {"flink": {"parallelism": args.parallelism}} if args.parallelism else None
+    run(load_config(args.config, overrides=overrides), args.jar)
     return 0
 
 

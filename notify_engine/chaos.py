@@ -69,22 +69,6 @@ def inbox_mismatches(expected: dict[str, dict[str, bytes]], held: dict[str, dict
     return sum(expected.get(user, {}) != held.get(user, {}) for user in expected.keys() | held.keys())
 
 
-def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether the consumer group's committed offsets (a Flink source commits them at each checkpoint)
-    reached the end of every partition of `topic`."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    # Never subscribes, so it only reads the group's offsets and does not join it.
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                           client_id="notify-engine-chaos")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
-        ends = reader.end_offsets(partitions)
-        return bool(partitions) and all((reader.committed(p) or 0) >= ends[p] for p in partitions)
-    finally:
-        reader.close()
-
-
 def sha256(payload: bytes) -> str:
     """As a dead letter names its raw payload."""
     return hashlib.sha256(payload).hexdigest()

@@ -124,7 +124,7 @@ class StandaloneCluster:
             command += ["-p", str(parallelism)]
         if restore_from:
             command += ["-s", restore_from]
-        command += ["--config", str(config_path)]
+        command += ["--config", str(config_path)] + (["--parallelism", str(parallelism)] if parallelism else [])
         result = subprocess.run(command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, timeout=300)
         found = re.search(r"JobID ([0-9a-f]{32})", result.stdout)
@@ -147,6 +147,21 @@ class StandaloneCluster:
 
     def cancel(self, job_id: str) -> None:
         self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+
+    def source_drained(self, job_id: str, source: str = "events", idle_ms: int = 5000) -> bool:
+        """Whether every subtask of the `source` source has read all it holds (no pending records) and read
+        nothing for `idle_ms`: how a restored bounded replay is known to be at the end of its input."""
+        vertex = next(v for v in self.rest(f"/jobs/{job_id}")["vertices"] if v["name"].startswith(f"Source: {source}"))
+        scope = "Source__" + source
+        names = [f"{n}.{scope}.{metric}" for n in range(vertex["parallelism"]) for metric in
+                 ("sourceIdleTime", "pendingRecords")]
+        found = {m["id"]: m["value"] for m in self.rest(f"/jobs/{job_id}/vertices/{vertex['id']}/metrics?get="
+                                                        + ",".join(names))}
+        for n in range(vertex["parallelism"]):
+            idle, pending = found.get(f"{n}.{scope}.sourceIdleTime"), found.get(f"{n}.{scope}.pendingRecords")
+            if idle is None or float(idle) < idle_ms or (pending is not None and float(pending) > 0):
+                return False
+        return True
 
     def savepoint(self, job_id: str, stop: bool = False, directory: str | None = None, drain: bool = False,
                   timeout: float = 300.0) -> str:

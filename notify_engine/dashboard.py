@@ -72,6 +72,7 @@ def summarise(now: dict[str, float], before: dict[str, float] | None, seconds: f
         "channels": named("sent_channel_"),
         "latency_ms": {f"p{round(q * 100)}": quantile(buckets, q) for q in (0.5, 0.95, 0.99)},
         "decisions_measured": buckets[float("inf")],
+        "latency_top_bound_ms": LATENCY_BOUNDS_MS[-1],  # a percentile there is "at least" (a replay's old data)
     }
 
 

@@ -13,24 +13,11 @@ import yaml
 
 from config import to_dict
 from notify_engine import chaos, generator, producer
-from notify_engine.cluster import StandaloneCluster
 from tests.integration.conftest import job_config, make_topics, read_back
 
 pytestmark = pytest.mark.slow
 
 KILLS = 2
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    node = StandaloneCluster()
-    if node.running():
-        pytest.fail("a Flink cluster already answers on 127.0.0.1:8081; stop it first (notify-engine cluster down)")
-    node.start()
-    yield node
-    node.stop()
-    for pid in chaos.java_processes(chaos.TASK_MANAGER_MAIN):  # the replacements started here
-        chaos.kill_hard(pid)
 
 
 def _submit(cluster, broker, redis_server, events, tmp_path, name):

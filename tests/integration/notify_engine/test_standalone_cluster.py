@@ -8,21 +8,10 @@ import yaml
 
 from config import to_dict
 from notify_engine import generator, producer
-from notify_engine.cluster import StandaloneCluster
 from state_schemas.redis_keys import RedisKeys
 from tests.integration.conftest import job_config, make_topics, read_back
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    node = StandaloneCluster()
-    if node.running():
-        pytest.fail("a Flink cluster already answers on 127.0.0.1:8081; stop it first (notify-engine cluster down)")
-    node.start()
-    yield node
-    node.stop()
 
 
 def test_job_submitted_with_flink_run_produces_notifications(cluster, broker, redis_server, tmp_path):
