@@ -30,17 +30,16 @@ def _submit(cluster, broker, redis_server, events, tmp_path, name):
     return cluster.submit(path, parallelism=2), topics
 
 
-def _wait_for_checkpoint_after(cluster, job_id, seen: int, timeout: float = 180.0) -> int:
+def _wait_until(cluster, job_id, ready, what: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = cluster.job_state(job_id)
         if state in {"FINISHED", "FAILED", "CANCELED"}:
             raise AssertionError(f"the job ended ({state}) before the planned kills: the input is too small")
-        completed = cluster.completed_checkpoints(job_id)
-        if state == "RUNNING" and completed > seen:
-            return completed
+        if state == "RUNNING" and ready():
+            return
         time.sleep(0.5)
-    raise TimeoutError(f"no checkpoint after {seen} within {timeout}s")
+    raise TimeoutError(f"no {what} within {timeout}s")
 
 
 def _kinds(notifications, kind: str) -> list[str]:
@@ -58,10 +57,15 @@ def test_killed_taskmanagers_lose_and_duplicate_nothing(cluster, broker, redis_s
         runs[name] = read_back(broker, topics)[0]
 
     faulted_job, faulted_topics = _submit(cluster, broker, redis_server, events, tmp_path, "faulted")
-    checkpoints = 0
     with chaos.TaskManagerSupervisor(cluster.start_taskmanager, count=2) as supervisor:
-        for _ in range(KILLS):
-            checkpoints = _wait_for_checkpoint_after(cluster, faulted_job, checkpoints)
+        # The first kill once a checkpoint holds some progress; each next one while the job replays from it,
+        # once it runs again (waiting for another checkpoint let a fast replay finish first).
+        _wait_until(cluster, faulted_job, lambda: cluster.completed_checkpoints(faulted_job) > 0, "checkpoint")
+        for kill in range(KILLS):
+            if kill:
+                _wait_until(cluster, faulted_job, lambda: cluster.restarts(faulted_job) > restarted, "restart")
+                time.sleep(rng.uniform(1, 4))
+            restarted = cluster.restarts(faulted_job)
             chaos.kill_hard(rng.choice(chaos.java_processes(chaos.TASK_MANAGER_MAIN)))
         assert cluster.wait_for(faulted_job, {"FINISHED", "FAILED", "CANCELED"}, timeout=900) == "FINISHED"
     faulted = read_back(broker, faulted_topics)[0]
