@@ -4,7 +4,7 @@ from setuptools import setup
 
 setup(
     name="notify-engine",
-    version="0.3.0",
+    version="0.4.0",
     description="Real-time personalised notifications for e-commerce, as a PyFlink job",
     long_description=Path(__file__).with_name("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
@@ -30,7 +30,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
-        "bench": ["tqdm>=4.66", "matplotlib>=3.8"],
+        # implicit: the batch ALS reference of `make eval` (well kept, wheels for 3.11, C++ inner loops).
+        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8"],
     },
     entry_points={"console_scripts": ["notify-engine=notify_engine.cli:main"]},
 )

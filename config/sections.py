@@ -149,6 +149,9 @@ class ScoringConfig:
     weight_segment: float = doc(0.1, "blend weight of the user's segment trend")
     weight_popularity: float = doc(0.1, "blend weight of trending popularity (cold start for new users and items)")
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
+    weight_recency: float = doc(1.0, "blend weight of the shopper's own recent items, newest strongest")
+    name_trigger_item: bool = doc(True, "a browse-abandonment message may name the item that triggered it "
+                                        "(re-engagement); false: only other items (discovery)")
     diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "
                                         "in the same category")
     top_n: int = doc(20, "recommendations per user written to Redis")
@@ -405,7 +408,7 @@ class JobConfig:
             (self.segments.trend_half_life_hours > 0, "segments.trend_half_life_hours must be > 0"),
             (all(_is_number(w) and w >= 0 for w in (self.scoring.weight_cf, self.scoring.weight_content,
                                                      self.scoring.weight_segment, self.scoring.weight_popularity,
-                                                     self.scoring.weight_affinity)),
+                                                     self.scoring.weight_affinity, self.scoring.weight_recency)),
              "scoring weights must be >= 0"),
             (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),

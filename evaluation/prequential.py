@@ -4,22 +4,28 @@ Before each cart or purchase event, every recommender ranks 10 items for that sh
 state built so far; the event's item is the one relevant answer. Then the event is learned,
 through the job's own core (`LocalPipeline`), so what is measured is what the job would send.
 
+Two rankings, each for every recommender:
+- discovery: the shopper's latest item may not be named (a "you might also like" message);
+- re-engagement: it may ("still thinking about X?", a browse-abandonment message).
+Purchases are excluded from both, as the job excludes them.
+
 Recommenders:
 - hybrid: the job's scorer (operators.scorer.rank) for the shopper's latest item as the trigger,
-  with the configured blend of CF, content, segment trend, trending popularity and affinity;
-  a shopper with no history gets the scorer's cold-start fallback (trending items);
-- cf / content / segment / trending / affinity: the same scorer with one signal's weight alone;
-- popularity: the most popular items under the item model's decay, the baseline.
+  with the configured blend; a shopper with no history gets the scorer's cold start (trending);
+- cf / content / segment / trending / affinity / recency: the same scorer with one signal alone;
+- the baselines of `evaluation.baselines`: popularity, recently viewed, item-KNN, batch MF.
 
-Last line: hr10_hybrid=<x> hr10_popularity=<y> ndcg10_hybrid=<z> coverage=<c>
+Each hit rate is printed with a 95% interval from a bootstrap over shoppers. Last line:
+hr10_hybrid=<x> hr10_popularity=<y> hr10_recent=<r> hr10_itemknn=<k> hr10_mf_batch=<m> ndcg10_hybrid=<z>
+coverage=<c> intent_auc=<a>, all of the discovery ranking.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import heapq
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 from msgspec.structs import replace  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from evaluation.metrics import Tally  # noqa: E402
+from evaluation.baselines import BatchMF, ItemKNN, Popularity, RecentlyViewed  # noqa: E402
+from evaluation.metrics import Bootstrap, Tally  # noqa: E402
 from config import JobConfig, ScoringConfig, load_config  # noqa: E402
 from notify_engine import datasets  # noqa: E402
-from operators.decay import decayed_add, decayed_value  # noqa: E402
 from operators.item_model import refresh_neighbours  # noqa: E402
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs  # noqa: E402
 from operators.scorer import rank  # noqa: E402
@@ -39,31 +45,23 @@ from operators.user_context import summarise  # noqa: E402
 from state_schemas.events import BehaviourEvent, encode  # noqa: E402
 from state_schemas.hops import ITEM_MODEL, PUSH_POLICY, USER_CONTEXT, ItemSignal  # noqa: E402
 from state_schemas.state import UserContext  # noqa: E402
-from state_schemas.units import HOUR_MS  # noqa: E402
+from state_schemas.units import DAY_MS  # noqa: E402
 
-DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_small.csv"
+DEFAULT_DATASETS = [ROOT.parent / "shared" / "data" / name
+                    for name in ("taobao_userbehavior_small.csv", "rees46_2019oct_head.csv")]
 TARGETS = frozenset({"cart", "purchase"})
 SIGNAL_WEIGHTS = {"cf": "weight_cf", "content": "weight_content", "segment": "weight_segment",
-                  "trending": "weight_popularity", "affinity": "weight_affinity"}
+                  "trending": "weight_popularity", "affinity": "weight_affinity", "recency": "weight_recency"}
+RANKINGS = ("discovery", "reengage")
+BASELINES = ("popularity", "recent", "itemknn", "mf_batch")
+MF_PERIODS_AT_LEAST = 8  # a log shorter than 8 days is refitted 8 times, evenly
 
 
-class Popularity:
-    """Decayed interaction counts of every item, as the item model keeps them per item."""
-
-    def __init__(self, config: JobConfig):
-        self.half_life_ms = config.item_model.popularity_half_life_hours * HOUR_MS
-        self.weights = config.profile.event_weights
-        self.scores: dict[str, tuple[float, int]] = {}
-
-    def learn(self, event: BehaviourEvent) -> None:
-        value, at = self.scores.get(event.item_id, (0.0, event.ts))
-        self.scores[event.item_id] = decayed_add(value, at, self.weights.get(event.behavior, 0.0), event.ts,
-                                                 self.half_life_ms)
-
-    def top(self, n: int, now: int, exclude: set[str]) -> list[str]:
-        ranked = heapq.nlargest(n + len(exclude), self.scores.items(),
-                                key=lambda kv: decayed_value(kv[1][0], kv[1][1], now, self.half_life_ms))
-        return [item for item, _ in ranked if item not in exclude][:n]
+@dataclass
+class Report:
+    tallies: dict[str, dict[str, Tally]]  # ranking -> recommender -> tally
+    catalogue: int
+    mf_fits: int
 
 
 def only(signal: str, scoring: ScoringConfig) -> ScoringConfig:
@@ -81,7 +79,8 @@ def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, 
     return ItemSignal(event=event, card=state.card(), trigger=True, neighbours=neighbours, summary=summarise(context))
 
 
-def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int) -> list[str]:
+def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int,
+              with_trigger: bool) -> list[str]:
     config = pipeline.config
     pipeline.side.now = now
     context: UserContext = pipeline.state(USER_CONTEXT, user_id)
@@ -89,38 +88,50 @@ def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringC
         return [item for item, _ in pipeline.side.trending(None)][:k]
     # Quality of the ranking, not of the cooldown: items already notified stay eligible here.
     state = replace(pipeline.state(PUSH_POLICY, user_id), recent_items={})
-    ranked = rank(trigger_signal(pipeline, context, user_id, now), state, pipeline.side, now, scoring, config.policy)
+    ranked = rank(trigger_signal(pipeline, context, user_id, now), state, pipeline.side, now, scoring, config.policy,
+                  with_trigger=with_trigger)
     return [entry.item_id for entry in ranked[:k]]
 
 
-def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int,
-             novel: dict[str, Tally] | None = None) -> tuple[dict[str, Tally], int]:
-    """Tallies per recommender; `novel`, if given, also tallies the targets that are not the
-    shopper's latest item (the engine never pushes the item just seen, popularity may)."""
+def mf_period(events: list[BehaviourEvent]) -> int:
+    span = events[-1].ts - events[0].ts if events else 0
+    return DAY_MS if span >= MF_PERIODS_AT_LEAST * DAY_MS else max(span // MF_PERIODS_AT_LEAST, 1)
+
+
+def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int, mf: bool = True) -> Report:
+    """Tallies per ranking and recommender, every recommender on every target."""
     variants = {"hybrid": config.scoring, **{name: only(name, config.scoring) for name in SIGNAL_WEIGHTS}}
-    tallies = {name: Tally(k) for name in [*variants, "popularity"]}
-    if novel is not None:
-        novel.update({name: Tally(k) for name in tallies})
-    popularity = Popularity(config)
+    recent = RecentlyViewed()
+    baselines = {"popularity": Popularity(config), "recent": recent,
+                 "itemknn": ItemKNN(recent, config.profile.history_size)}
+    if mf:
+        baselines["mf_batch"] = BatchMF(config, mf_period(events))
+    tallies = {ranking: {name: Tally(k) for name in [*variants, *baselines]} for ranking in RANKINGS}
     pipeline, out = LocalPipeline(config, DictStore()), Outputs()
     wall_clock = int(time.time() * 1000)
     for event in tqdm(events, desc="prequential replay", unit="ev", mininterval=0.5):
+        user = event.user_id
         if event.behavior in TARGETS and event.item_id is not None:
-            context = pipeline.state(USER_CONTEXT, event.user_id)
-            ranked = {name: recommend(pipeline, event.user_id, event.ts, scoring, k)
-                      for name, scoring in variants.items()}
-            ranked["popularity"] = popularity.top(k, event.ts, set(context.purchased))
-            is_novel = not context.history or context.history[-1].item_id != event.item_id
-            for name, items in ranked.items():
-                tallies[name].add(items, event.item_id)
-                if novel is not None and is_novel:
-                    novel[name].add(items, event.item_id)
+            purchased = set(pipeline.state(USER_CONTEXT, user).purchased)
+            latest = recent.latest(user)
+            seen = event.item_id in recent.items.get(user, {})
+            for ranking in RANKINGS:
+                reengage = ranking == "reengage"
+                exclude = purchased if reengage or latest is None else purchased | {latest}
+                ranked = {name: recommend(pipeline, user, event.ts, scoring, k, with_trigger=reengage)
+                          for name, scoring in variants.items() if name == "hybrid" or not reengage}
+                ranked.update({name: model.top(user, k, event.ts, exclude) for name, model in baselines.items()})
+                for name, items in ranked.items():
+                    tallies[ranking][name].add(items, event.item_id, user, seen)
         pipeline.process(encode(event), wall_clock, out)
         if event.item_id is not None:
-            popularity.learn(event)
+            for model in baselines.values():
+                model.learn(event)
         out.notifications.clear()
         out.serving.clear()
-    return tallies, len(popularity.scores)
+    tallies["reengage"] = {name: tally for name, tally in tallies["reengage"].items() if tally.targets}
+    fits = baselines["mf_batch"].fits if mf else 0
+    return Report(tallies, len(baselines["popularity"].scores), fits)
 
 
 def plot(tallies: dict[str, Tally], catalogue: int, path: Path, title: str) -> None:
@@ -143,36 +154,62 @@ def plot(tallies: dict[str, Tally], catalogue: int, path: Path, title: str) -> N
     figure.savefig(path, dpi=110)
 
 
+def print_report(name: str, events: int, report: Report, k: int) -> str:
+    """The tables and the goals; returns the summary line."""
+    discovery = report.tallies["discovery"]
+    print(f"\n{name}: {events} events, {discovery['hybrid'].targets} cart/purchase targets, "
+          f"{report.catalogue} items, batch MF refitted {report.mf_fits} times")
+    for ranking, tallies in report.tallies.items():
+        boot = Bootstrap(tallies)
+        print(f"\n{ranking} ranking" + (" (the latest item may not be named)" if ranking == "discovery" else
+                                         " (the latest item may be named)"))
+        print(f"{'recommender':<14}{'HR@' + str(k):>8}  {'95% CI':<17}{'NDCG@' + str(k):>8}{'coverage':>10}"
+              f"{'HR unseen':>11}")
+        for recommender, tally in tallies.items():
+            low, high = boot.interval(recommender)
+            print(f"{recommender:<14}{tally.hit_rate:>8.4f}  [{low:.4f}, {high:.4f}]  {tally.ndcg:>8.4f}"
+                  f"{tally.coverage(report.catalogue):>10.4f}{tally.unseen_hit_rate:>11.4f}")
+    print("(HR unseen: hits on items the shopper had never touched before the target)")
+    boot = Bootstrap(discovery)
+    best = max(("popularity", "recent", "itemknn"), key=lambda n: discovery[n].hit_rate)
+    ratio = discovery["hybrid"].hit_rate / discovery[best].hit_rate if discovery[best].hit_rate else float("inf")
+    low, high = boot.ratio_interval("hybrid", best)
+    print(f"\ngoal, discovery: hybrid >= 1.2x the best simple baseline ({best}): x{ratio:.2f} "
+          f"[{low:.2f}, {high:.2f}] -> {'met' if ratio >= 1.2 else 'NOT met'}")
+    reengage = report.tallies["reengage"]
+    boot = Bootstrap(reengage)
+    ratio = reengage["hybrid"].hit_rate / reengage["recent"].hit_rate if reengage["recent"].hit_rate else float("inf")
+    low, high = boot.ratio_interval("hybrid", "recent")
+    print(f"goal, re-engagement: hybrid >= recently viewed with the latest item: x{ratio:.2f} "
+          f"[{low:.2f}, {high:.2f}] -> {'met' if ratio >= 1.0 else 'NOT met'}")
+    hr = {n: discovery[n].hit_rate if n in discovery else float("nan") for n in ("hybrid", *BASELINES)}
+    return (f"hr10_hybrid={hr['hybrid']:.4f} hr10_popularity={hr['popularity']:.4f} hr10_recent={hr['recent']:.4f} "
+            f"hr10_itemknn={hr['itemknn']:.4f} hr10_mf_batch={hr['mf_batch']:.4f} "
+            f"ndcg10_hybrid={discovery['hybrid'].ndcg:.4f} "
+            f"coverage={discovery['hybrid'].coverage(report.catalogue):.4f} intent_auc=n/a")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
-                        help="Taobao UserBehavior or REES46 CSV (default: the shared Taobao sample)")
-    parser.add_argument("--limit", type=int, help="read at most this many events")
+    parser.add_argument("--dataset", type=Path, action="append",
+                        help="Taobao UserBehavior or REES46 CSV, repeatable (default: both shared logs)")
+    parser.add_argument("--limit", type=int, help="read at most this many events of each log")
     parser.add_argument("--config", type=Path, help="job config whose model settings are evaluated")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--plot", type=Path, default=ROOT / "evaluation" / "results" / "prequential.png")
+    parser.add_argument("--plots", type=Path, default=ROOT / "evaluation" / "results")
     args = parser.parse_args(argv)
 
-    events = datasets.sorted_by_time(datasets.read_events(args.dataset, limit=args.limit))
-    novel: dict[str, Tally] = {}
-    tallies, catalogue = evaluate(events, load_config(args.config), args.k, novel)
-    print(f"\n{args.dataset.name}: {len(events)} events, {tallies['popularity'].targets} cart/purchase targets, "
-          f"{catalogue} items")
-    print(f"{'recommender':<16}{'HR@' + str(args.k):>10}{'NDCG@' + str(args.k):>10}{'coverage':>10}")
-    for name, tally in tallies.items():
-        print(f"{name:<16}{tally.hit_rate:>10.4f}{tally.ndcg:>10.4f}{tally.coverage(catalogue):>10.4f}")
-    print(f"\nthe {novel['hybrid'].targets} targets that are not the shopper's latest item "
-          f"({novel['hybrid'].targets / max(tallies['hybrid'].targets, 1):.0%}):")
-    for name in ("hybrid", "popularity"):
-        print(f"{name:<16}{novel[name].hit_rate:>10.4f}{novel[name].ndcg:>10.4f}")
-    popularity = tallies["popularity"].hit_rate
-    ratio = tallies["hybrid"].hit_rate / popularity if popularity else float("inf")
-    print(f"hybrid vs popularity: HR@{args.k} x{ratio:.2f} ({tallies['hybrid'].hit_rate - popularity:+.4f})")
-    plot(tallies, catalogue, args.plot, f"Prequential replay of {args.dataset.name}")
-    print(f"plot: {args.plot}")
-    hybrid = tallies["hybrid"]
-    print(f"hr10_hybrid={hybrid.hit_rate:.4f} hr10_popularity={popularity:.4f} ndcg10_hybrid={hybrid.ndcg:.4f} "
-          f"coverage={hybrid.coverage(catalogue):.4f}")
+    config = load_config(args.config)
+    lines = []
+    for dataset in args.dataset or DEFAULT_DATASETS:
+        events = datasets.sorted_by_time(datasets.read_events(dataset, limit=args.limit))
+        report = evaluate(events, config, args.k)
+        lines.append(f"{dataset.name}: " + print_report(dataset.name, len(events), report, args.k))
+        path = args.plots / f"prequential-{dataset.stem}.png"
+        plot(report.tallies["discovery"], report.catalogue, path, f"Prequential replay of {dataset.name}, discovery")
+        print(f"plot: {path}")
+    print()
+    print("\n".join(lines))
     return 0
 
 

@@ -179,7 +179,8 @@ def _ranked(entries: list[Planned], state: PushState, user: str, now: int, side:
             continue
         signal = ItemSignal(event=entry.event, card=entry.trigger.card, trigger=True,
                             neighbours=entry.trigger.neighbours, summary=entry.trigger.summary)
-        ranked = rank(signal, state, side, now, config.scoring, config.policy)
+        ranked = rank(signal, state, side, now, config.scoring, config.policy,
+                      with_trigger=config.scoring.name_trigger_item)
         if signal.summary:
             served = serving(state, signal, ranked, user, config)
         chosen = [e for e in ranked if e.score >= config.policy.min_score][: config.policy.items_per_notification]

@@ -1,11 +1,14 @@
-"""Hybrid scorer: one score per candidate from CF, content, segment trend, popularity and affinity.
+"""Hybrid scorer: one score per candidate from CF, content, segment trend, popularity, affinity and recency.
 
-score = w_cf*cf + w_content*content + w_segment*segment + w_popularity*popularity + w_affinity*affinity,
-each signal in [0, 1]; then a diversity penalty score*(1 - p) per recent send (and per item already
-chosen) in the same category. Excluded: the trigger item, what the user bought, items out of stock,
-items notified within the cooldown. Candidates come from the trigger's neighbours, the user's
-segment trend, trending items and the newest listings of the trigger's category; the last two are
-the cold-start paths for new users and for new items that have no interactions yet.
+score = w_cf*cf + w_content*content + w_segment*segment + w_popularity*popularity + w_affinity*affinity
++ w_recency*recency, each signal in [0, 1]; then a diversity penalty score*(1 - p) per recent send (and
+per item already chosen) in the same category. Recency is 1/(1 + i) for the shopper's i-th newest
+distinct item (the trigger is i = 0): shoppers come back to what they looked at, so "still thinking
+about X?" is the strongest simple recommendation there is. Excluded: what the user bought, items out of
+stock, items notified within the cooldown, and the trigger item itself unless `with_trigger` (a
+re-engagement message may name it, a discovery message may not). Candidates come from the trigger's
+neighbours, the shopper's recent items, the user's segment trend, trending items and the newest listings
+of the trigger's category; the last two are the cold-start paths for new users and for new items.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from state_schemas.state import ItemCard, PushState
 from .content import cosine
 from .steps import SideInputs
 
-SIGNALS = ("cf", "content", "segment", "popularity", "affinity")
+SIGNALS = ("cf", "content", "segment", "popularity", "affinity", "recency")
 VERBS = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought", "click": "looked at"}
 
 
@@ -52,27 +55,31 @@ def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, card:
         return "popular with shoppers like you"
     if signal == "popularity":
         return "trending now"
+    if signal == "recency":
+        return "still thinking about it?"
     return "from a category you shop often"
 
 
 def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scoring: ScoringConfig,
-         policy: PolicyConfig) -> list[Scored]:
+         policy: PolicyConfig, with_trigger: bool = False) -> list[Scored]:
     """All admissible candidates for a trigger, best first, with the diversity penalty applied greedily."""
     event = signal.event
     trigger, category = event.item_id, signal.card.category_id
     summary = signal.summary
-    excluded = {trigger, *(summary.purchased if summary else ())}
+    seen = [*(summary.recent if summary else ()), trigger]
+    recency = {item: 1.0 / (1 + i) for i, item in enumerate(dict.fromkeys(reversed(seen)))}
+    excluded = {*(summary.purchased if summary else ()), *(() if with_trigger else (trigger,))}
     recent = {item: entry for item, entry in state.recent_items.items() if now - entry.at < policy.renotify_cooldown_ms}
     cf = _normalised((n.item_id, n.similarity) for n in signal.neighbours)
     segment = dict(state.segment_trend)
     trending = _normalised(side.trending(category))
-    pool = [*cf, *segment, *trending, *side.arrivals(category)]
+    pool = [*cf, *recency, *segment, *trending, *side.arrivals(category)]
     pool = [item for item in dict.fromkeys(pool) if item not in excluded and item not in recent]
     cards = side.cards(pool)
     affinity = dict(summary.categories) if summary else {}
     content = state.content.scores
     weights = (scoring.weight_cf, scoring.weight_content, scoring.weight_segment, scoring.weight_popularity,
-               scoring.weight_affinity)
+               scoring.weight_affinity, scoring.weight_recency)
     sent_categories = [entry.category_id for entry in recent.values() if entry.category_id is not None]
     scored = []
     for item in pool:
@@ -82,7 +89,7 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
         item_category = card.category_id or next((n.category_id for n in signal.neighbours if n.item_id == item), None)
         values = (cf.get(item, 0.0), cosine(content, card.vector) if content and card.vector else 0.0,
                   segment.get(item, 0.0), trending.get(item, 0.0),
-                  affinity.get(item_category, 0.0) if item_category else 0.0)
+                  affinity.get(item_category, 0.0) if item_category else 0.0, recency.get(item, 0.0))
         parts = [w * v for w, v in zip(weights, values)]
         score = sum(parts)
         if score <= 0:  # no signal supports it: nothing honest to say about it

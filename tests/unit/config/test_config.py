@@ -10,7 +10,7 @@ import yaml
 from config import ConfigError, JobConfig, load_config, render_defaults, to_dict
 
 # The defaults as released: a change to them shows here, and must come with a new version of this file.
-RELEASED_DEFAULTS = Path(__file__).with_name("default-config-0.3.0.yaml")
+RELEASED_DEFAULTS = Path(__file__).with_name("default-config-0.4.0.yaml")
 
 
 def rejected(overrides: dict) -> str:

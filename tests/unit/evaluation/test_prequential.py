@@ -9,7 +9,9 @@ from state_schemas.events import BehaviourEvent
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
-RECOMMENDERS = {"hybrid", "cf", "content", "segment", "trending", "affinity", "popularity"}
+BASELINES = {"popularity", "recent", "itemknn", "mf_batch"}
+DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency"} | BASELINES
+REENGAGE = {"hybrid"} | BASELINES
 
 
 def _event(n, user, item, behavior="view"):
@@ -29,29 +31,40 @@ def co_viewed_and_popular_log(target_item="B"):
     return log
 
 
-def test_every_recommender_is_tallied_on_every_target():
-    tallies, catalogue = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
-    assert set(tallies) == RECOMMENDERS
-    assert catalogue == 3
-    assert all(tally.targets == 1 for tally in tallies.values())  # one cart event: one target
+def test_every_recommender_is_tallied_on_every_target_in_both_rankings():
+    report = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
+    assert set(report.tallies["discovery"]) == DISCOVERY and set(report.tallies["reengage"]) == REENGAGE
+    assert report.catalogue == 3
+    # one cart event: one target
+    assert all(t.targets == 1 for ranking in report.tallies.values() for t in ranking.values())
 
 
 def test_hybrid_recalls_the_co_viewed_item_and_popularity_the_popular_one():
-    tallies, _ = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
-    assert tallies["hybrid"].hit_rate == 1.0  # top-1 after viewing A: B, its co-viewed item
-    assert tallies["popularity"].hit_rate == 0.0  # top-1 by popularity: C
-    assert tallies["popularity"].recommended == {"C"}
+    discovery = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1).tallies["discovery"]
+    assert discovery["hybrid"].hit_rate == 1.0  # top-1 after viewing A: B, its co-viewed item
+    assert discovery["itemknn"].hit_rate == 1.0  # A's only co-occurring item
+    assert discovery["popularity"].hit_rate == 0.0  # top-1 by popularity: C
+    assert discovery["popularity"].recommended == {"C"}
+    assert discovery["recent"].recommended == set()  # A, the only item seen, is the latest: not allowed
+
+
+def test_the_latest_item_counts_only_in_the_reengagement_ranking():
+    report = evaluate(co_viewed_and_popular_log(target_item="A"), JobConfig(), k=1)
+    assert report.tallies["reengage"]["hybrid"].hit_rate == 1.0  # "still thinking about A?"
+    assert report.tallies["reengage"]["recent"].hit_rate == 1.0
+    assert report.tallies["discovery"]["hybrid"].hit_rate == 0.0
+    assert report.tallies["discovery"]["recent"].hit_rate == 0.0
 
 
 def test_each_signal_alone_ranks_by_that_signal():
-    tallies, _ = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1)
+    tallies = evaluate(co_viewed_and_popular_log(), JobConfig(), k=1).tallies["discovery"]
     assert tallies["cf"].hit_rate == 1.0 and tallies["cf"].recommended == {"B"}  # A's only neighbour
     assert tallies["trending"].hit_rate == 0.0 and tallies["trending"].recommended == {"C"}  # most viewed
 
 
 def test_a_hit_lower_in_the_list_counts_for_hit_rate_at_k_with_a_smaller_gain():
     # After A, with k = 2: the co-viewed B first, so a cart of C is a hit at rank 2 for the hybrid.
-    tallies, _ = evaluate(co_viewed_and_popular_log(target_item="C"), JobConfig(), k=2)
+    tallies = evaluate(co_viewed_and_popular_log(target_item="C"), JobConfig(), k=2).tallies["discovery"]
     assert tallies["hybrid"].hit_rate == 1.0
     assert tallies["hybrid"].ndcg == pytest.approx(1 / math.log2(3))  # one relevant item at 0-based rank 1
 
@@ -59,7 +72,8 @@ def test_a_hit_lower_in_the_list_counts_for_hit_rate_at_k_with_a_smaller_gain():
 def test_a_shopper_without_history_gets_the_trending_items():
     log = [_event(n, f"p{n}", "C") for n in range(30)] + [_event(30 + n, f"q{n}", "D") for n in range(5)]
     log.append(_event(40, "newbie", "C", behavior="cart"))
-    tallies, catalogue = evaluate(log, JobConfig(), k=1)
-    assert catalogue == 2
-    assert tallies["hybrid"].targets == 1
-    assert tallies["hybrid"].hit_rate == 1.0 and tallies["hybrid"].recommended == {"C"}
+    report = evaluate(log, JobConfig(), k=1)
+    hybrid = report.tallies["discovery"]["hybrid"]
+    assert report.catalogue == 2
+    assert hybrid.targets == 1
+    assert hybrid.hit_rate == 1.0 and hybrid.recommended == {"C"}

@@ -36,7 +36,10 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 MIDNIGHT = 1_699_920_000_000  # 2023-11-14 00:00:00 UTC
 T0 = MIDNIGHT + 10 * HOUR_MS
-CONFIG = JobConfig()
+# Most tests here are about which neighbours go out: a discovery ranking (the trigger item and the shopper's
+# other recent items are not candidates). The re-engagement default has tests of its own below.
+DISCOVERY = {"name_trigger_item": False, "weight_recency": 0.0}
+CONFIG = load_config(overrides={"scoring": DISCOVERY})
 POLICY = CONFIG.policy
 SCORING = CONFIG.scoring
 KEY = CONFIG.privacy.pseudonym_key
@@ -54,7 +57,7 @@ NEIGHBOURS = [("a", "ca", 0.6), ("b", "cb", 0.4), ("c", "cc", 0.2), ("d", "cd", 
 
 def config(time_zone="UTC", directory=None, journeys=None, **policy) -> JobConfig:
     return load_config(overrides={"policy": policy, "directory": {"default_time_zone": time_zone, **(directory or {})},
-                                  "journeys": journeys or {}})
+                                  "journeys": journeys or {}, "scoring": DISCOVERY})
 
 
 def who(cfg=CONFIG, entry=UserDirectory()):
@@ -303,7 +306,7 @@ def test_a_non_trigger_signal_sends_nothing_and_touches_no_counter():
 
 
 def test_a_zero_weight_behaviour_or_an_item_without_vector_leaves_the_content_vector_alone():
-    no_views = load_config(overrides={"profile": {"event_weights": {"cart": 4.0}}})
+    no_views = load_config(overrides={"profile": {"event_weights": {"cart": 4.0}}, "scoring": DISCOVERY})
     assert step(PushState(), item_signal(trigger=False, vector=[("red", 1.0)]), no_views).state.content == \
         DecayedScores()
     assert step(PushState(), item_signal(trigger=False)).state.content == DecayedScores()
@@ -347,7 +350,7 @@ def test_a_trigger_publishes_the_profile_and_the_top_n_under_the_pseudonym():
     summary = UserSummary(categories=(("cd", 1.0),), brands=(("acme", 1.0),), price_bands=(("p2", 1.0),),
                           active_hours=(("10", 1.0),), last_purchase={"cd": ("z", T0 - 5)})
     state = PushState(segment=4, content=DecayedScores(at=T0, scores={f"t{n}": float(n) for n in range(15)}))
-    cfg = load_config(overrides={"scoring": {"top_n": 3}})
+    cfg = load_config(overrides={"scoring": {"top_n": 3, **DISCOVERY}})
     result = step(state, item_signal(summary=summary), cfg)
     profile, top = result.serving
     user = pseudonym(USER, KEY)
@@ -1011,3 +1014,13 @@ def test_every_state_the_hop_writes_survives_its_encoding(sequence, cfg):
     for _, result in replay(sequence, cfg):
         if result.state is not None:
             assert PushState.decode(result.state.encode()) == result.state
+
+
+def test_by_default_a_browse_recommendation_names_the_item_looked_at_first_and_not_again_within_the_cooldown():
+    reengage = JobConfig()  # the defaults: re-engagement, recency in the blend
+    sent = step(PushState(), item_signal(event_id="t1", ts=T0), reengage)
+    assert sent.notification.item_ids == ("trigger", "a", "b")
+    again = step(sent.state, item_signal(event_id="t2", ts=T0 + DAY_MS), reengage)
+    assert again.notification.item_ids == ("c", "d")  # the three named yesterday are in their cooldown
+    discovery = step(PushState(), item_signal(event_id="t1", ts=T0), CONFIG)
+    assert discovery.notification.item_ids == ("a", "b", "c")

@@ -38,7 +38,8 @@ def scoring(**overrides):
     return load_config(overrides={"scoring": overrides}).scoring
 
 
-CF_ONLY = dict(weight_cf=1.0, weight_content=0.0, weight_segment=0.0, weight_popularity=0.0, weight_affinity=0.0)
+CF_ONLY = dict(weight_cf=1.0, weight_content=0.0, weight_segment=0.0, weight_popularity=0.0, weight_affinity=0.0,
+               weight_recency=0.0)
 
 
 def signal(neighbours=(), behavior="view", ts=T0, category="ct", title=None, summary=None, item=TRIGGER,
@@ -65,7 +66,8 @@ def reference_cosine(a: dict, b: dict) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
-def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple, now: int = T0) -> dict:
+def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple, now: int = T0,
+              with_trigger: bool = False) -> dict:
     """item -> (signal values, weighted sum) for every admissible candidate, before any diversity penalty."""
     category = sig.card.category_id
     summary = sig.summary
@@ -76,17 +78,26 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
     popularity = {item: s / top_trend for item, s in trending}
     segment = dict(state.segment_trend)
     affinity = dict(summary.categories)
-    candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category))
+    # Recency: the trigger is the newest (position 0), then the summary's recent items from the newest back.
+    newest_first = [sig.event.item_id] + [i for i in reversed(summary.recent) if i != sig.event.item_id]
+    recency = {}
+    for position, item in enumerate(newest_first):
+        recency.setdefault(item, 1.0 / (1 + position))
+    candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category)) | set(recency)
     recent = {item for item, sent in state.recent_items.items() if now - sent.at < COOLDOWN}
     out = {}
-    for item in candidates - {sig.event.item_id} - set(summary.purchased) - recent:
+    excluded = set(summary.purchased) | recent | (set() if with_trigger else {sig.event.item_id})
+    for item in candidates - excluded:
         card = side.card_map.get(item, ItemCard())
         if not card.in_stock:
             continue
         item_category = card.category_id or next((n.category_id for n in sig.neighbours if n.item_id == item), None)
         values = (cf.get(item, 0.0), reference_cosine(state.content.scores, dict(card.vector)),
-                  segment.get(item, 0.0), popularity.get(item, 0.0), affinity.get(item_category, 0.0))
-        out[item] = (values, sum(w * v for w, v in zip(weights, values)))
+                  segment.get(item, 0.0), popularity.get(item, 0.0), affinity.get(item_category, 0.0),
+                  recency.get(item, 0.0))
+        score = sum(w * v for w, v in zip(weights, values))
+        if score > 0:
+            out[item] = (values, score)
     return out
 
 
@@ -158,19 +169,22 @@ def scenes(draw):
                     arrivals={"ct": draw(st.lists(st.sampled_from(ITEMS), unique=True, max_size=3))})
     state = PushState(content=DecayedScores(at=T0, scores=dict(draw(vectors))), segment_trend=tuple(pairs(unit)))
     summary = UserSummary(categories=tuple(draw(st.lists(st.tuples(st.sampled_from(["c1", "c2", "ct"]), unit),
-                                                         unique_by=lambda p: p[0], max_size=3))))
-    weights = draw(st.tuples(*[st.floats(0.0, 1.0)] * 5))
+                                                         unique_by=lambda p: p[0], max_size=3))),
+                          recent=tuple(draw(st.lists(st.sampled_from(ITEMS), unique=True, max_size=5))))
+    weights = draw(st.tuples(*[st.floats(0.0, 1.0)] * 6))
     return signal(neighbours=neighbours, summary=summary), state, side, weights
 
 
+WEIGHTS = ("weight_cf", "weight_content", "weight_segment", "weight_popularity", "weight_affinity", "weight_recency")
+
+
 @PROPERTY
-@given(scene=scenes())
-def test_scores_are_the_weighted_sum_of_the_documented_signals(scene):
+@given(scene=scenes(), with_trigger=st.booleans())
+def test_scores_are_the_weighted_sum_of_the_documented_signals(scene, with_trigger):
     sig, state, side, weights = scene
-    names = ("weight_cf", "weight_content", "weight_segment", "weight_popularity", "weight_affinity")
-    config = scoring(diversity_penalty=0.0, **dict(zip(names, weights)))
-    ranked = rank(sig, state, side, T0, config, POLICY)
-    expected = {item: values for item, values in reference(sig, state, side, weights).items() if values[1] > 0}
+    config = scoring(diversity_penalty=0.0, **dict(zip(WEIGHTS, weights)))
+    ranked = rank(sig, state, side, T0, config, POLICY, with_trigger=with_trigger)
+    expected = reference(sig, state, side, weights, with_trigger=with_trigger)
     assert set(ids(ranked)) == set(expected)  # a candidate no signal supports is not ranked
     for entry in ranked:
         values, score = expected[entry.item_id]
@@ -347,8 +361,7 @@ def test_picks_led_by_other_signals_do_not_claim_the_trigger():
 @given(scene=scenes())
 def test_the_reason_names_the_trigger_exactly_when_cf_contributes_most(scene):
     sig, state, side, weights = scene
-    names = ("weight_cf", "weight_content", "weight_segment", "weight_popularity", "weight_affinity")
-    ranked = rank(sig, state, side, T0, scoring(diversity_penalty=0.0, **dict(zip(names, weights))), POLICY)
+    ranked = rank(sig, state, side, T0, scoring(diversity_penalty=0.0, **dict(zip(WEIGHTS, weights))), POLICY)
     for entry in ranked:
         parts = [w * v for w, v in zip(weights, entry.signals)]
         if parts[0] > max(parts[1:]) * (1 + 1e-9):
@@ -360,3 +373,26 @@ def test_the_reason_names_the_trigger_exactly_when_cf_contributes_most(scene):
 def test_an_item_no_signal_supports_is_not_ranked_nor_explained_by_the_trigger():
     side = FakeSide(cards={"fresh": ItemCard(category_id="cz")}, arrivals={"ct": ["fresh"]})
     assert rank(signal(title="Red Wool Scarf"), PushState(), side, T0, CONFIG.scoring, POLICY) == []
+
+
+RECENCY_ONLY = dict(weight_cf=0.0, weight_content=0.0, weight_segment=0.0, weight_popularity=0.0, weight_affinity=0.0,
+                    weight_recency=1.0, diversity_penalty=0.0)
+
+
+def test_recency_ranks_the_shoppers_own_items_newest_first_and_names_the_trigger_only_when_allowed():
+    side = FakeSide(cards={item: ItemCard(category_id="ct") for item in ("a", "b", TRIGGER)})
+    sig = signal(summary=UserSummary(recent=("a", "b", TRIGGER)))  # newest last, the trigger is the newest
+    reengage = rank(sig, PushState(), side, T0, scoring(**RECENCY_ONLY), POLICY, with_trigger=True)
+    assert ids(reengage) == [TRIGGER, "b", "a"]
+    assert [e.score for e in reengage] == pytest.approx([1.0, 1 / 2, 1 / 3])
+    assert {e.reason for e in reengage} == {"still thinking about it?"}
+    discovery = rank(sig, PushState(), side, T0, scoring(**RECENCY_ONLY), POLICY)
+    assert ids(discovery) == ["b", "a"]
+    assert [e.score for e in discovery] == pytest.approx([1 / 2, 1 / 3])  # positions count from the trigger
+
+
+def test_a_recent_item_already_bought_or_notified_is_not_shown_again():
+    side = FakeSide(cards={item: ItemCard(category_id="ct") for item in ("a", "b", "c", TRIGGER)})
+    sig = signal(summary=UserSummary(recent=("a", "b", "c", TRIGGER), purchased=("b",)))
+    state = PushState(recent_items={"c": RecentSend(T0 - 1, "ct")})
+    assert ids(rank(sig, state, side, T0, scoring(**RECENCY_ONLY), POLICY, with_trigger=True)) == [TRIGGER, "a"]
