@@ -158,6 +158,15 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class IntentConfig:
+    horizon_hours: float = doc(24.0, "purchase intent: P(a cart or purchase within this many hours)")
+    ftrl_alpha: float = doc(0.1, "FTRL-Proximal learning rate alpha of the intent model")
+    ftrl_beta: float = doc(1.0, "FTRL-Proximal beta (smooths the early per-feature rates)")
+    ftrl_l1: float = doc(0.0, "FTRL-Proximal L1 strength (sparsity)")
+    ftrl_l2: float = doc(1.0, "FTRL-Proximal L2 strength")
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     daily_marketing_cap: int = doc(3, "marketing notifications per user per local day")
     daily_transactional_cap: int = doc(20, "transactional notifications per user per local day")
@@ -334,6 +343,7 @@ class JobConfig:
     trending: TrendingConfig = field(default_factory=TrendingConfig)
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    intent: IntentConfig = field(default_factory=IntentConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     journeys: JourneysConfig = field(default_factory=JourneysConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
@@ -411,6 +421,12 @@ class JobConfig:
                                                      self.scoring.weight_affinity, self.scoring.weight_recency)),
              "scoring weights must be >= 0"),
             (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
+            (_is_number(self.intent.horizon_hours) and self.intent.horizon_hours > 0,
+             "intent.horizon_hours must be > 0"),
+            (all(_is_number(v) for v in (self.intent.ftrl_alpha, self.intent.ftrl_beta, self.intent.ftrl_l1,
+                                         self.intent.ftrl_l2))
+             and self.intent.ftrl_alpha > 0 and min(self.intent.ftrl_beta, self.intent.ftrl_l1, self.intent.ftrl_l2) >= 0,
+             "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),

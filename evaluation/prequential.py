@@ -15,7 +15,8 @@ Recommenders:
 - cf / content / segment / trending / affinity / recency: the same scorer with one signal alone;
 - the baselines of `evaluation.baselines`: popularity, recently viewed, item-KNN, batch MF.
 
-Each hit rate is printed with a 95% interval from a bootstrap over shoppers. Last line:
+Each hit rate is printed with a 95% interval from a bootstrap over shoppers. Purchase intent is
+evaluated on the same log by `evaluation.intent` (AUC against a recency-frequency baseline). Last line:
 hr10_hybrid=<x> hr10_popularity=<y> hr10_recent=<r> hr10_itemknn=<k> hr10_mf_batch=<m> ndcg10_hybrid=<z>
 coverage=<c> intent_auc=<a>, all of the discovery ranking.
 """
@@ -35,6 +36,7 @@ from msgspec.structs import replace  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evaluation.baselines import BatchMF, ItemKNN, Popularity, RecentlyViewed  # noqa: E402
+from evaluation.intent import evaluate_intent, print_intent  # noqa: E402
 from evaluation.metrics import Bootstrap, Tally  # noqa: E402
 from config import JobConfig, ScoringConfig, load_config  # noqa: E402
 from notify_engine import datasets  # noqa: E402
@@ -154,7 +156,7 @@ def plot(tallies: dict[str, Tally], catalogue: int, path: Path, title: str) -> N
     figure.savefig(path, dpi=110)
 
 
-def print_report(name: str, events: int, report: Report, k: int) -> str:
+def print_report(name: str, events: int, report: Report, k: int, intent_auc: float) -> str:
     """The tables and the goals; returns the summary line."""
     discovery = report.tallies["discovery"]
     print(f"\n{name}: {events} events, {discovery['hybrid'].targets} cart/purchase targets, "
@@ -186,7 +188,7 @@ def print_report(name: str, events: int, report: Report, k: int) -> str:
     return (f"hr10_hybrid={hr['hybrid']:.4f} hr10_popularity={hr['popularity']:.4f} hr10_recent={hr['recent']:.4f} "
             f"hr10_itemknn={hr['itemknn']:.4f} hr10_mf_batch={hr['mf_batch']:.4f} "
             f"ndcg10_hybrid={discovery['hybrid'].ndcg:.4f} "
-            f"coverage={discovery['hybrid'].coverage(report.catalogue):.4f} intent_auc=n/a")
+            f"coverage={discovery['hybrid'].coverage(report.catalogue):.4f} intent_auc={intent_auc:.4f}")
 
 
 def main(argv=None) -> int:
@@ -204,7 +206,8 @@ def main(argv=None) -> int:
     for dataset in args.dataset or DEFAULT_DATASETS:
         events = datasets.sorted_by_time(datasets.read_events(dataset, limit=args.limit))
         report = evaluate(events, config, args.k)
-        lines.append(f"{dataset.name}: " + print_report(dataset.name, len(events), report, args.k))
+        intent_auc = print_intent(evaluate_intent(events, config))
+        lines.append(f"{dataset.name}: " + print_report(dataset.name, len(events), report, args.k, intent_auc))
         path = args.plots / f"prequential-{dataset.stem}.png"
         plot(report.tallies["discovery"], report.catalogue, path, f"Prequential replay of {dataset.name}, discovery")
         print(f"plot: {path}")

@@ -331,3 +331,23 @@ class CatalogTerms(State, frozen=True):
 
     terms: tuple[str, ...] | None = None  # None: the item has not been counted as a document yet
     v: int = 1
+
+
+class IntentActivity(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """What purchase intent is read from: [last event time, session start, events in the session,
+    decayed counts at the short and the long half-life of views, favourites, carts, purchases, at]."""
+
+    last_ts: int | None = None
+    session_start: int | None = None
+    session_events: int = 0
+    short: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    long: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    at: int = 0
+
+
+class FtrlModel(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """Logistic regression trained by FTRL-Proximal: per-coordinate z and n (McMahan et al., 2013)."""
+
+    z: tuple[float, ...] = ()
+    n: tuple[float, ...] = ()
+    examples: int = 0
