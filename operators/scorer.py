@@ -45,7 +45,8 @@ def _normalised(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {item: score / top for item, score in pairs}
 
 
-def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, card: ItemCard, content_terms) -> str:
+def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, item: str, card: ItemCard,
+            content_terms) -> str:
     if signal == "cf":
         return f"because you {VERBS.get(event.behavior, 'viewed')} {trigger_title or 'item ' + event.item_id}"
     if signal == "content":
@@ -56,7 +57,7 @@ def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, card:
     if signal == "popularity":
         return "trending now"
     if signal == "recency":
-        return "still thinking about it?"
+        return f"still thinking about {card.title or 'item ' + item}?"
     return "from a category you shop often"
 
 
@@ -98,7 +99,7 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
             if sent == item_category:
                 score *= 1.0 - scoring.diversity_penalty
         strongest = SIGNALS[max(range(len(parts)), key=lambda i: parts[i])]
-        reason = _reason(strongest, event, signal.card.title, card, content)
+        reason = _reason(strongest, event, signal.card.title, item, card, content)
         scored.append(Scored(item, score, item_category, reason, values, card.title, card.price))
     return diversify(scored, scoring.diversity_penalty)
 

@@ -35,7 +35,7 @@ SHOPPING += [view(100, "forget-me", "C", BASE + HOUR // 2), view(101, "bystander
 LATER = [view(200, "warm-0", "A", BASE + 2 * HOUR + 10_000)]
 IN_FLIGHT = [view(300, "forget-me", "A", BASE + 2 * HOUR + 15_000),
              view(301, "forget-me", "B", BASE + 2 * HOUR + 16_000),
-             view(302, "bystander", "B", BASE + 2 * HOUR + 17_000)]
+             view(302, "bystander", "D", BASE + 2 * HOUR + 17_000)]  # new to them: their top-N stays non-empty
 ERASURE = ErasureRequest(event_id="erase-1", user_id="forget-me", ts=BASE + 2 * HOUR + 20_000)
 CLOSE_THE_HOUR = [view(400, "warm-1", "C", BASE + 4 * HOUR)]
 

@@ -380,12 +380,14 @@ RECENCY_ONLY = dict(weight_cf=0.0, weight_content=0.0, weight_segment=0.0, weigh
 
 
 def test_recency_ranks_the_shoppers_own_items_newest_first_and_names_the_trigger_only_when_allowed():
-    side = FakeSide(cards={item: ItemCard(category_id="ct") for item in ("a", "b", TRIGGER)})
+    side = FakeSide(cards={"a": ItemCard(category_id="ct", title="Wool Scarf"), "b": ItemCard(category_id="ct"),
+                           TRIGGER: ItemCard(category_id="ct")})
     sig = signal(summary=UserSummary(recent=("a", "b", TRIGGER)))  # newest last, the trigger is the newest
     reengage = rank(sig, PushState(), side, T0, scoring(**RECENCY_ONLY), POLICY, with_trigger=True)
     assert ids(reengage) == [TRIGGER, "b", "a"]
     assert [e.score for e in reengage] == pytest.approx([1.0, 1 / 2, 1 / 3])
-    assert {e.reason for e in reengage} == {"still thinking about it?"}
+    assert [e.reason for e in reengage] == [f"still thinking about item {TRIGGER}?", "still thinking about item b?",
+                                            "still thinking about Wool Scarf?"]
     discovery = rank(sig, PushState(), side, T0, scoring(**RECENCY_ONLY), POLICY)
     assert ids(discovery) == ["b", "a"]
     assert [e.score for e in discovery] == pytest.approx([1 / 2, 1 / 3])  # positions count from the trigger
