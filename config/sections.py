@@ -150,11 +150,23 @@ class ScoringConfig:
     weight_popularity: float = doc(0.1, "blend weight of trending popularity (cold start for new users and items)")
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
     weight_recency: float = doc(1.0, "blend weight of the shopper's own recent items, newest strongest")
+    weight_mf: float = doc(0.0, "blend weight of the streamed matrix factorisation (user . item factors)")
     name_trigger_item: bool = doc(True, "a browse-abandonment message may name the item that triggered it "
                                         "(re-engagement); false: only other items (discovery)")
     diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "
                                         "in the same category")
     top_n: int = doc(20, "recommendations per user written to Redis")
+
+
+@dataclass(frozen=True)
+class FactorsConfig:
+    enabled: bool = doc(False, "learn user and item factors in the stream (incremental matrix factorisation); "
+                               "off by default: in make eval they add nothing to the blend yet")
+    factors: int = doc(16, "factors per user and per item (each item card carries its own)")
+    learning_rate: float = doc(0.2, "SGD step per event")
+    regularization: float = doc(0.01, "L2 pull towards zero per step")
+    negatives: int = doc(2, "items of the trending list each event pushes the user away from")
+    init_scale: float = doc(0.1, "standard deviation of the seeded starting factors")
 
 
 @dataclass(frozen=True)
@@ -344,6 +356,7 @@ class JobConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     intent: IntentConfig = field(default_factory=IntentConfig)
+    factors: FactorsConfig = field(default_factory=FactorsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     journeys: JourneysConfig = field(default_factory=JourneysConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
@@ -418,9 +431,14 @@ class JobConfig:
             (self.segments.trend_half_life_hours > 0, "segments.trend_half_life_hours must be > 0"),
             (all(_is_number(w) and w >= 0 for w in (self.scoring.weight_cf, self.scoring.weight_content,
                                                      self.scoring.weight_segment, self.scoring.weight_popularity,
-                                                     self.scoring.weight_affinity, self.scoring.weight_recency)),
+                                                     self.scoring.weight_affinity, self.scoring.weight_recency,
+                                                     self.scoring.weight_mf)),
              "scoring weights must be >= 0"),
             (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
+            (self.factors.factors >= 1 and self.factors.negatives >= 0, "factors.factors must be >= 1, negatives >= 0"),
+            (all(_is_number(v) and v >= 0 for v in (self.factors.learning_rate, self.factors.regularization,
+                                                     self.factors.init_scale)) and self.factors.learning_rate > 0,
+             "factors.learning_rate must be > 0, regularization and init_scale >= 0"),
             (_is_number(self.intent.horizon_hours) and self.intent.horizon_hours > 0,
              "intent.horizon_hours must be > 0"),
             (all(_is_number(v) for v in (self.intent.ftrl_alpha, self.intent.ftrl_beta, self.intent.ftrl_l1,

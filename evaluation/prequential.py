@@ -12,7 +12,7 @@ Purchases are excluded from both, as the job excludes them.
 Recommenders:
 - hybrid: the job's scorer (operators.scorer.rank) for the shopper's latest item as the trigger,
   with the configured blend; a shopper with no history gets the scorer's cold start (trending);
-- cf / content / segment / trending / affinity / recency: the same scorer with one signal alone;
+- cf / content / segment / trending / affinity / recency / mf: the same scorer with one signal alone;
 - the baselines of `evaluation.baselines`: popularity, recently viewed, item-KNN, batch MF.
 
 Each hit rate is printed with a 95% interval from a bootstrap over shoppers. Purchase intent is
@@ -53,7 +53,8 @@ DEFAULT_DATASETS = [ROOT.parent / "shared" / "data" / name
                     for name in ("taobao_userbehavior_small.csv", "rees46_2019oct_head.csv")]
 TARGETS = frozenset({"cart", "purchase"})
 SIGNAL_WEIGHTS = {"cf": "weight_cf", "content": "weight_content", "segment": "weight_segment",
-                  "trending": "weight_popularity", "affinity": "weight_affinity", "recency": "weight_recency"}
+                  "trending": "weight_popularity", "affinity": "weight_affinity", "recency": "weight_recency",
+                  "mf": "weight_mf"}
 RANKINGS = ("discovery", "reengage")
 BASELINES = ("popularity", "recent", "itemknn", "mf_batch")
 MF_PERIODS_AT_LEAST = 8  # a log shorter than 8 days is refitted 8 times, evenly
@@ -101,7 +102,9 @@ def mf_period(events: list[BehaviourEvent]) -> int:
 
 
 def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int, mf: bool = True) -> Report:
-    """Tallies per ranking and recommender, every recommender on every target."""
+    """Tallies per ranking and recommender, every recommender on every target. The streamed factors are
+    learned even where the config leaves them off, so the mf signal is measured either way."""
+    config = dataclasses.replace(config, factors=dataclasses.replace(config.factors, enabled=True))
     variants = {"hybrid": config.scoring, **{name: only(name, config.scoring) for name in SIGNAL_WEIGHTS}}
     recent = RecentlyViewed()
     baselines = {"popularity": Popularity(config), "recent": recent,

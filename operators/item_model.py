@@ -23,11 +23,13 @@ from typing import Callable, Mapping
 from msgspec.structs import replace
 
 from config import ItemModelConfig, JourneysConfig, ProfileConfig
+from config.sections import FactorsConfig
 from state_schemas.events import CatalogItem
 from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, ListedItem, WatchedItemChange
 from state_schemas.state import CatalogChange, CoCount, DecayedValue, ItemCard, ItemModel, Neighbour, Watch
 from state_schemas.units import HOUR_MS
 
+from . import factors
 from .content import event_terms, tfidf_vector
 from .decay import decayed_add
 from .journeys import INTEREST
@@ -48,7 +50,7 @@ def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, con
             return Step(state=state)
         return Step(state=replace(state, watchers={u: w for u, w in state.watchers.items() if u != message.user_id}))
     step = update_item(state, message, context.side.cards, config.item_model, config.profile,
-                       config.catalog.terms_per_item)
+                       config.catalog.terms_per_item, config.factors)
     event = message.event
     watchers = watched_by(step.state.watchers, event.user_id, event.behavior, event.ts, event.price, config.journeys)
     if watchers is step.state.watchers:
@@ -157,7 +159,7 @@ def refresh_neighbours(state: ItemModel, cards: CardLookup, config: ItemModelCon
 
 
 def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config: ItemModelConfig,
-                profile: ProfileConfig, terms_per_item: int) -> Step:
+                profile: ProfileConfig, terms_per_item: int, factor_config: FactorsConfig = FactorsConfig()) -> Step:
     event = update.event
     ts = event.ts
     weight = profile.event_weights.get(event.behavior, 0.0)
@@ -173,8 +175,13 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
                 row[other] = CoCount(entry.count + 1, category or entry.category_id) if entry else CoCount(1, category)
             row = trim_row(row, config.row_cap)
     listed = state.listed_at is not None
+    item_factors = state.factors
+    if update.user_factors:  # the item's ISGD step (operators.factors)
+        item_factors = factors.item_step(state.factors or factors.initial(event.item_id, factor_config),
+                                         update.user_factors, factor_config)
     new_state = replace(
         state,
+        factors=item_factors,
         # The catalogue is the authority on an item's facts; events fill in for items it has not listed.
         category_id=state.category_id if listed else event.category_id or state.category_id,
         price=state.price if listed or event.price is None else event.price,

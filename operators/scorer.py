@@ -1,7 +1,8 @@
-"""Hybrid scorer: one score per candidate from CF, content, segment trend, popularity, affinity and recency.
+"""Hybrid scorer: one score per candidate from CF, content, segment trend, popularity, affinity, recency and MF.
 
 score = w_cf*cf + w_content*content + w_segment*segment + w_popularity*popularity + w_affinity*affinity
-+ w_recency*recency, each signal in [0, 1]; then a diversity penalty score*(1 - p) per recent send (and
++ w_recency*recency + w_mf*mf, each signal in [0, 1] (mf: the user's streamed factors . the candidate's,
+clipped at 0, over the pool's best; operators.factors); then a diversity penalty score*(1 - p) per recent send (and
 per item already chosen) in the same category. Recency is 1/(1 + i) for the shopper's i-th newest
 distinct item (the trigger is i = 0): shoppers come back to what they looked at, so "still thinking
 about X?" is the strongest simple recommendation there is. Excluded: what the user bought, items out of
@@ -22,9 +23,10 @@ from state_schemas.hops import ItemSignal
 from state_schemas.state import ItemCard, PushState
 
 from .content import cosine
+from .factors import dot
 from .steps import SideInputs
 
-SIGNALS = ("cf", "content", "segment", "popularity", "affinity", "recency")
+SIGNALS = ("cf", "content", "segment", "popularity", "affinity", "recency", "mf")
 VERBS = {"cart": "added to your cart", "favourite": "saved", "purchase": "bought", "click": "looked at"}
 
 
@@ -56,6 +58,8 @@ def _reason(signal: str, event: BehaviourEvent, trigger_title: str | None, item:
         return "popular with shoppers like you"
     if signal == "popularity":
         return "trending now"
+    if signal == "mf":
+        return "picked for you"
     if signal == "recency":
         return f"still thinking about {card.title or 'item ' + item}?"
     return "from a category you shop often"
@@ -80,8 +84,11 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
     affinity = dict(summary.categories) if summary else {}
     content = state.content.scores
     weights = (scoring.weight_cf, scoring.weight_content, scoring.weight_segment, scoring.weight_popularity,
-               scoring.weight_affinity, scoring.weight_recency)
+               scoring.weight_affinity, scoring.weight_recency, scoring.weight_mf)
     sent_categories = [entry.category_id for entry in recent.values() if entry.category_id is not None]
+    user_factors = summary.factors if summary else ()
+    mf = _normalised((item, max(dot(user_factors, card.factors), 0.0)) for item in pool
+                     if (card := cards.get(item)) is not None and card.factors) if user_factors else {}
     scored = []
     for item in pool:
         card = cards.get(item) or ItemCard()
@@ -90,7 +97,7 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
         item_category = card.category_id or next((n.category_id for n in signal.neighbours if n.item_id == item), None)
         values = (cf.get(item, 0.0), cosine(content, card.vector) if content and card.vector else 0.0,
                   segment.get(item, 0.0), trending.get(item, 0.0),
-                  affinity.get(item_category, 0.0) if item_category else 0.0, recency.get(item, 0.0))
+                  affinity.get(item_category, 0.0) if item_category else 0.0, recency.get(item, 0.0), mf.get(item, 0.0))
         parts = [w * v for w, v in zip(weights, values)]
         score = sum(parts)
         if score <= 0:  # no signal supports it: nothing honest to say about it

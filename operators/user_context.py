@@ -9,15 +9,17 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from config import IntakeConfig, ProfileConfig, SegmentConfig
+from config.sections import FactorsConfig
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent
 from state_schemas.hops import AcceptedBehaviour, AccountEvent, ForgetWatcher, ItemUpdate, SegmentUpdate, UserSummary
 from state_schemas.state import HistoryEntry, UserContext
 from state_schemas.units import HOUR_MS
 
+from . import factors
 from .content import normalised_brand, price_band
 from .decay import add_to_scores, top_scores
 from .segments import profile_vector
-from .steps import CLEAR, Step, StepContext
+from .steps import CLEAR, SideInputs, Step, StepContext
 
 PURCHASES_KEPT = 50
 AFFINITIES_SENT = 8
@@ -34,8 +36,30 @@ def _remember_event_id(seen: dict[str, int], event_id: str, ts: int, intake: Int
 
 def step(state: UserContext, event: InputEvent, context: StepContext) -> Step:
     config = context.config
-    return observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled,
-                   open_weight=config.journeys.open_weight)
+    result = observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled,
+                     open_weight=config.journeys.open_weight)
+    if config.factors.enabled and any(isinstance(m, ItemUpdate) for m in result.emit):
+        return learn_factors(state, result, event, context.side, config.factors)
+    return result
+
+
+def learn_factors(before: UserContext, result: Step, event: BehaviourEvent, side: SideInputs,
+                  config: FactorsConfig) -> Step:
+    """One ISGD step of the user's factors (operators.factors); the item update carries them as they were,
+    for the item's own step, and a trigger's summary as they are now, for the scorer."""
+    old = before.factors or factors.initial(event.user_id, config)
+    pool = [item for item, _ in side.trending(None)]
+    sampled = factors.negatives_for(event.event_id, pool, {event.item_id, *(e.item_id for e in before.history)},
+                                    config.negatives)
+    cards = side.cards([event.item_id, *sampled])
+
+    def of(item: str) -> tuple[float, ...]:
+        card = cards.get(item)
+        return card.factors if card is not None and card.factors else factors.initial(item, config)
+    new = factors.user_step(old, of(event.item_id), [of(item) for item in sampled], config)
+    emit = tuple(replace(m, user_factors=old, summary=replace(m.summary, factors=new) if m.summary else None)
+                 if isinstance(m, ItemUpdate) else m for m in result.emit)
+    return replace(result, state=replace(result.state, factors=new), emit=emit)
 
 
 def observe(state: UserContext, event: InputEvent, intake: IntakeConfig, profile: ProfileConfig,
@@ -75,6 +99,7 @@ def summarise(state: UserContext) -> UserSummary:
         purchased=state.purchased,
         recent=tuple(entry.item_id for entry in state.history),
         last_purchase=state.last_purchase,
+        factors=state.factors,
     )
 
 

@@ -57,7 +57,7 @@ class HopMessage(Record, frozen=True, omit_defaults=True, tag_field="k"):
 class ItemUpdate(HopMessage, frozen=True, tag="item-update"):
     """User context -> item model: one per accepted behaviour event with an item."""
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     WHAT: ClassVar[str] = "item update"
     DESTINATION: ClassVar[str] = ITEM_MODEL
 
@@ -66,7 +66,8 @@ class ItemUpdate(HopMessage, frozen=True, tag="item-update"):
     trigger: bool = msgspec.field(name="t")  # may this event lead to a marketing notification?
     summary: UserSummary | None = msgspec.field(default=None, name="s")  # only on triggers
     repeat: bool = msgspec.field(default=False, name="r")  # already among the recent items: no new co-occurrence
-    v: int = 3
+    user_factors: tuple[float, ...] = msgspec.field(default=(), name="mf")  # before this event's step; v3: none
+    v: int = 4
 
     @property
     def routing_key(self) -> str:

@@ -69,7 +69,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_
 class UserContext(State, frozen=True):
     """User-keyed state of the first hop: dedup window, recent items, the decayed behaviour profile."""
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     WHAT: ClassVar[str] = "user context state"
 
     seen: dict[str, int] = {}  # event id -> event time
@@ -83,7 +83,9 @@ class UserContext(State, frozen=True):
     active_hours: DecayedScores = msgspec.field(default=DecayedScores(), name="hours")  # "0".."23", UTC hour
     last_purchase: dict[str, tuple[str, int]] = msgspec.field(default={}, name="lastbuy")  # category -> (item, ts)
     last_segment_ts: int | None = msgspec.field(default=None, name="seg")
-    v: int = 2
+    # v2 had no factors: they start from the seeded draw at the next event.
+    factors: tuple[float, ...] = msgspec.field(default=(), name="mf")
+    v: int = 3
 
 
 class Neighbour(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -104,7 +106,7 @@ class ItemCard(State, frozen=True):
 
     Counts are absolute values, so rewriting a card after a replay is idempotent."""
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     WHAT: ClassVar[str] = "item card"
 
     interactions: int = msgspec.field(default=0, name="n")
@@ -115,7 +117,8 @@ class ItemCard(State, frozen=True):
     vector: Vector = msgspec.field(default=(), name="vec")  # TF-IDF terms, unit length
     listed_at: int | None = msgspec.field(default=None, name="l")  # catalogue time; None: known from events only
     price: float | None = msgspec.field(default=None, name="p")  # v1 had none: unknown until the next write
-    v: int = 2
+    factors: tuple[float, ...] = msgspec.field(default=(), name="mf")  # v2 had none: learned from the next event
+    v: int = 3
 
 
 class Watch(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -140,7 +143,7 @@ class ItemModel(State, frozen=True):
     """Item-keyed state: catalogue join, decayed popularity, co-occurrence row, top-K neighbours, and the
     shoppers watching its price and stock."""
 
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     WHAT: ClassVar[str] = "item model state"
 
     category_id: str | None = msgspec.field(default=None, name="cat")
@@ -159,12 +162,14 @@ class ItemModel(State, frozen=True):
     watchers: dict[str, Watch] = msgspec.field(default={}, name="w")  # user -> interest, told of price and stock
     # v3 kept no changes: a watcher read late is told of the changes made from v4 on.
     changes: tuple[CatalogChange, ...] = msgspec.field(default=(), name="chg")  # newest last
-    v: int = 4
+    # v4 had no factors: they start from the seeded draw at the next event.
+    factors: tuple[float, ...] = msgspec.field(default=(), name="mf")
+    v: int = 5
 
     def card(self) -> ItemCard:
         return ItemCard(interactions=self.interactions, popularity=self.popularity, category_id=self.category_id,
                         title=self.title, in_stock=self.stock != 0, vector=self.vector, listed_at=self.listed_at,
-                        price=self.price)
+                        price=self.price, factors=self.factors)
 
 
 class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -184,6 +189,7 @@ class UserSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     purchased: tuple[str, ...] = msgspec.field(default=(), name="x")
     recent: tuple[str, ...] = msgspec.field(default=(), name="r")  # recent distinct items, newest last
     last_purchase: dict[str, tuple[str, int]] = msgspec.field(default={}, name="lb")
+    factors: tuple[float, ...] = msgspec.field(default=(), name="mf")  # the streamed MF's user factors
 
 
 class Candidate(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

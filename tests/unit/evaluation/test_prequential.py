@@ -10,7 +10,7 @@ from state_schemas.events import BehaviourEvent
 T0 = 1_700_000_000_000
 MINUTE = 60_000
 BASELINES = {"popularity", "recent", "itemknn", "mf_batch"}
-DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency"} | BASELINES
+DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency", "mf"} | BASELINES
 REENGAGE = {"hybrid"} | BASELINES
 
 

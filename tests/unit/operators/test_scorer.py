@@ -84,6 +84,10 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
     for position, item in enumerate(newest_first):
         recency.setdefault(item, 1.0 / (1 + position))
     candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category)) | set(recency)
+    # MF: the user's factors . each candidate's (from its card), clipped at 0, over the best of the candidates.
+    dots = {item: max(sum(a * b for a, b in zip(summary.factors, side.card_map[item].factors)), 0.0)
+            for item in candidates if item in side.card_map and side.card_map[item].factors and summary.factors}
+    top_dot = max(dots.values(), default=0.0) or 1.0
     recent = {item for item, sent in state.recent_items.items() if now - sent.at < COOLDOWN}
     out = {}
     excluded = set(summary.purchased) | recent | (set() if with_trigger else {sig.event.item_id})
@@ -94,7 +98,7 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
         item_category = card.category_id or next((n.category_id for n in sig.neighbours if n.item_id == item), None)
         values = (cf.get(item, 0.0), reference_cosine(state.content.scores, dict(card.vector)),
                   segment.get(item, 0.0), popularity.get(item, 0.0), affinity.get(item_category, 0.0),
-                  recency.get(item, 0.0))
+                  recency.get(item, 0.0), dots.get(item, 0.0) / top_dot)
         score = sum(w * v for w, v in zip(weights, values))
         if score > 0:
             out[item] = (values, score)
@@ -155,7 +159,9 @@ ITEMS = [f"i{n}" for n in range(8)]
 TERMS = ["red", "shoe", "wool", "brand:acme", "cat:c1", "price:p2"]
 unit = st.floats(0.01, 1.0)
 vectors = st.dictionaries(st.sampled_from(TERMS), unit, max_size=4).map(lambda d: tuple(sorted(d.items())))
-cards = st.builds(ItemCard, category_id=st.sampled_from(["c1", "c2", "ct", None]), vector=vectors)
+factor_values = st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3).map(tuple)
+cards = st.builds(ItemCard, category_id=st.sampled_from(["c1", "c2", "ct", None]), vector=vectors,
+                  factors=st.one_of(st.just(()), factor_values))
 
 
 @st.composite
@@ -170,12 +176,14 @@ def scenes(draw):
     state = PushState(content=DecayedScores(at=T0, scores=dict(draw(vectors))), segment_trend=tuple(pairs(unit)))
     summary = UserSummary(categories=tuple(draw(st.lists(st.tuples(st.sampled_from(["c1", "c2", "ct"]), unit),
                                                          unique_by=lambda p: p[0], max_size=3))),
-                          recent=tuple(draw(st.lists(st.sampled_from(ITEMS), unique=True, max_size=5))))
-    weights = draw(st.tuples(*[st.floats(0.0, 1.0)] * 6))
+                          recent=tuple(draw(st.lists(st.sampled_from(ITEMS), unique=True, max_size=5))),
+                          factors=draw(st.one_of(st.just(()), factor_values)))
+    weights = draw(st.tuples(*[st.floats(0.0, 1.0)] * 7))
     return signal(neighbours=neighbours, summary=summary), state, side, weights
 
 
-WEIGHTS = ("weight_cf", "weight_content", "weight_segment", "weight_popularity", "weight_affinity", "weight_recency")
+WEIGHTS = ("weight_cf", "weight_content", "weight_segment", "weight_popularity", "weight_affinity", "weight_recency",
+           "weight_mf")
 
 
 @PROPERTY

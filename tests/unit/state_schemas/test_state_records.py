@@ -212,7 +212,7 @@ def test_a_v1_user_context_reads_with_an_empty_brand_price_hour_and_purchase_pro
     assert state == UserContext(seen={"e1": T0}, history=(HistoryEntry("i1", "c1", "purchase", T0),),
                                 category_affinity=DecayedScores(T0, {"c1": 8.0}), purchased=("i1",),
                                 last_trigger_ts=T0)
-    assert orjson.loads(state.encode())["v"] == 2 and UserContext.decode(state.encode()) == state
+    assert orjson.loads(state.encode())["v"] == UserContext.VERSION and UserContext.decode(state.encode()) == state
 
 
 def test_a_v1_item_model_reads_without_catalogue_facts_or_neighbours():
@@ -226,7 +226,7 @@ def test_a_v1_item_model_reads_without_catalogue_facts_or_neighbours():
 def test_a_v1_item_card_reads_with_an_unknown_price():
     card = ItemCard.decode(orjson.dumps({"v": 1, "n": 3, "pop": [1.0, T0], "cat": "c", "t": "Pan", "s": True,
                                          "vec": [], "l": None}).decode())
-    assert card.price is None and card.title == "Pan" and card.v == 2
+    assert card.price is None and card.title == "Pan" and card.v == ItemCard.VERSION
 
 
 def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
@@ -343,12 +343,13 @@ def test_every_state_field_is_encoded():
                                  brand_affinity=DecayedScores(1, {"b": 1.0}),
                                  price_affinity=DecayedScores(1, {"p1": 1.0}),
                                  active_hours=DecayedScores(1, {"3": 1.0}), last_purchase={"c": ("i", 1)},
-                                 last_segment_ts=1),
+                                 last_segment_ts=1, factors=(0.5, -0.25)),
         ItemModel: ItemModel(category_id="c", price=1.0, interactions=1, popularity=DecayedValue(1.0, 1),
                              row={"j": CoCount(1, "c")}, title="t", brand="b", stock=1, listed_at=1,
                              vector=(("w", 1.0),), neighbours=(Neighbour("j", "c", 0.5),),
                              watchers={"u": Watch("cart", 1, 2.5)},
-                             changes=(CatalogChange("price_drop", 1, ItemCard(price=1.0), was_price=2.0),)),
+                             changes=(CatalogChange("price_drop", 1, ItemCard(price=1.0), was_price=2.0),),
+                             factors=(0.5, -0.25)),
         PushState: PushState(marketing_day=1, marketing_today=1, transactional_day=1, transactional_today=1,
                              last_marketing_ts=1, recent_items={"i": RecentSend(1, "c")}, transactional_keys={"o:s": 1},
                              marketing_sends=(MarketingSend(1, "push"),),
@@ -375,3 +376,12 @@ def test_every_state_field_is_encoded():
         for f in msgspec.structs.fields(cls):
             if f.name != "v":
                 assert getattr(decoded, f.name) == getattr(record, f.name) != getattr(cls(), f.name), f.name
+
+
+@pytest.mark.parametrize("cls, previous", [(UserContext, 2), (ItemModel, 4), (ItemCard, 2)])
+def test_a_record_of_the_release_before_factors_reads_with_none(cls, previous):
+    written = orjson.loads(cls(factors=(0.5,)).encode())
+    del written["mf"]
+    written["v"] = previous
+    record = cls.decode(orjson.dumps(written).decode())
+    assert record.factors == () and record.v == cls.VERSION == previous + 1
