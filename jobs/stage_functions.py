@@ -185,6 +185,9 @@ class StageFunction(KeyedProcessFunction):
 
     STAGE: str  # the stage of operators.topology this function runs
     READS_REDIS = False  # its steps read side inputs or ask for effects
+
+    def reads_redis(self) -> bool:
+        return self.READS_REDIS
     MEASURES_LATENCY = False  # counts event-to-decision latency (operators.metrics)
     wall_clock_lag: int | None = None  # set in open() for a live stage whose timers must not wait for input
 
@@ -208,7 +211,7 @@ class StageFunction(KeyedProcessFunction):
         self.wall_clock_lag = intake.out_of_orderness_ms + intake.idleness_ms if live else None
         self.counters = _Counters(ctx)
         self.client = self.effects = self.side = None
-        if self.READS_REDIS:
+        if self.reads_redis():
             import redis
 
             self.client = redis.Redis.from_url(self.config.redis.url, socket_timeout=10)
@@ -296,6 +299,9 @@ class TrackUserContextFunction(StageFunction):
     """User-keyed: dedup, recent items, the behaviour profile; sends each event on to where it is needed."""
 
     STAGE = USER_CONTEXT
+
+    def reads_redis(self) -> bool:  # the streamed factors read item cards and the trending list
+        return self.config.factors.enabled
 
 
 class ObserveCatalogTermsFunction(StageFunction):

@@ -14,7 +14,9 @@ import pytest
 
 from notify_engine import datasets, producer
 from operators.privacy import pseudonym
+from operators import factors
 from state_schemas.events import BehaviourEvent, CatalogItem
+from state_schemas.state import ItemCard
 from state_schemas.redis_keys import RedisKeys
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 from tests.unit.operators.test_item_model import batch_neighbours
@@ -60,7 +62,8 @@ def run(broker, redis_server, connector_jar, dataset_dir):
     config = job_config(broker, redis_server, topics,
                         profile={"history_size": HISTORY},
                         item_model={"row_cap": 100_000, "neighbours": K},
-                        catalog={"known_categories": sorted({BAG_CATEGORY, "outdoor"})})
+                        catalog={"known_categories": sorted({BAG_CATEGORY, "outdoor"})},
+                        factors={"enabled": True})
     run_bounded(config, connector_jar)
     notifications, dead_letters = read_back(broker, topics)
     return config, events, notifications, dead_letters
@@ -113,3 +116,15 @@ def test_profiles_and_top_n_are_served_from_redis_under_pseudonyms_with_a_ttl(ru
         assert key.decode().rsplit(":", 1)[1] not in raw_users
         assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600
     assert list(client.scan_iter(RedisKeys(prefix).top_n("*")))
+
+
+def test_the_streamed_factors_reach_the_item_cards_in_redis(run, redis_server):
+    config, events, _, _ = run
+    client = redis_server.client()
+    keys = RedisKeys(config.redis.key_prefix)
+    interacted = sorted({e.item_id for e in events if isinstance(e, BehaviourEvent) and e.item_id})[:200]
+    cards = [ItemCard.decode(raw) for raw in client.mget([keys.card(item) for item in interacted]) if raw]
+    assert len(cards) == len(interacted)
+    assert all(len(card.factors) == config.factors.factors for card in cards)
+    learned = [item for item, card in zip(interacted, cards) if card.factors != factors.initial(item, config.factors)]
+    assert learned == interacted  # each moved from its seeded start by the events it had
