@@ -7,11 +7,16 @@ times back to back (fresh ids, later times), the large one is `scale` disjoint c
 interleaved in time. If per-event work is bounded by config (history cap, row cap, K, terms), the
 ratio of the two rates stays near 1 while the state grows `scale` times.
 
+Then the price of each newer signal, in the same run on the 1x log: events/s without the recency
+signal and the re-engagement ranking, with them (the defaults), and with the streamed factors too.
+
 Last line: scoring_eps_small=<a> scoring_eps_large=<b> large_vs_small=<c> state_ratio=<d>
+eps_signals_off=<e> eps_recency=<f> eps_recency_factors=<g>
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -29,6 +34,14 @@ from state_schemas.hops import ITEM_MODEL, PUSH_POLICY  # noqa: E402
 from state_schemas.state import ItemModel, PushState  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
+SIGNAL_VARIANTS = {  # on top of the config given
+    "signals_off": {"scoring": {"weight_recency": 0.0, "name_trigger_item": False, "weight_mf": 0.0},
+                    "factors": {"enabled": False}},
+    "recency": {"scoring": {"weight_recency": 1.0, "name_trigger_item": True, "weight_mf": 0.0},
+                "factors": {"enabled": False}},
+    "recency_factors": {"scoring": {"weight_recency": 1.0, "name_trigger_item": True, "weight_mf": 0.1},
+                        "factors": {"enabled": True}},
+}
 
 
 def run(events, config, label: str) -> tuple[float, DictStore, int]:
@@ -63,6 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=12000, help="events of the base log")
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--config", type=Path)
+    parser.add_argument("--signal-repeats", type=int, default=3, help="base log repeats for each signal variant")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -77,8 +91,16 @@ def main(argv=None) -> int:
     print(f"config bounds: history_size={config.profile.history_size} row_cap={config.item_model.row_cap} "
           f"(+25% slack) neighbours={config.item_model.neighbours} "
           f"content_terms_per_user={config.catalog.content_terms_per_user}")
+    signals = {}
+    for label, overrides in SIGNAL_VARIANTS.items():
+        variant = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)
+                                                 for section, values in overrides.items()})
+        signals[label], _, _ = run(repeat_in_time(base, args.signal_repeats), variant, label)
+    print("signals: " + "  ".join(f"{label} {rate:.0f} events/s ({rate / signals['signals_off']:.2f}x)"
+                                  for label, rate in signals.items()))
     print(f"scoring_eps_small={small_rate:.0f} scoring_eps_large={large_rate:.0f} "
-          f"large_vs_small={large_rate / small_rate:.3f} state_ratio={len(large_store) / len(small_store):.2f}")
+          f"large_vs_small={large_rate / small_rate:.3f} state_ratio={len(large_store) / len(small_store):.2f} "
+          + " ".join(f"eps_{label}={rate:.0f}" for label, rate in signals.items()))
     return 0
 
 

@@ -17,13 +17,17 @@ import random
 from config.sections import FactorsConfig
 
 Factors = tuple[float, ...]
+SQRT3 = 3 ** 0.5  # a uniform on [-a, a] has standard deviation a / sqrt(3)
 
 
 def initial(key: str, config: FactorsConfig) -> Factors:
-    """Small seeded factors: the same for a key everywhere, so no instance has to ask another."""
-    seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
-    draw = random.Random(seed)
-    return tuple(round(draw.gauss(0.0, config.init_scale), 6) for _ in range(config.factors))
+    """Small seeded factors, uniform with standard deviation `init_scale`: the same for a key everywhere, so
+    no instance has to ask another. Two bytes of a hash of the key per factor (one hash call: most keys of
+    a real stream are new, so this is on the hot path)."""
+    raw = hashlib.shake_128(key.encode()).digest(2 * config.factors)
+    half_width = config.init_scale * SQRT3
+    return tuple((int.from_bytes(raw[i:i + 2], "big") / 32767.5 - 1.0) * half_width
+                 for i in range(0, len(raw), 2))
 
 
 def dot(p: Factors, q: Factors) -> float:
@@ -33,7 +37,7 @@ def dot(p: Factors, q: Factors) -> float:
 def _step(p: Factors, q: Factors, target: float, config: FactorsConfig) -> Factors:
     error = target - dot(p, q)
     rate, reg = config.learning_rate, config.regularization
-    return tuple(round(a + rate * (error * b - reg * a), 6) for a, b in zip(p, q))
+    return tuple(a + rate * (error * b - reg * a) for a, b in zip(p, q))
 
 
 def user_step(p: Factors, positive: Factors, negatives: list[Factors], config: FactorsConfig) -> Factors:

@@ -23,6 +23,14 @@ def test_the_seeded_start_is_the_same_everywhere_and_differs_by_key():
     assert len(factors.initial("x", CONFIG)) == 8
 
 
+def test_the_seeded_start_has_mean_zero_and_the_configured_spread():
+    draws = [v for n in range(2000) for v in factors.initial(f"key-{n}", CONFIG)]
+    mean = sum(draws) / len(draws)
+    spread = (sum((v - mean) ** 2 for v in draws) / len(draws)) ** 0.5
+    assert abs(mean) < 0.005 and spread == pytest.approx(CONFIG.init_scale, rel=0.03)
+    assert max(abs(v) for v in draws) <= CONFIG.init_scale * 3 ** 0.5
+
+
 def test_a_worked_step():
     config = FactorsConfig(factors=2, learning_rate=0.5, regularization=0.0)
     # error 1 - (1*0 + 0*1) = 1: p moves by 0.5 * q
@@ -124,5 +132,5 @@ def test_one_streamed_pass_ranks_nearly_as_well_as_a_batch_fit_and_far_better_th
                           held_out)
     print(f"seed {seed}: streamed HR@10 {streamed:.3f}, batch {batch:.3f}, popularity {popularity:.3f}")
     assert batch > 2 * popularity  # the planted structure is there to find
-    assert streamed >= 0.7 * batch  # measured 0.74x and 0.92x of the batch reference (seeds 11, 12)
+    assert streamed >= 0.7 * batch  # measured 0.85x and 0.80x of the batch reference (seeds 11, 12)
     assert streamed > 2 * popularity
