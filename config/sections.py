@@ -170,6 +170,16 @@ class FactorsConfig:
 
 
 @dataclass(frozen=True)
+class BlendConfig:
+    negatives: int = doc(20, "learned blend: candidates ranked above the one chosen that each outcome trains as "
+                             "not chosen")
+    ftrl_alpha: float = doc(0.5, "FTRL-Proximal learning rate alpha of the learned blend")
+    ftrl_beta: float = doc(1.0, "FTRL-Proximal beta of the learned blend")
+    ftrl_l1: float = doc(0.0, "FTRL-Proximal L1 strength of the learned blend")
+    ftrl_l2: float = doc(1.0, "FTRL-Proximal L2 strength of the learned blend")
+
+
+@dataclass(frozen=True)
 class IntentConfig:
     horizon_hours: float = doc(24.0, "purchase intent: P(a cart or purchase within this many hours)")
     ftrl_alpha: float = doc(0.1, "FTRL-Proximal learning rate alpha of the intent model")
@@ -357,6 +367,7 @@ class JobConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     intent: IntentConfig = field(default_factory=IntentConfig)
     factors: FactorsConfig = field(default_factory=FactorsConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     journeys: JourneysConfig = field(default_factory=JourneysConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
@@ -439,11 +450,14 @@ class JobConfig:
             (all(_is_number(v) and v >= 0 for v in (self.factors.learning_rate, self.factors.regularization,
                                                      self.factors.init_scale)) and self.factors.learning_rate > 0,
              "factors.learning_rate must be > 0, regularization and init_scale >= 0"),
+            (self.blend.negatives >= 1, "blend.negatives must be >= 1"),
+            (_is_number(self.blend.ftrl_alpha) and self.blend.ftrl_alpha > 0
+             and all(_is_number(v) and v >= 0 for v in (self.blend.ftrl_beta, self.blend.ftrl_l1, self.blend.ftrl_l2)),
+             "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (_is_number(self.intent.horizon_hours) and self.intent.horizon_hours > 0,
              "intent.horizon_hours must be > 0"),
-            (all(_is_number(v) for v in (self.intent.ftrl_alpha, self.intent.ftrl_beta, self.intent.ftrl_l1,
-                                         self.intent.ftrl_l2))
-             and self.intent.ftrl_alpha > 0 and min(self.intent.ftrl_beta, self.intent.ftrl_l1, self.intent.ftrl_l2) >= 0,
+            (_is_number(self.intent.ftrl_alpha) and self.intent.ftrl_alpha > 0
+             and all(_is_number(v) and v >= 0 for v in (self.intent.ftrl_beta, self.intent.ftrl_l1, self.intent.ftrl_l2)),
              "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config import JobConfig
-from operators import intent
+from operators import ftrl, intent
 from state_schemas.events import BehaviourEvent
 from state_schemas.state import FtrlModel, HistoryEntry, IntentActivity
 from state_schemas.units import HOUR_MS
@@ -104,19 +104,19 @@ def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentRe
         while waiting and waiting[0].ts + window <= event.ts:  # the horizon passed
             example = waiting.popleft()
             if not example.label:
-                model = intent.learn(model, example.x, False, config.intent)
+                model = ftrl.learn(model, example.x, False, config.intent)
             done.append(example)
         user = event.user_id
         if event.behavior in TARGETS:
             for example in open_examples.get(user, []):
                 if not example.label and example.ts < event.ts < example.ts + window:
                     example.label = True
-                    model = intent.learn(model, example.x, True, config.intent)
+                    model = ftrl.learn(model, example.x, True, config.intent)
         before = activity.get(user, IntentActivity())
         after = intent.observe(before, event, config.policy.session_gap_ms)
         past = history.get(user, ())
         x = intent.features(before, after, event, past, config.profile.history_size)
-        example = Example(user, event.ts, x, intent.predict(model, x, config.intent), intent.recency_frequency(after))
+        example = Example(user, event.ts, x, ftrl.predict(model, x, config.intent), intent.recency_frequency(after))
         waiting.append(example)
         examples = [e for e in open_examples.get(user, []) if e.ts + window > event.ts]
         open_examples[user] = examples + [example]

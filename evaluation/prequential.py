@@ -13,6 +13,8 @@ Recommenders:
 - hybrid: the job's scorer (operators.scorer.rank) for the shopper's latest item as the trigger,
   with the configured blend; a shopper with no history gets the scorer's cold start (trending);
 - cf / content / segment / trending / affinity / recency / mf: the same scorer with one signal alone;
+- learned: the learned blend (operators.blend), one model for all shoppers, trained on each target
+  after it is tested (the target as chosen, the candidates it ranked above it as not);
 - the baselines of `evaluation.baselines`: popularity, recently viewed, item-KNN, batch MF.
 
 Each hit rate is printed with a 95% interval from a bootstrap over shoppers. Purchase intent is
@@ -40,13 +42,14 @@ from evaluation.intent import evaluate_intent, print_intent  # noqa: E402
 from evaluation.metrics import Bootstrap, Tally  # noqa: E402
 from config import JobConfig, ScoringConfig, load_config  # noqa: E402
 from notify_engine import datasets  # noqa: E402
+from operators import blend  # noqa: E402
 from operators.item_model import refresh_neighbours  # noqa: E402
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs  # noqa: E402
 from operators.scorer import rank  # noqa: E402
 from operators.user_context import summarise  # noqa: E402
 from state_schemas.events import BehaviourEvent, encode  # noqa: E402
 from state_schemas.hops import ITEM_MODEL, PUSH_POLICY, USER_CONTEXT, ItemSignal  # noqa: E402
-from state_schemas.state import UserContext  # noqa: E402
+from state_schemas.state import FtrlModel, PushState, UserContext  # noqa: E402
 from state_schemas.units import DAY_MS  # noqa: E402
 
 DEFAULT_DATASETS = [ROOT.parent / "shared" / "data" / name
@@ -82,18 +85,50 @@ def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, 
     return ItemSignal(event=event, card=state.card(), trigger=True, neighbours=neighbours, summary=summarise(context))
 
 
-def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int,
-              with_trigger: bool) -> list[str]:
-    config = pipeline.config
+def scene(pipeline: LocalPipeline, user_id: str, now: int) -> tuple[ItemSignal, PushState] | None:
+    """What the scorer sees for the shopper now; None for a shopper with no history."""
     pipeline.side.now = now
     context: UserContext = pipeline.state(USER_CONTEXT, user_id)
-    if not context.history:  # a new shopper: the scorer's cold-start path
-        return [item for item, _ in pipeline.side.trending(None)][:k]
+    if not context.history:
+        return None
     # Quality of the ranking, not of the cooldown: items already notified stay eligible here.
-    state = replace(pipeline.state(PUSH_POLICY, user_id), recent_items={})
-    ranked = rank(trigger_signal(pipeline, context, user_id, now), state, pipeline.side, now, scoring, config.policy,
-                  with_trigger=with_trigger)
+    return trigger_signal(pipeline, context, user_id, now), replace(pipeline.state(PUSH_POLICY, user_id),
+                                                                   recent_items={})
+
+
+def cold_start(pipeline: LocalPipeline, k: int) -> list[str]:
+    return [item for item, _ in pipeline.side.trending(None)][:k]  # the scorer's cold-start path
+
+
+def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int,
+              with_trigger: bool) -> list[str]:
+    seen = scene(pipeline, user_id, now)
+    if seen is None:
+        return cold_start(pipeline, k)
+    ranked = rank(*seen, pipeline.side, now, scoring, pipeline.config.policy, with_trigger=with_trigger)
     return [entry.item_id for entry in ranked[:k]]
+
+
+class LearnedBlend:
+    """The learned blend (operators.blend), tested on each target before it learns from it."""
+
+    def __init__(self, config: JobConfig):
+        self.config, self.model = config, FtrlModel()
+        self.entries: list = []
+
+    def top(self, pipeline: LocalPipeline, user_id: str, now: int, k: int, with_trigger: bool) -> list[str]:
+        seen = scene(pipeline, user_id, now)
+        if seen is None:
+            self.entries = []
+            return cold_start(pipeline, k)
+        entries = blend.candidates(*seen, pipeline.side, now, self.config, with_trigger=with_trigger)
+        if with_trigger:
+            self.entries = entries  # the wider pool: what it learns from
+        ranked = blend.rescore(entries, self.model, self.config.blend, self.config.scoring.diversity_penalty)
+        return [entry.item_id for entry in ranked[:k]]
+
+    def learn(self, chosen: str) -> None:
+        self.model = blend.learn(self.model, self.entries, chosen, self.config.blend)
 
 
 def mf_period(events: list[BehaviourEvent]) -> int:
@@ -111,7 +146,8 @@ def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int, mf: bool =
                  "itemknn": ItemKNN(recent, config.profile.history_size)}
     if mf:
         baselines["mf_batch"] = BatchMF(config, mf_period(events))
-    tallies = {ranking: {name: Tally(k) for name in [*variants, *baselines]} for ranking in RANKINGS}
+    learned = LearnedBlend(config)
+    tallies = {ranking: {name: Tally(k) for name in [*variants, "learned", *baselines]} for ranking in RANKINGS}
     pipeline, out = LocalPipeline(config, DictStore()), Outputs()
     wall_clock = int(time.time() * 1000)
     for event in tqdm(events, desc="prequential replay", unit="ev", mininterval=0.5):
@@ -125,9 +161,11 @@ def evaluate(events: list[BehaviourEvent], config: JobConfig, k: int, mf: bool =
                 exclude = purchased if reengage or latest is None else purchased | {latest}
                 ranked = {name: recommend(pipeline, user, event.ts, scoring, k, with_trigger=reengage)
                           for name, scoring in variants.items() if name == "hybrid" or not reengage}
+                ranked["learned"] = learned.top(pipeline, user, event.ts, k, with_trigger=reengage)
                 ranked.update({name: model.top(user, k, event.ts, exclude) for name, model in baselines.items()})
                 for name, items in ranked.items():
                     tallies[ranking][name].add(items, event.item_id, user, seen)
+            learned.learn(event.item_id)
         pipeline.process(encode(event), wall_clock, out)
         if event.item_id is not None:
             for model in baselines.values():

@@ -3,8 +3,8 @@
 Features (`features`) come from a compact activity record the user context keeps (`observe`):
 how long since the previous event, how many events in the last hours and days (decayed counts, by
 behaviour), how deep the session is, how focused the shopper is on one category, and what this
-event was. The model is logistic regression trained online by FTRL-Proximal, which copes with
-features of very different scales and needs only two numbers per feature, so it fits in state.
+event was. The model is logistic regression trained online by FTRL-Proximal (operators.ftrl), which
+copes with features of very different scales and needs only two numbers per feature.
 
 The baseline it must beat (`recency_frequency`) is the decayed event count itself: recent and
 frequent shoppers buy.
@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 
-from config.sections import IntentConfig
 from state_schemas.events import BehaviourEvent
-from state_schemas.state import FtrlModel, HistoryEntry, IntentActivity
+from state_schemas.state import HistoryEntry, IntentActivity
 from state_schemas.units import HOUR_MS
 
 from .decay import decay_factor
@@ -70,42 +69,3 @@ def recency_frequency(after: IntentActivity) -> float:
     return sum(after.long)
 
 
-# ------------------------------------------------------------------------------------------ the model
-
-def weights(model: FtrlModel, config: IntentConfig) -> list[float]:
-    alpha, beta, l1, l2 = config.ftrl_alpha, config.ftrl_beta, config.ftrl_l1, config.ftrl_l2
-    out = []
-    for z, n in zip(model.z, model.n):
-        if abs(z) <= l1:
-            out.append(0.0)
-        else:
-            out.append(-(z - math.copysign(l1, z)) / ((beta + math.sqrt(n)) / alpha + l2))
-    return out
-
-
-def predict(model: FtrlModel, x: tuple[float, ...], config: IntentConfig) -> float:
-    if not model.z:
-        return _sigmoid(0.0)
-    return _sigmoid(sum(w * v for w, v in zip(weights(model, config), x)))
-
-
-def learn(model: FtrlModel, x: tuple[float, ...], label: bool, config: IntentConfig) -> FtrlModel:
-    """One FTRL-Proximal step on one example (logistic loss)."""
-    alpha = config.ftrl_alpha
-    z = list(model.z) or [0.0] * len(x)
-    n = list(model.n) or [0.0] * len(x)
-    w = weights(FtrlModel(tuple(z), tuple(n)), config)
-    error = _sigmoid(sum(wi * v for wi, v in zip(w, x))) - (1.0 if label else 0.0)
-    for i, v in enumerate(x):
-        g = error * v
-        sigma = (math.sqrt(n[i] + g * g) - math.sqrt(n[i])) / alpha
-        z[i] += g - sigma * w[i]
-        n[i] += g * g
-    return FtrlModel(tuple(z), tuple(n), model.examples + 1)
-
-
-def _sigmoid(t: float) -> float:
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)

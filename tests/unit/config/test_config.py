@@ -295,3 +295,17 @@ def test_every_scoring_signal_takes_part_by_default():
 
 def test_a_non_number_scoring_weight_is_rejected_with_its_path():
     assert "config key scoring.weight_cf must be float" in rejected({"scoring": {"weight_cf": "high"}})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"intent": {"ftrl_alpha": 0}}, "intent.ftrl_alpha must be > 0"),
+    ({"blend": {"ftrl_l2": -1}}, "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
+    ({"blend": {"negatives": 0}}, "blend.negatives must be >= 1"),
+    ({"factors": {"factors": 0}}, "factors.factors must be >= 1"),
+    ({"factors": {"learning_rate": 0}}, "factors.learning_rate must be > 0"),
+    ({"intent": {"horizon_hours": -1}}, "intent.horizon_hours must be > 0"),
+    ({"scoring": {"weight_mf": -0.5}}, "scoring weights must be >= 0"),
+])
+def test_the_learning_sections_are_validated(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)

@@ -10,8 +10,8 @@ from state_schemas.events import BehaviourEvent
 T0 = 1_700_000_000_000
 MINUTE = 60_000
 BASELINES = {"popularity", "recent", "itemknn", "mf_batch"}
-DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency", "mf"} | BASELINES
-REENGAGE = {"hybrid"} | BASELINES
+DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency", "mf", "learned"} | BASELINES
+REENGAGE = {"hybrid", "learned"} | BASELINES
 
 
 def _event(n, user, item, behavior="view"):

@@ -93,7 +93,8 @@ def hit_rate(user_factors, item_factors, train, held_out, k=10):
         if target in seen[user]:
             continue  # a re-find: not what a factor model is for
         p = user_factors[user]
-        ranked = sorted((i for i in item_factors if i not in seen[user]), key=lambda i: -factors.dot(p, item_factors[i]))
+        unseen = [i for i in item_factors if i not in seen[user]]
+        ranked = sorted(unseen, key=lambda i: -factors.dot(p, item_factors[i]))
         hits += target in ranked[:k]
         targets += 1
     return hits / targets

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from config import JobConfig
-from operators import intent
+from operators import ftrl, intent
 from state_schemas.events import BehaviourEvent
 from state_schemas.state import FtrlModel, HistoryEntry, IntentActivity
 from state_schemas.units import HOUR_MS
@@ -56,8 +56,8 @@ def test_ftrl_learns_a_planted_logistic_model_on_a_stationary_stream():
     for _ in range(20000):
         x = (1.0, rng.random(), rng.random())
         p = 1 / (1 + math.exp(-sum(w * v for w, v in zip(truth, x))))
-        model = intent.learn(model, x, rng.random() < p, fast)
-    learned = intent.weights(model, fast)
+        model = ftrl.learn(model, x, rng.random() < p, fast)
+    learned = ftrl.weights(model, fast)
     # L2 shrinks a little; the signs and the sizes are the planted ones.
     assert learned == pytest.approx(truth, abs=0.35)
     assert model.examples == 20000
@@ -67,10 +67,10 @@ def test_ftrl_learns_a_planted_logistic_model_on_a_stationary_stream():
 @given(st.lists(st.tuples(st.lists(st.floats(-3, 3), min_size=3, max_size=3), st.booleans()), max_size=30))
 def test_predictions_are_probabilities_and_an_untrained_model_says_one_half(examples):
     model = FtrlModel()
-    assert intent.predict(model, (1.0, 0.0, 0.0), CONFIG) == 0.5
+    assert ftrl.predict(model, (1.0, 0.0, 0.0), CONFIG) == 0.5
     for x, label in examples:
-        model = intent.learn(model, tuple(x), label, CONFIG)
-        assert 0.0 < intent.predict(model, tuple(x), CONFIG) < 1.0
+        model = ftrl.learn(model, tuple(x), label, CONFIG)
+        assert 0.0 < ftrl.predict(model, tuple(x), CONFIG) < 1.0
 
 
 def test_l1_keeps_a_useless_feature_at_exactly_zero():
@@ -79,6 +79,6 @@ def test_l1_keeps_a_useless_feature_at_exactly_zero():
     model = FtrlModel()
     for _ in range(3000):
         x = (1.0, rng.random() - 0.5)  # the second feature is noise
-        model = intent.learn(model, x, rng.random() < 0.3, sparse)
-    assert intent.weights(model, sparse)[1] == 0.0
-    assert intent.weights(model, CONFIG.__class__(ftrl_l1=0.0))[1] != 0.0  # without L1 the noise gets a weight
+        model = ftrl.learn(model, x, rng.random() < 0.3, sparse)
+    assert ftrl.weights(model, sparse)[1] == 0.0
+    assert ftrl.weights(model, CONFIG.__class__(ftrl_l1=0.0))[1] != 0.0  # without L1 the noise gets a weight
