@@ -31,7 +31,8 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
         # implicit: the batch ALS reference of `make eval` (well kept, wheels for 3.11, C++ inner loops).
-        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8"],
+        # jieba: only to measure word segmentation against the job's character bigrams (bench/chinese_terms.py).
+        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8", "jieba>=0.42.1,<0.43"],
     },
     entry_points={"console_scripts": ["notify-engine=notify_engine.cli:main"]},
 )
