@@ -26,6 +26,12 @@ def frozen(value):
     return value
 
 
+def _ftrl_valid(section) -> bool:
+    """FTRL-Proximal settings (operators.ftrl): a positive rate, the rest non-negative."""
+    rest = (section.ftrl_beta, section.ftrl_l1, section.ftrl_l2)
+    return _is_number(section.ftrl_alpha) and section.ftrl_alpha > 0 and all(_is_number(v) and v >= 0 for v in rest)
+
+
 def doc(default, text: str):
     if isinstance(default, dict):  # unhashable, so dataclasses want a factory; the view itself is read-only
         view = frozen(default)
@@ -451,14 +457,10 @@ class JobConfig:
                                                      self.factors.init_scale)) and self.factors.learning_rate > 0,
              "factors.learning_rate must be > 0, regularization and init_scale >= 0"),
             (self.blend.negatives >= 1, "blend.negatives must be >= 1"),
-            (_is_number(self.blend.ftrl_alpha) and self.blend.ftrl_alpha > 0
-             and all(_is_number(v) and v >= 0 for v in (self.blend.ftrl_beta, self.blend.ftrl_l1, self.blend.ftrl_l2)),
-             "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
+            (_ftrl_valid(self.blend), "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (_is_number(self.intent.horizon_hours) and self.intent.horizon_hours > 0,
              "intent.horizon_hours must be > 0"),
-            (_is_number(self.intent.ftrl_alpha) and self.intent.ftrl_alpha > 0
-             and all(_is_number(v) and v >= 0 for v in (self.intent.ftrl_beta, self.intent.ftrl_l1, self.intent.ftrl_l2)),
-             "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
+            (_ftrl_valid(self.intent), "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
