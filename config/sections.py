@@ -8,45 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from state_schemas.events import BEHAVIOURS, CLOCK_PATTERN, LOCALE_PATTERN, ORDER_STATUSES, PURPOSES
 from state_schemas.outputs import CHANNELS
 from state_schemas.time_zones import is_known_zone
 
 from . import templates as copy_rules
-
-
-def frozen(value):
-    """Mappings as read-only views and lists as tuples, all the way down."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({key: frozen(item) for key, item in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(frozen(item) for item in value)
-    return value
-
-
-def _ftrl_valid(section) -> bool:
-    """FTRL-Proximal settings (operators.ftrl): a positive rate, the rest non-negative."""
-    rest = (section.ftrl_beta, section.ftrl_l1, section.ftrl_l2)
-    return _is_number(section.ftrl_alpha) and section.ftrl_alpha > 0 and all(_is_number(v) and v >= 0 for v in rest)
-
-
-def doc(default, text: str):
-    if isinstance(default, dict):  # unhashable, so dataclasses want a factory; the view itself is read-only
-        view = frozen(default)
-        return field(default_factory=lambda: view, metadata={"doc": text})
-    if isinstance(default, list):
-        default = tuple(default)
-    return field(default=default, metadata={"doc": text})
-
-
-class ConfigError(ValueError):
-    pass
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from .fields import ConfigError, doc, frozen, is_number as _is_number  # noqa: F401  (re-exported)
+from .learning import BlendConfig, FactorsConfig, FeedbackConfig, IntentConfig, learning_checks
 
 
 @dataclass(frozen=True)
@@ -162,36 +131,6 @@ class ScoringConfig:
     diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "
                                         "in the same category")
     top_n: int = doc(20, "recommendations per user written to Redis")
-
-
-@dataclass(frozen=True)
-class FactorsConfig:
-    enabled: bool = doc(False, "learn user and item factors in the stream (incremental matrix factorisation); "
-                               "off by default: in make eval they add nothing to the blend yet")
-    factors: int = doc(16, "factors per user and per item (each item card carries its own)")
-    learning_rate: float = doc(0.2, "SGD step per event")
-    regularization: float = doc(0.01, "L2 pull towards zero per step")
-    negatives: int = doc(2, "items of the trending list each event pushes the user away from")
-    init_scale: float = doc(0.1, "standard deviation of the seeded starting factors")
-
-
-@dataclass(frozen=True)
-class BlendConfig:
-    negatives: int = doc(20, "learned blend: candidates ranked above the one chosen that each outcome trains as "
-                             "not chosen")
-    ftrl_alpha: float = doc(0.5, "FTRL-Proximal learning rate alpha of the learned blend")
-    ftrl_beta: float = doc(1.0, "FTRL-Proximal beta of the learned blend")
-    ftrl_l1: float = doc(0.0, "FTRL-Proximal L1 strength of the learned blend")
-    ftrl_l2: float = doc(1.0, "FTRL-Proximal L2 strength of the learned blend")
-
-
-@dataclass(frozen=True)
-class IntentConfig:
-    horizon_hours: float = doc(24.0, "purchase intent: P(a cart or purchase within this many hours)")
-    ftrl_alpha: float = doc(0.1, "FTRL-Proximal learning rate alpha of the intent model")
-    ftrl_beta: float = doc(1.0, "FTRL-Proximal beta (smooths the early per-feature rates)")
-    ftrl_l1: float = doc(0.0, "FTRL-Proximal L1 strength (sparsity)")
-    ftrl_l2: float = doc(1.0, "FTRL-Proximal L2 strength")
 
 
 @dataclass(frozen=True)
@@ -374,6 +313,7 @@ class JobConfig:
     intent: IntentConfig = field(default_factory=IntentConfig)
     factors: FactorsConfig = field(default_factory=FactorsConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     journeys: JourneysConfig = field(default_factory=JourneysConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
@@ -452,15 +392,6 @@ class JobConfig:
                                                      self.scoring.weight_mf)),
              "scoring weights must be >= 0"),
             (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
-            (self.factors.factors >= 1 and self.factors.negatives >= 0, "factors.factors must be >= 1, negatives >= 0"),
-            (all(_is_number(v) and v >= 0 for v in (self.factors.learning_rate, self.factors.regularization,
-                                                     self.factors.init_scale)) and self.factors.learning_rate > 0,
-             "factors.learning_rate must be > 0, regularization and init_scale >= 0"),
-            (self.blend.negatives >= 1, "blend.negatives must be >= 1"),
-            (_ftrl_valid(self.blend), "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
-            (_is_number(self.intent.horizon_hours) and self.intent.horizon_hours > 0,
-             "intent.horizon_hours must be > 0"),
-            (_ftrl_valid(self.intent), "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
@@ -487,7 +418,7 @@ class JobConfig:
             (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
             (self.redis.ttl_hours > 0, "redis.ttl_hours must be > 0"),
             (len(self.privacy.pseudonym_key) >= 8, "privacy.pseudonym_key must have at least 8 characters"),
-        ]
+        ] + learning_checks(self)
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("invalid config: " + "; ".join(problems))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from config import JobConfig, ScoringConfig
-from config.sections import BlendConfig
+from config.learning import BlendConfig
 from state_schemas.hops import ItemSignal
 from state_schemas.state import FtrlModel, PushState
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from config.sections import FactorsConfig
+from config.learning import FactorsConfig
 
 Factors = tuple[float, ...]
 SQRT3 = 3 ** 0.5  # a uniform on [-a, a] has standard deviation a / sqrt(3)

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 from msgspec.structs import replace
 
 from config import ItemModelConfig, JourneysConfig, ProfileConfig
-from config.sections import FactorsConfig
+from config.learning import FactorsConfig
 from state_schemas.events import CatalogItem
 from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, ListedItem, WatchedItemChange
 from state_schemas.state import CatalogChange, CoCount, DecayedValue, ItemCard, ItemModel, Neighbour, Watch

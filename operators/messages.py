@@ -16,7 +16,7 @@ from state_schemas.events import OrderEvent
 from state_schemas.outputs import Notification
 from state_schemas.state import Candidate, ItemCard, MarketingSend, Planned, PushState, RecentSend
 
-from . import copy, directory
+from . import copy, directory, engagement
 from .directory import Reach
 from .journeys import BACK_IN_STOCK, CART, PRICE_DROP, RECOMMENDATION, REVIEW
 from .privacy import notification_id, pseudonym
@@ -72,11 +72,15 @@ def marketing_gate(state: PushState, now: int, who: Reach, config: JobConfig) ->
     week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
     if len(week) >= policy.weekly_marketing_cap:
         return state, "", "weekly_cap"
+    channels = engagement.channel_order(state.engagement, channels, config.feedback)
     channel = next((c for c in channels if _under_channel_caps(c, week, day, policy)), None)
     if channel is None:
         return state, "", "channel_cap"
     if state.last_marketing_ts is not None and now - state.last_marketing_ts < policy.min_marketing_gap_ms:
         return state, "", "min_gap"
+    if state.last_marketing_ts is not None and now - state.last_marketing_ts < engagement.marketing_gap(
+            state.engagement, policy.min_marketing_gap_ms, config.feedback):
+        return state, "", "fatigue"
     if (day < state.marketing_day and state.last_marketing_ts is not None
             and directory.local_day(state.last_marketing_ts, who.time_zone) >= day):
         # A late trigger from a day the count has left: sends go out in event-time order (min_gap),
@@ -160,7 +164,8 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     day = directory.local_day(now, who.time_zone)
     week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
-                        recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),))
+                        recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),),
+                        engagement=engagement.on_sent(state.engagement, notification, config.feedback))
     return Decision(new_state, notification=notification)
 
 
@@ -199,6 +204,7 @@ def decide_transactional(state: PushState, event: OrderEvent, created_at: int, w
     keys[key] = now
     if len(keys) > TRANSACTIONAL_KEYS_KEPT:
         keys = dict(sorted(keys.items(), key=lambda kv: kv[1])[-TRANSACTIONAL_KEYS_KEPT:])
-    new_state = replace(state, transactional_today=state.transactional_today + 1, transactional_keys=keys)
+    new_state = replace(state, transactional_today=state.transactional_today + 1, transactional_keys=keys,
+                        engagement=engagement.on_sent(state.engagement, notification, config.feedback))
     return Decision(new_state, notification=notification)
 

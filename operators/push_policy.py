@@ -23,7 +23,7 @@ from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
 from state_schemas.units import HOUR_MS
 
-from . import directory, journeys, timing
+from . import directory, engagement, journeys, timing
 from .content import add_vector
 from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
@@ -65,7 +65,7 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(event, ErasureRequest):
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), event.ts, config.redis)
     if isinstance(event, FeedbackEvent):
-        return apply_feedback(state, event)
+        return apply_feedback(state, event, config)
     return order_changed(state, event, user_id, created_at, side, config)
 
 
@@ -305,11 +305,18 @@ def _joined(steps: tuple) -> Step:
                 timers=tuple(dict.fromkeys(all_of("timers"))), counts=all_of("counts"))
 
 
-def apply_feedback(state: PushState, event: FeedbackEvent) -> Step:
-    """An unsubscribe ends marketing until a resubscribe (an open teaches the best hour in the user context)."""
-    if event.action == "unsubscribe":
-        state, exits = journeys.opted_out(state)
-        return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)), counts=exits)
+def apply_feedback(state: PushState, event: FeedbackEvent, config: JobConfig) -> Step:
+    """An unsubscribe, or a message marked as spam, ends marketing until a resubscribe; feedback on a message
+    moves fatigue and channel choice (operators.engagement; an open also teaches the best hour, in the user
+    context)."""
     if event.action == "resubscribe":
         return Step(state=replace(state, directory=directory.resubscribe(state.directory)))
-    return Step(state=state)
+    counts = ()
+    if event.notification_id:
+        learned, counts = engagement.on_feedback(state.engagement, event, config.feedback)
+        state = replace(state, engagement=learned)
+    if event.action in ("unsubscribe", "complained"):
+        state, exits = journeys.opted_out(state)
+        return Step(state=replace(state, directory=directory.unsubscribe(state.directory, event.ts)),
+                    counts=counts + exits)
+    return Step(state=state, counts=counts)

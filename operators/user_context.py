@@ -9,7 +9,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from config import IntakeConfig, ProfileConfig, SegmentConfig
-from config.sections import FactorsConfig
+from config.learning import FactorsConfig
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent
 from state_schemas.hops import AcceptedBehaviour, AccountEvent, ForgetWatcher, ItemUpdate, SegmentUpdate, UserSummary
 from state_schemas.state import HistoryEntry, UserContext

@@ -21,7 +21,7 @@ from .time_zones import is_known_zone
 Behaviour = Literal["view", "click", "search", "cart", "purchase", "favourite"]
 OrderStatus = Literal["placed", "paid", "shipped", "out_for_delivery", "delivered", "cancelled", "refunded",
                       "price_drop"]
-FeedbackAction = Literal["delivered", "open", "click", "dismiss", "unsubscribe", "resubscribe"]
+FeedbackAction = Literal["delivered", "open", "click", "dismiss", "complained", "unsubscribe", "resubscribe"]
 BEHAVIOURS = frozenset(typing.get_args(Behaviour))
 ORDER_STATUSES = frozenset(typing.get_args(OrderStatus))
 FEEDBACK_ACTIONS = frozenset(typing.get_args(FeedbackAction))

@@ -271,6 +271,35 @@ class UserDirectory(State, frozen=True, omit_defaults=True, forbid_unknown_field
     v: int = 1
 
 
+class Rates(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """Decayed counts of messages sent and of those opened (or clicked) and clicked, as of `at`."""
+
+    sends: float = 0.0
+    opens: float = 0.0
+    clicks: float = 0.0
+    at: int = 0
+
+
+class SentNote(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """A notification sent, kept so its feedback can be told apart from unknown ids and counted once."""
+
+    channel: str
+    journey: str
+    at: int
+    marketing: bool
+    opened: bool = False
+    clicked: bool = False
+
+
+class Engagement(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What the shopper's feedback taught: rates per channel and journey, and marketing ignored in a row."""
+
+    sent: dict[str, SentNote] = {}  # notification id -> the note, the newest `feedback.notes_kept`
+    ignored: int = msgspec.field(default=0, name="ign")  # marketing sent since the last open or click
+    channels: dict[str, Rates] = msgspec.field(default={}, name="ch")
+    journeys: dict[str, Rates] = msgspec.field(default={}, name="jr")
+
+
 class PushState(State, frozen=True):
     """User-keyed state of the scorer and push policy: content vector, segment, caps, recent sends, and
     the shopper's directory entry (stored apart, never expiring)."""
@@ -278,7 +307,7 @@ class PushState(State, frozen=True):
     # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires (a v4
     # entry came ranked and is read as it is); the population's best hour and the shopper's vote for it.
     # v6: when the shopper was erased, the only thing an erasure leaves (it idles out with the rest).
-    VERSION: ClassVar[int] = 6
+    VERSION: ClassVar[int] = 7
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -311,7 +340,9 @@ class PushState(State, frozen=True):
     voted_hour: int | None = msgspec.field(default=None, name="vh")
     voted_at: int | None = msgspec.field(default=None, name="va")
     population_hour: int | None = msgspec.field(default=None, name="ph")
-    v: int = 6
+    # v6 learned nothing from feedback: engagement starts empty.
+    engagement: Engagement = msgspec.field(default=Engagement(), name="eng")
+    v: int = 7
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at

@@ -309,3 +309,10 @@ def test_a_non_number_scoring_weight_is_rejected_with_its_path():
 def test_the_learning_sections_are_validated(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=overrides)
+
+
+def test_feedback_settings_are_validated():
+    with pytest.raises(ConfigError, match="feedback settings must be positive"):
+        load_config(overrides={"feedback": {"fatigue_after": 0}})
+    with pytest.raises(ConfigError, match="feedback settings must be positive"):
+        load_config(overrides={"feedback": {"channel_z": 0}})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from config import load_config
-from config.sections import FactorsConfig
+from config.learning import FactorsConfig
 from operators import factors
 from operators.local_pipeline import DictStore, LocalPipeline, Outputs
 from state_schemas.events import BehaviourEvent, encode

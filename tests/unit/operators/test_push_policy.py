@@ -668,12 +668,14 @@ def test_an_unsubscribed_user_gets_transactional_but_no_marketing_until_resubscr
 
 
 @pytest.mark.parametrize("action", ["delivered", "open", "click", "dismiss"])
-def test_other_feedback_changes_nothing(action):
+def test_feedback_on_a_message_the_state_does_not_hold_changes_nothing(action):
+    """Feedback that moves fatigue and channel choice is tested in test_engagement.py; here the id is unknown."""
     state = PushState(marketing_day=3, marketing_today=1, directory=UserDirectory(opted_out_at=T0 - 1),
                       recent_items={"a": RecentSend(T0, "ca")},
                       segment=2, content=DecayedScores(at=T0, scores={"red": 1.0}))
     result = step(state, feedback(action))
     assert result.state == state and result.notification is None  # an open teaches the hour upstream
+    assert result.counts == ("feedback_unknown_notification",)
 
 
 def test_erasure_clears_the_push_state():

@@ -20,6 +20,7 @@ from state_schemas.segments import SegmentModel
 from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard,
                                  ItemModel, MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
                                  UserContext, UserDirectory, Watch)
+from state_schemas.state import Engagement, Rates, SentNote
 from tests.unit.fakes import FakeSide
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -236,7 +237,7 @@ def test_a_v1_push_state_reads_with_recent_items_of_unknown_category():
     assert state == PushState(marketing_day=5, marketing_today=2, transactional_day=4, transactional_today=1,
                               last_marketing_ts=T0, recent_items={"a": RecentSend(T0), "b": RecentSend(T0 - 1)},
                               transactional_keys={"o1:shipped": T0}, directory=UserDirectory(opted_out_at=0))
-    assert orjson.loads(state.encode())["v"] == 6 and PushState.decode(state.encode()) == state
+    assert orjson.loads(state.encode())["v"] == PushState.VERSION and PushState.decode(state.encode()) == state
 
 
 def test_a_v5_push_state_reads_as_never_erased():
@@ -369,7 +370,10 @@ def test_every_state_field_is_encoded():
                                              candidates=(Candidate("j", 0.5, "c", "because", "Pan", 9.5),),
                                              was_price=3.0, best_hour=19),),
                              watched={"i": Watch("favourite", 1, 2.0)}, voted_hour=20, voted_at=1, population_hour=19,
-                             erased_at=4),
+                             erased_at=4,
+                             engagement=Engagement(sent={"n1": SentNote("push", "recommendation", 1, True, True)},
+                                                   ignored=2, channels={"push": Rates(1.0, 1.0, 0.0, 1)},
+                                                   journeys={"recommendation": Rates(1.0, 1.0, 0.0, 1)})),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())

@@ -1,0 +1,115 @@
+"""What a shopper's feedback on notifications changes: fatigue, and the channel they are reached on.
+
+Every notification sent is noted (`sent`); feedback naming a note moves the decayed counts of its
+channel and journey (an open or a click counts once per message), and an open or a click ends the
+shopper's fatigue. Feedback naming no note is counted and changes nothing.
+
+Fatigue: after `fatigue_after` marketing messages in a row without an open or click, the least gap
+between marketing messages becomes `fatigue_gap_ms` and doubles with each further one ignored (up to
+`fatigue_max_gap_ms`); a message inside it is dropped, not deferred. The next open or click ends it.
+
+Channel choice: the consented channels keep their preference order unless another channel has
+clearly engaged the shopper more. Enough evidence is: at least `channel_min_sends` decayed sends on
+both, and the lower bound of the other's Wilson interval (z = `channel_z`) above the upper bound of
+the preferred one's. Caps giving way to the next channel are what gives a second channel its sends.
+"""
+from __future__ import annotations
+
+import math
+
+from config.learning import FeedbackConfig
+from state_schemas.events import FeedbackEvent
+from state_schemas.outputs import Notification
+from state_schemas.state import Engagement, Rates, SentNote
+from state_schemas.units import DAY_MS
+
+from .decay import decay_factor
+
+
+def _moved(rates: Rates | None, now: int, half_life_ms: float, sends=0.0, opens=0.0, clicks=0.0) -> Rates:
+    rates = rates or Rates(at=now)
+    at = max(now, rates.at)
+    factor = decay_factor(at - rates.at, half_life_ms)
+    late = decay_factor(at - now, half_life_ms)  # feedback on an older message counts at its own time
+    return Rates(rates.sends * factor + sends * late, rates.opens * factor + opens * late,
+                 rates.clicks * factor + clicks * late, at)
+
+
+def on_sent(engagement: Engagement, notification: Notification, config: FeedbackConfig) -> Engagement:
+    half_life = config.rates_half_life_days * DAY_MS
+    now, journey = notification.scheduled_at, notification.journey or notification.kind
+    marketing = notification.kind == "marketing"
+    note = SentNote(notification.channel, journey, now, marketing)
+    sent = {**engagement.sent, notification.notification_id: note}
+    if len(sent) > config.notes_kept:
+        sent = dict(sorted(sent.items(), key=lambda kv: (kv[1].at, kv[0]))[-config.notes_kept:])
+    return Engagement(
+        sent=sent, ignored=engagement.ignored + (1 if marketing else 0),
+        channels={**engagement.channels, note.channel: _moved(engagement.channels.get(note.channel), now, half_life,
+                                                                sends=1.0)},
+        journeys={**engagement.journeys, journey: _moved(engagement.journeys.get(journey), now, half_life,
+                                                         sends=1.0)})
+
+
+def on_feedback(engagement: Engagement, event: FeedbackEvent,
+                config: FeedbackConfig) -> tuple[Engagement, tuple[str, ...]]:
+    """(The engagement after one feedback event on a notification, the counters it moves.)"""
+    note = engagement.sent.get(event.notification_id) if event.notification_id else None
+    if note is None:
+        return engagement, ("feedback_unknown_notification",)
+    counts = (f"feedback_{event.action}",)
+    opened = event.action in ("open", "click") and not note.opened
+    clicked = event.action == "click" and not note.clicked
+    if not (opened or clicked):
+        return engagement, counts
+    half_life = config.rates_half_life_days * DAY_MS
+    new_note = SentNote(note.channel, note.journey, note.at, note.marketing, opened=True,
+                        clicked=note.clicked or clicked)
+    gains = dict(opens=1.0 if opened else 0.0, clicks=1.0 if clicked else 0.0)
+    return Engagement(
+        sent={**engagement.sent, event.notification_id: new_note}, ignored=0,
+        channels={**engagement.channels, note.channel: _moved(engagement.channels.get(note.channel), note.at,
+                                                                half_life, **gains)},
+        journeys={**engagement.journeys, note.journey: _moved(engagement.journeys.get(note.journey), note.at,
+                                                              half_life, **gains)}), counts
+
+
+def marketing_gap(engagement: Engagement, min_gap_ms: int, config: FeedbackConfig) -> int:
+    """The least gap between marketing messages now: the policy's, or longer for a fatigued shopper."""
+    beyond = engagement.ignored - config.fatigue_after
+    if beyond < 0:
+        return min_gap_ms
+    return max(min_gap_ms, min(config.fatigue_gap_ms * 2 ** min(beyond, 40), config.fatigue_max_gap_ms))
+
+
+def wilson(opens: float, sends: float, z: float) -> tuple[float, float]:
+    """The Wilson score interval of an open rate."""
+    if sends <= 0:
+        return 0.0, 1.0
+    rate = min(opens / sends, 1.0)
+    centre = rate + z * z / (2 * sends)
+    spread = z * math.sqrt(rate * (1 - rate) / sends + z * z / (4 * sends * sends))
+    scale = 1 + z * z / sends
+    # At a rate of 0 or 1 the bound on that side is exactly the rate; rounding would put it a hair inside.
+    low = 0.0 if rate == 0 else max((centre - spread) / scale, 0.0)
+    high = 1.0 if rate == 1 else min((centre + spread) / scale, 1.0)
+    return low, high
+
+
+def channel_order(engagement: Engagement, channels: tuple[str, ...], config: FeedbackConfig) -> tuple[str, ...]:
+    """The channels in preference order, but the one that clearly engages the shopper more first."""
+    if len(channels) < 2:
+        return channels
+    preferred = engagement.channels.get(channels[0])
+    if preferred is None or preferred.sends < config.channel_min_sends:
+        return channels
+    _, preferred_high = wilson(preferred.opens, preferred.sends, config.channel_z)
+    best, best_low = None, preferred_high
+    for channel in channels[1:]:
+        rates = engagement.channels.get(channel)
+        if rates is None or rates.sends < config.channel_min_sends:
+            continue
+        low, _ = wilson(rates.opens, rates.sends, config.channel_z)
+        if low > best_low:
+            best, best_low = channel, low
+    return channels if best is None else (best, *(c for c in channels if c != best))
