@@ -153,6 +153,13 @@ def make_server(config, port: int, metrics_spec: str, job_id: str | None = None)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
+            try:
+                return self._get()
+            except Exception as error:  # a lookup that fails says why, instead of dropping the connection
+                sys.stderr.write(f"dashboard: {self.path}: {error!r}\n")
+                return self._send(500, "application/json", json.dumps({"error": repr(error)}).encode())
+
+        def _get(self):
             url = urlparse(self.path)
             if url.path == "/":
                 return self._send(200, "text/html; charset=utf-8", page)

@@ -65,7 +65,16 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
     if isinstance(event, ErasureRequest):
         return erase(pseudonym(user_id, config.privacy.pseudonym_key), event.ts, config.redis)
     if isinstance(event, FeedbackEvent):
-        return apply_feedback(state, event, config)
+        if event.action in CONSENT_ACTIONS:  # consent takes effect at once
+            return apply_feedback(state, event, config)
+        # Feedback on a message waits for the watermark to pass its time: by a shorter path than the behaviour
+        # that led to the message, it can arrive before that message is even planned (and in a replay, before
+        # its timer fires). Then it is applied in event-time order with the messages due (`catch_up`).
+        pending = tuple(sorted(state.pending_feedback + (event,), key=lambda f: (f.ts, f.event_id)))
+        overflow, kept = pending[:-FEEDBACK_WAITING_KEPT], pending[-FEEDBACK_WAITING_KEPT:]
+        state = replace(state, pending_feedback=kept)
+        applied = [apply_feedback(state, f, config) for f in overflow[:1]]  # the oldest, if one too many
+        return replace(_joined((Step(state=state), *applied)), timers=(event.ts,))
     return order_changed(state, event, user_id, created_at, side, config)
 
 
@@ -122,7 +131,7 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     newest wins), ranked only when it fires. Entries due before this event are decided first, as of
     their time, so the outcome does not hang on when the watermark fires their timers."""
     event = signal.event
-    fired = fire_due(state, user_id, event.ts, created_at, side, config)
+    fired = catch_up(state, user_id, event.ts, created_at, side, config)
     state = fired.state
     weight = config.profile.event_weights.get(event.behavior, 0.0)
     if signal.card.vector and weight > 0:
@@ -286,11 +295,29 @@ def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], 
 
 
 def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContext) -> Step:
-    """Entries fall due and are decided. A timer no entry is due at is stale (the session went on, a
-    newer trigger came, or it was decided already) and does nothing."""
-    if not any(0 < entry.due <= timestamp for entry in state.agenda):
+    """Entries fall due and are decided, feedback waiting for this time is applied. A timer nothing is due
+    at is stale (the session went on, a newer trigger came, or it was decided already) and does nothing."""
+    if not any(0 < entry.due <= timestamp for entry in state.agenda) and not any(
+            f.ts <= timestamp for f in state.pending_feedback):
         return Step(state=state)
-    return fire_due(state, user_id, timestamp, context.now, context.side, context.config)
+    return catch_up(state, user_id, timestamp, context.now, context.side, context.config)
+
+
+def catch_up(state: PushState, user_id: str, upto: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:
+    """Up to `upto`, in event-time order: the entries due decided, the feedback waiting applied (an entry due at
+    the time of a feedback event goes first: the feedback may be about it)."""
+    steps = []
+    while True:
+        waiting = [f for f in state.pending_feedback if f.ts <= upto]
+        if not waiting:
+            steps.append(fire_due(state, user_id, upto, created_at, side, config))
+            return _joined(tuple(steps))
+        first = waiting[0]  # pending feedback is kept in time order
+        steps.append(fire_due(state, user_id, first.ts, created_at, side, config))
+        state = replace(steps[-1].state, pending_feedback=tuple(f for f in steps[-1].state.pending_feedback
+                                                                 if f is not first))
+        steps.append(apply_feedback(state, first, config))
+        state = steps[-1].state
 
 
 def _joined(steps: tuple) -> Step:
@@ -303,6 +330,10 @@ def _joined(steps: tuple) -> Step:
 
     return Step(state=steps[-1].state, emit=all_of("emit"), effects=all_of("effects"),
                 timers=tuple(dict.fromkeys(all_of("timers"))), counts=all_of("counts"))
+
+
+CONSENT_ACTIONS = frozenset({"unsubscribe", "resubscribe", "complained"})
+FEEDBACK_WAITING_KEPT = 50
 
 
 def apply_feedback(state: PushState, event: FeedbackEvent, config: JobConfig) -> Step:

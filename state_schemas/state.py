@@ -12,7 +12,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from .codec import TextRecord
-from .events import BehaviourEvent, OrderEvent
+from .events import BehaviourEvent, FeedbackEvent, OrderEvent
 
 Pairs = tuple[tuple[str, float], ...]  # (key, score), strongest first
 Vector = tuple[tuple[str, float], ...]  # sparse (term, weight), unit length
@@ -342,6 +342,8 @@ class PushState(State, frozen=True):
     population_hour: int | None = msgspec.field(default=None, name="ph")
     # v6 learned nothing from feedback: engagement starts empty.
     engagement: Engagement = msgspec.field(default=Engagement(), name="eng")
+    # feedback on messages, waiting (in time order) for the watermark to pass its time
+    pending_feedback: tuple[FeedbackEvent, ...] = msgspec.field(default=(), name="pfb")
     v: int = 7
 
     def _upgrade(self) -> None:

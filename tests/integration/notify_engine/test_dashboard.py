@@ -7,6 +7,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def _wait(condition, what: str, timeout: float = 120.0, seen=lambda: None):
 
 
 def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:  # the dashboard's own account of what failed
+        raise AssertionError(f"{url}: {error.code} {error.read().decode()}") from error
 
 
 def test_metrics_and_the_dashboard_show_the_running_job(broker, redis_server, connector_jar, tmp_path):

@@ -5,10 +5,12 @@ from msgspec.structs import replace
 
 from config import load_config
 from operators import engagement, push_policy
+from operators.privacy import notification_id, pseudonym
 from state_schemas.events import FeedbackEvent
 from state_schemas.hops import AccountEvent
 from state_schemas.state import Engagement, PushState, Rates, SentNote, UserDirectory
-from tests.unit.operators.test_push_policy import CREATED, DAY_MS, NO_SIDE, T0, USER, item_signal, step
+from tests.unit.operators.test_push_policy import (CREATED, DAY_MS, NO_SIDE, T0, USER, fire, handle, item_signal,
+                                                   step)
 
 CONFIG = load_config(overrides={"scoring": {"name_trigger_item": False, "weight_recency": 0.0},
                                 "policy": {"quiet_hours": ["00:00", "00:00"]}})
@@ -42,8 +44,7 @@ def test_fatigue_backs_marketing_off_after_messages_ignored_and_ends_with_an_ope
                                       neighbours=[("x1", "c1", 0.5)]), CONFIG)
     assert blocked.notification is None and blocked.suppressed == "fatigue"
     # An open of any earlier message ends it: the next goes out as usual.
-    opened = push_policy.handle(blocked.state, feedback("open", sent[0].notification_id, T0 + 4 * DAY_MS + 1),
-                                USER, CREATED, NO_SIDE, CONFIG)
+    opened = step(blocked.state, feedback("open", sent[0].notification_id, T0 + 4 * DAY_MS + 1), CONFIG)
     assert opened.state.engagement.ignored == 0 and opened.counts == ("feedback_open",)
     again = step(opened.state, item_signal(event_id="t5", ts=T0 + 4 * DAY_MS + 2 * 3_600_000,
                                            neighbours=[("x2", "c1", 0.5)]), CONFIG)
@@ -63,7 +64,7 @@ def test_the_fatigue_gap_grows_with_each_message_ignored_and_is_capped(ignored):
 
 def test_feedback_on_an_unknown_notification_is_counted_and_changes_nothing():
     state, sent = send_days(PushState(), 1)
-    unknown = push_policy.handle(state, feedback("click", "no-such-id", T0 + 10), USER, CREATED, NO_SIDE, CONFIG)
+    unknown = step(state, feedback("click", "no-such-id", T0 + DAY_MS // 2), CONFIG)
     assert unknown.state == state and unknown.counts == ("feedback_unknown_notification",)
 
 
@@ -71,8 +72,7 @@ def test_an_open_and_a_click_count_once_per_message_on_its_channel_and_journey()
     state, sent = send_days(PushState(), 1)
     nid = sent[0].notification_id
     for n, action in enumerate(["delivered", "open", "open", "click", "click", "dismiss"]):
-        state = push_policy.handle(state, feedback(action, nid, T0 + DAY_MS // 2, n), USER, CREATED, NO_SIDE,
-                                   CONFIG).state
+        state = step(state, feedback(action, nid, T0 + DAY_MS // 2, n), CONFIG).state
     push = state.engagement.channels[sent[0].channel]
     assert (push.sends, push.opens, push.clicks) == pytest.approx((1.0, 1.0, 1.0))
     assert state.engagement.journeys["recommendation"].opens == pytest.approx(1.0)
@@ -126,3 +126,34 @@ def test_notes_are_bounded():
         state = engagement.on_sent(state, replace(sent[0], notification_id=f"n{n}", scheduled_at=T0 + n), FEEDBACK)
     assert len(state.sent) == FEEDBACK.notes_kept
     assert "n9" not in state.sent and "n10" in state.sent and isinstance(state.sent["n59"], SentNote)  # oldest go
+
+
+def test_feedback_that_comes_before_its_messages_timer_decides_that_message_first():
+    """In a replay the open (event time after the send) can reach the policy before the watermark fires the
+    send's timer: the message due is decided first, so the open finds it."""
+    held = handle(PushState(), item_signal(event_id="t0", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    assert held.notification is None and held.timers  # waiting for the session to end
+    sent_id = notification_id(pseudonym(USER, CONFIG.privacy.pseudonym_key), "t0", "marketing")
+    waiting = handle(held.state, feedback("open", sent_id, T0 + 3 * 3_600_000), USER, CREATED, NO_SIDE, CONFIG)
+    assert waiting.notification is None and waiting.timers == (T0 + 3 * 3_600_000,)  # it waits for its time
+    assert waiting.state.pending_feedback and waiting.counts == ()
+    opened = fire(waiting.state, T0 + 3 * 3_600_000, CONFIG)
+    assert opened.notification is not None and opened.notification.notification_id == sent_id
+    assert "feedback_open" in opened.counts and opened.state.engagement.ignored == 0
+    assert opened.state.pending_feedback == ()
+
+
+def test_feedback_arriving_before_the_behaviour_that_led_to_its_message_still_finds_it():
+    """The open comes by the short path; the view that planned the message by the item model's longer one."""
+    sent_id = notification_id(pseudonym(USER, CONFIG.privacy.pseudonym_key), "t0", "marketing")
+    early = handle(PushState(), feedback("open", sent_id, T0 + 3 * 3_600_000), USER, CREATED, NO_SIDE, CONFIG)
+    planned = handle(early.state, item_signal(event_id="t0", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    assert planned.notification is None
+    decided = fire(planned.state, T0 + 3 * 3_600_000, CONFIG)  # the watermark passes the open
+    assert decided.notification.notification_id == sent_id and "feedback_open" in decided.counts
+    assert decided.state.engagement.sent[sent_id].opened
+
+
+def test_an_unsubscribe_does_not_wait():
+    state = handle(PushState(), feedback("unsubscribe", None, T0), USER, CREATED, NO_SIDE, CONFIG).state
+    assert state.directory.opted_out_at == T0 and state.pending_feedback == ()

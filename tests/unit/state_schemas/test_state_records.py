@@ -20,6 +20,7 @@ from state_schemas.segments import SegmentModel
 from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard,
                                  ItemModel, MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
                                  UserContext, UserDirectory, Watch)
+from state_schemas.events import FeedbackEvent
 from state_schemas.state import Engagement, Rates, SentNote
 from tests.unit.fakes import FakeSide
 
@@ -373,7 +374,9 @@ def test_every_state_field_is_encoded():
                              erased_at=4,
                              engagement=Engagement(sent={"n1": SentNote("push", "recommendation", 1, True, True)},
                                                    ignored=2, channels={"push": Rates(1.0, 1.0, 0.0, 1)},
-                                                   journeys={"recommendation": Rates(1.0, 1.0, 0.0, 1)})),
+                                                   journeys={"recommendation": Rates(1.0, 1.0, 0.0, 1)}),
+                             pending_feedback=(FeedbackEvent(event_id="f", user_id="u", action="open", ts=5,
+                                                             notification_id="n1"),)),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
