@@ -40,11 +40,11 @@ ERASURE = ErasureRequest(event_id="erase-1", user_id="forget-me", ts=BASE + 2 * 
 CLOSE_THE_HOUR = [view(400, "warm-1", "C", BASE + 4 * HOUR)]
 
 
-def wait_for(condition, what: str, timeout: float = 90.0) -> None:
+def wait_for(condition, what: str, timeout: float = 90.0, seen=None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f"; seen: {sorted(seen())}" if seen else ""))
         time.sleep(0.5)
 
 
@@ -70,7 +70,8 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
     writer = threading.Thread(target=InboxWriter(config).run, kwargs={"stop": stop_writer}, daemon=True)
     writer.start()
     try:
-        wait_for(lambda: held(forgotten) >= expected, f"the shopper's keys {sorted(expected)}")
+        wait_for(lambda: held(forgotten) >= expected, f"the shopper's keys {sorted(expected)}",
+                 seen=lambda: held(forgotten))
         assert held(forgotten) == expected  # nothing of theirs is kept under a name the erasure does not know
         kept = held(bystander)
         assert keys.profile(bystander) in kept and keys.inbox(bystander) in kept
