@@ -157,3 +157,44 @@ def test_feedback_arriving_before_the_behaviour_that_led_to_its_message_still_fi
 def test_an_unsubscribe_does_not_wait():
     state = handle(PushState(), feedback("unsubscribe", None, T0), USER, CREATED, NO_SIDE, CONFIG).state
     assert state.directory.opted_out_at == T0 and state.pending_feedback == ()
+
+
+actions = st.lists(st.one_of(
+    st.tuples(st.just("send"), st.sampled_from(["push", "email"]), st.booleans()),  # channel, marketing?
+    st.tuples(st.sampled_from(["delivered", "open", "click", "dismiss"]), st.integers(0, 30), st.just(None))),
+    max_size=60)
+
+
+@given(actions)
+def test_engagement_agrees_with_a_plain_model_of_the_same_history(history):
+    """ignored = marketing sends since the last open or click of a message still remembered; per channel,
+    clicks <= opens <= sends; feedback on ids never sent (or forgotten) changes nothing."""
+    _, sent = send_days(PushState(), 1)
+    template = sent[0]
+    state, ids, ignored, now = Engagement(), [], 0, T0
+    for kind, arg, marketing in history:
+        now += 60_000
+        if kind == "send":
+            nid = f"n{len(ids)}"
+            ids.append(nid)
+            note = replace(template, notification_id=nid, channel=arg, scheduled_at=now,
+                           kind="marketing" if marketing else "transactional",
+                           journey="recommendation" if marketing else "order_status")
+            state = engagement.on_sent(state, note, FEEDBACK)
+            ignored += 1 if marketing else 0
+            continue
+        nid = ids[arg] if arg < len(ids) else "never-sent"
+        before = state
+        remembered = nid in state.sent
+        first_engagement = remembered and kind in ("open", "click") and not (
+            state.sent[nid].opened if kind == "open" else state.sent[nid].clicked)
+        state, counts = engagement.on_feedback(
+            state, FeedbackEvent(event_id=f"f{now}", user_id=USER, action=kind, ts=now, notification_id=nid), FEEDBACK)
+        if not remembered:
+            assert state == before and counts == ("feedback_unknown_notification",)
+        if first_engagement:
+            ignored = 0
+        assert state.ignored == ignored
+    assert state.ignored == ignored and len(state.sent) <= FEEDBACK.notes_kept
+    for rates in [*state.channels.values(), *state.journeys.values()]:
+        assert rates.clicks <= rates.opens + 1e-9 and rates.opens <= rates.sends + 1e-9
