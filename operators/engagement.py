@@ -4,7 +4,9 @@ Every notification sent is noted (`sent`); feedback naming a note moves the deca
 channel and journey (an open or a click counts once per message), and an open or a click ends the
 shopper's fatigue. Feedback naming no note is counted and changes nothing.
 
-Fatigue: after `fatigue_after` marketing messages in a row without an open or click, the least gap
+Fatigue: a marketing message counts as ignored once it is reported delivered (or dismissed) without an
+open or click, so a shop that reports no feedback tires no one. After `fatigue_after` ignored in a row
+(no open or click since), the least gap
 between marketing messages becomes `fatigue_gap_ms` and doubles with each further one ignored (up to
 `fatigue_max_gap_ms`); a message inside it is dropped, not deferred. The next open or click ends it.
 
@@ -16,6 +18,8 @@ the preferred one's. Caps giving way to the next channel are what gives a second
 from __future__ import annotations
 
 import math
+
+from msgspec.structs import replace
 
 from config.learning import FeedbackConfig
 from state_schemas.events import FeedbackEvent
@@ -44,7 +48,7 @@ def on_sent(engagement: Engagement, notification: Notification, config: Feedback
     if len(sent) > config.notes_kept:
         sent = dict(sorted(sent.items(), key=lambda kv: (kv[1].at, kv[0]))[-config.notes_kept:])
     return Engagement(
-        sent=sent, ignored=engagement.ignored + (1 if marketing else 0),
+        sent=sent, ignored=engagement.ignored,
         channels={**engagement.channels, note.channel: _moved(engagement.channels.get(note.channel), now, half_life,
                                                                 sends=1.0)},
         journeys={**engagement.journeys, journey: _moved(engagement.journeys.get(journey), now, half_life,
@@ -58,13 +62,17 @@ def on_feedback(engagement: Engagement, event: FeedbackEvent,
     if note is None:
         return engagement, ("feedback_unknown_notification",)
     counts = (f"feedback_{event.action}",)
+    if event.action in ("delivered", "dismiss"):
+        if not note.marketing or note.opened or note.ignored:
+            return engagement, counts
+        sent = {**engagement.sent, event.notification_id: replace(note, ignored=True)}
+        return replace(engagement, sent=sent, ignored=engagement.ignored + 1), counts
     opened = event.action in ("open", "click") and not note.opened
     clicked = event.action == "click" and not note.clicked
     if not (opened or clicked):
         return engagement, counts
     half_life = config.rates_half_life_days * DAY_MS
-    new_note = SentNote(note.channel, note.journey, note.at, note.marketing, opened=True,
-                        clicked=note.clicked or clicked)
+    new_note = replace(note, opened=True, clicked=note.clicked or clicked)
     gains = dict(opens=1.0 if opened else 0.0, clicks=1.0 if clicked else 0.0)
     return Engagement(
         sent={**engagement.sent, event.notification_id: new_note}, ignored=0,

@@ -289,13 +289,14 @@ class SentNote(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fiel
     marketing: bool
     opened: bool = False
     clicked: bool = False
+    ignored: bool = False  # delivered (or dismissed) and counted among the messages ignored
 
 
 class Engagement(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """What the shopper's feedback taught: rates per channel and journey, and marketing ignored in a row."""
 
     sent: dict[str, SentNote] = {}  # notification id -> the note, the newest `feedback.notes_kept`
-    ignored: int = msgspec.field(default=0, name="ign")  # marketing sent since the last open or click
+    ignored: int = msgspec.field(default=0, name="ign")  # marketing delivered since the last open or click
     channels: dict[str, Rates] = msgspec.field(default={}, name="ch")
     journeys: dict[str, Rates] = msgspec.field(default={}, name="jr")
 

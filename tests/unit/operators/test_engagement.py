@@ -22,22 +22,32 @@ def feedback(action, notification_id, ts, n=0):
                                             notification_id=notification_id))
 
 
-def send_days(state, days, start=0, cfg=CONFIG):
-    """One browse recommendation a day; the notifications sent."""
+def send_days(state, days, start=0, cfg=CONFIG, delivered=False):
+    """One browse recommendation a day (each reported delivered an hour after it went, if `delivered`);
+    the notifications sent."""
     sent = []
     for day in range(start, start + days):
         result = step(state, item_signal(event_id=f"t{day}", ts=T0 + day * DAY_MS,
                                          neighbours=[(f"i{day}-{k}", f"c{k}", 0.5) for k in range(3)]), cfg)
         state = result.state
         sent.append(result.notification)
+        if delivered and result.notification is not None:
+            receipt = feedback("delivered", result.notification.notification_id,
+                               result.notification.scheduled_at + 3_600_000)
+            state = step(state, receipt, cfg).state
     return state, sent
 
 
+def test_without_delivery_reports_no_one_tires():
+    state, sent = send_days(PushState(), 6)
+    assert all(n is not None for n in sent) and state.engagement.ignored == 0
+
+
 def test_fatigue_backs_marketing_off_after_messages_ignored_and_ends_with_an_open():
-    state, sent = send_days(PushState(), FEEDBACK.fatigue_after)
+    state, sent = send_days(PushState(), FEEDBACK.fatigue_after, delivered=True)
     assert all(n is not None for n in sent) and state.engagement.ignored == 3
     # Three ignored: the next may go only a fatigue gap (a day) after the last; the day after is fine.
-    state, sent = send_days(state, 1, start=3)
+    state, sent = send_days(state, 1, start=3, delivered=True)
     assert sent[0] is not None and state.engagement.ignored == 4
     # Four ignored: two days now; tomorrow's is dropped as fatigue.
     blocked = step(state, item_signal(event_id="t4", ts=T0 + 4 * DAY_MS,
@@ -167,11 +177,11 @@ actions = st.lists(st.one_of(
 
 @given(actions)
 def test_engagement_agrees_with_a_plain_model_of_the_same_history(history):
-    """ignored = marketing sends since the last open or click of a message still remembered; per channel,
-    clicks <= opens <= sends; feedback on ids never sent (or forgotten) changes nothing."""
+    """ignored = marketing messages reported delivered or dismissed, not opened, since the last open or click
+    of a message still remembered; per channel clicks <= opens <= sends; unknown ids change nothing."""
     _, sent = send_days(PushState(), 1)
     template = sent[0]
-    state, ids, ignored, now = Engagement(), [], 0, T0
+    state, ids, ignored, now, model = Engagement(), [], 0, T0, {}
     for kind, arg, marketing in history:
         now += 60_000
         if kind == "send":
@@ -181,13 +191,21 @@ def test_engagement_agrees_with_a_plain_model_of_the_same_history(history):
                            kind="marketing" if marketing else "transactional",
                            journey="recommendation" if marketing else "order_status")
             state = engagement.on_sent(state, note, FEEDBACK)
-            ignored += 1 if marketing else 0
+            model[nid] = {"marketing": marketing, "opened": False, "clicked": False, "ignored": False}
             continue
         nid = ids[arg] if arg < len(ids) else "never-sent"
         before = state
         remembered = nid in state.sent
-        first_engagement = remembered and kind in ("open", "click") and not (
-            state.sent[nid].opened if kind == "open" else state.sent[nid].clicked)
+        mine = model.get(nid) if remembered else None
+        first_engagement = mine is not None and kind in ("open", "click") and not (
+            mine["opened"] if kind == "open" else mine["clicked"])
+        if mine is not None and kind in ("delivered", "dismiss") and mine["marketing"] and not mine["opened"] \
+                and not mine["ignored"]:
+            mine["ignored"] = True
+            ignored += 1
+        if first_engagement:
+            mine["opened"] = True
+            mine["clicked"] = mine["clicked"] or kind == "click"
         state, counts = engagement.on_feedback(
             state, FeedbackEvent(event_id=f"f{now}", user_id=USER, action=kind, ts=now, notification_id=nid), FEEDBACK)
         if not remembered:
