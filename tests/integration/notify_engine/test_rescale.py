@@ -1,6 +1,9 @@
 """Stop-with-savepoint at parallelism 1 mid-replay, restore at 2, then drain (the short version of `make chaos`'s
 rescaled run), with `notify-engine cluster savepoint|restore`: the transactional messages are those of an
-uninterrupted run, none twice, and the marketing ones within what two uninterrupted runs disagree on."""
+uninterrupted run, none twice, and the marketing ones within what an uninterrupted run at parallelism 1 and one
+at parallelism 2 disagree on: the restored run spends most of the replay at 2, where marketing decisions
+depend on how the item hops' outputs interleave (two clean runs at 1 disagree on ~1% of them, at 2 on ~10%;
+judged against runs at 1 only, the bound failed a clean CI run at 8.5%)."""
 from __future__ import annotations
 
 import time
@@ -35,9 +38,9 @@ def test_a_savepoint_at_one_restored_at_two_sends_what_an_uninterrupted_run_send
     shop = generator.GeneratorConfig(users=300, items=120, events=9000, seed=12, start_ms=1_790_000_000_000)
     events = list(generator.generate_events(shop))
     runs = {}
-    for name in ("clean", "clean again"):
+    for name, parallelism in (("clean", 1), ("clean at two", 2)):
         _, path, topics = _prepare(broker, redis_server, events, tmp_path, name.replace(" ", "-"))
-        job = cluster.submit(path, parallelism=1)
+        job = cluster.submit(path, parallelism=parallelism)
         assert cluster.wait_for(job, ENDED, timeout=600) == "FINISHED"
         runs[name] = read_back(broker, topics)[0]
 
@@ -62,11 +65,11 @@ def test_a_savepoint_at_one_restored_at_two_sends_what_an_uninterrupted_run_send
     assert cluster.wait_for(restored, ENDED, timeout=300) == "FINISHED"
     rescaled = read_back(broker, topics)[0]
 
-    clean, again = runs["clean"], runs["clean again"]
+    clean, again = runs["clean"], runs["clean at two"]
     transactional = chaos.compare_deliveries(_kinds(clean, "transactional"), _kinds(rescaled, "transactional"))
     noise = chaos.compare_deliveries(_kinds(clean, "marketing"), _kinds(again, "marketing"))
     marketing = chaos.compare_deliveries(_kinds(clean, "marketing"), _kinds(rescaled, "marketing"))
-    print(f"transactional: {transactional.line()}; marketing: {marketing.line()} (two clean runs: {noise.line()})")
+    print(f"transactional: {transactional.line()}; marketing: {marketing.line()} (clean at 1 and at 2: {noise.line()})")
     assert len(_kinds(clean, "transactional")) > 20 and len(_kinds(clean, "marketing")) > 50
     assert transactional == chaos.Delivery(lost=0, duplicated=0, extra=0)
     assert chaos.within_clean_noise(marketing, noise, len(_kinds(clean, "marketing")))
