@@ -12,8 +12,8 @@ Figures: arrival (this process's clock) minus `scheduled_at` (when the message w
 own lag, which is the watermark's lag behind the wall clock, the timers and the sink), for messages due
 while events still flowed; minus `intended_at` (when its journey first meant it, the deliberate waits
 included: a session that went on, say); `created_at` minus `scheduled_at` (the job's part, before the
-sink). Messages due after the input stops are fired by the timers' wall-clock twins, by design
-`intake.out_of_orderness_ms` + `intake.idleness_ms` after their time: they are counted apart.
+sink). Messages due after the input stops fire when event time, which then follows the wall clock
+`intake.idleness_ms` behind (`jobs/ordering.py`), reaches their time: they are counted apart.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class LatenessResult:
     p99_intended_ms: float
     p50_decided_ms: float  # created_at (the wall clock of the decision) against scheduled_at
     p99_decided_ms: float
-    after_input: int  # messages due once the input had stopped: fired by the wall-clock twins
+    after_input: int  # messages due once the input had stopped: fired as event time follows the wall clock
     after_input_p50_ms: float
     journeys: str  # samples per journey
 

@@ -38,11 +38,29 @@ def without_state_ttl():
 
 
 @contextmanager
+def unordered_edges():
+    """What handing each key's records on in event-time order costs (jobs/ordering.py): keyed edges as
+    PyFlink's `key_by` makes them, in whatever order the network delivers."""
+    from jobs import notification_job
+
+    def keyed(edge, uid):
+        merged = edge.streams[0].union(*edge.streams[1:]) if len(edge.streams) > 1 else edge.streams[0]
+        return merged.key_by(lambda record: record[0], key_type=Types.STRING())
+
+    saved = notification_job._Edge.keyed
+    notification_job._Edge.keyed = keyed
+    try:
+        yield
+    finally:
+        notification_job._Edge.keyed = saved
+
+
+@contextmanager
 def current():
     yield
 
 
-VARIANTS = {"no_state_ttl": without_state_ttl}
+VARIANTS = {"no_state_ttl": without_state_ttl, "unordered_edges": unordered_edges}
 # What each personalisation stage costs: the same job with it switched off in config.
 CONFIG_VARIANTS = {"no_trending": {"trending": {"enabled": False}}, "no_segments": {"segments": {"enabled": False}}}
 

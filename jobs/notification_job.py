@@ -1,18 +1,20 @@
 """The notification job: behaviour events and the catalogue in, personalised notifications out.
 
-    events ─► admit ─► event time ─► by_user: user context (dedup, history, profile)
+    events (event time per partition) ─► admit ─► by_user: user context (dedup, history, profile)
     user context ─► by_item: item model (catalogue join, CF rows, cosine top-K, cards ⇄ Redis)
                  ─► one instance: segmenter (streaming k-means)
                  ─► windows (Flink SQL): trending, behaviour counts ─► Redis
-    catalog ─► admit ─► event time ─► by_item: catalogue terms
+    catalog (event time per partition) ─► admit ─► by_item: catalogue terms
     catalogue terms ─► one instance: vocabulary (TF-IDF) ─► by_item: item model
-    users (directory) ─► admit ─► event time ─► by_user: push policy (kept durably: consent, zone, locale)
+    users (directory; event time per partition) ─► admit ─► by_user: push policy (consent, zone, locale)
     item model, segmenter, user context (orders, feedback, erasure) ─► by_user: push policy
     push policy (score, decide; inbox, profile, top-N ─► Redis) ─► notifications topic
     every stage's rejects ─► dead-letter topic
 
 Each stage is a shell over a step of `operators/`, named in `operators/topology.py`; each message
-names the stage it goes to and the key it is routed by (`state_schemas/hops.py`).
+names the stage it goes to and the key it is routed by (`state_schemas/hops.py`). Every keyed edge hands
+each key's records on in event-time order (`jobs/ordering.py`), so the same input leads to the same
+decisions at any parallelism, after any restart, however the network interleaved them.
 Submit to a cluster with `flink run -py jobs/notification_job.py -j <connector.jar> -- --config FILE`.
 """
 from __future__ import annotations
@@ -44,6 +46,23 @@ class JobSinks:
     dead_letters: object
 
 
+@dataclass(frozen=True)
+class _Edge:
+    """Streams into a keyed stage, keyed by routing key when the stage is added (its uid names the edge's
+    operators), each key's records handed on in event-time order (`jobs/ordering.py`): several upstream
+    instances may send one key's records (as may several partitions of a topic not keyed by it)."""
+
+    name: str  # BY_USER, BY_ITEM or ONE_INSTANCE
+    streams: tuple
+
+    def keyed(self, uid: str):
+        from jobs.ordering import ordered_by_key
+        from jobs.stage_functions import HOP
+
+        merged = self.streams[0].union(*self.streams[1:]) if len(self.streams) > 1 else self.streams[0]
+        return ordered_by_key(merged, HOP, uid, one_instance=self.name == ONE_INSTANCE)
+
+
 class _Dataflow:
     """Adds stages one line at a time and keeps every stage's dead letters for one sink."""
 
@@ -52,26 +71,27 @@ class _Dataflow:
 
         self.env, self.config, self.dead_letters, self.string = env, config, [], Types.STRING()
 
-    def source(self, source, admit, name: str, event_time_uid: str):
-        """A Kafka source, its admission (rejects to the dead letters) and event time from the admitted records."""
-        from pyflink.common import WatermarkStrategy
+    def source(self, source, admit, name: str, sparse: bool = False):
+        """A Kafka source timed per partition by its records' `ts` (`jobs/ordering.py`; `sparse`: a topic read
+        once and then mostly quiet) and its admission (rejects to the dead letters); admitted records keep their
+        time and the source's watermarks."""
+        from jobs.ordering import source_watermarks
+        from jobs.stage_functions import HOP
 
-        from jobs.stage_functions import HOP, event_time_watermarks
-
-        raw = self.env.from_source(source, WatermarkStrategy.no_watermarks(), name).uid(f"{name}-source")
-        admitted = self.stage(raw, admit, f"admit {name}", f"admit-{name}", output_type=HOP)
-        return admitted.assign_timestamps_and_watermarks(event_time_watermarks(self.config)) \
-            .name(f"{name} event time").uid(event_time_uid)
+        raw = self.env.from_source(source, source_watermarks(self.config, sparse), name).uid(f"{name}-source")
+        return self.stage(raw, admit, f"admit {name}", f"admit-{name}", output_type=HOP)
 
     def stage(self, stream, function, name: str, uid: str, output_type=None):
-        """A stage reading `stream`; its dead letters join the others. A keyed stage must be fed by the
-        edge its topology names, so the wiring here and `operators/topology.py` cannot disagree."""
+        """A stage reading `stream` (or a keyed `_Edge`); its dead letters join the others. A keyed stage must be
+        fed by the edge its topology names, so the wiring here and `operators/topology.py` cannot disagree."""
         from jobs.stage_functions import DEAD_LETTERS, HOP
 
-        edge = getattr(stream, "edge", None)
+        edge = stream.name if isinstance(stream, _Edge) else None
         wanted = getattr(function, "stage", None)
         if wanted is not None and edge != wanted.keyed_by:
             raise ValueError(f"stage {uid} is keyed by {wanted.keyed_by}, but fed by {edge or 'no keyed edge'}")
+        if isinstance(stream, _Edge):
+            stream = stream.keyed(uid)
         out = stream.process(function, output_type=output_type or HOP).name(name).uid(uid)
         if edge == ONE_INSTANCE:
             out = out.set_parallelism(1)
@@ -83,14 +103,7 @@ class _Dataflow:
         """An edge: the union of streams, keyed by each record's routing key, which names a user, an item
         or the one global key; `edge` says which, as the diagram does."""
         def key(*streams):
-            from pyflink.common import Types
-
-            from jobs.stage_functions import routing_key
-
-            merged = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
-            keyed_stream = merged.key_by(routing_key, key_type=Types.STRING())
-            keyed_stream.edge = edge
-            return keyed_stream
+            return _Edge(edge, streams)
         return key
 
     @staticmethod
@@ -111,13 +124,13 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
 
     flow = _Dataflow(env, config)
     by_user, by_item, one_instance = flow.keyed(BY_USER), flow.keyed(BY_ITEM), flow.keyed(ONE_INSTANCE)
-    events = flow.source(sources.events, f.AdmitEventsFunction(config), "events", "event-time")
+    events = flow.source(sources.events, f.AdmitEventsFunction(config), "events")
     sides = (PUSH_POLICY,) + (SEGMENTER,) * config.segments.enabled + (WINDOWS,) * config.windows_enabled
     contexts = flow.stage(by_user(events), f.TrackUserContextFunction(config, ITEM_MODEL, sides), "user context",
                           USER_CONTEXT)
     listings = []
     if sources.catalog is not None:
-        catalog = flow.source(sources.catalog, f.AdmitCatalogFunction(config), "catalog", "catalog-event-time")
+        catalog = flow.source(sources.catalog, f.AdmitCatalogFunction(config), "catalog", sparse=True)
         terms = flow.stage(by_item(catalog), f.ObserveCatalogTermsFunction(config, VOCABULARY), "catalog terms",
                            CATALOG_TERMS)
         vocabulary = flow.stage(one_instance(terms), f.WeighCatalogTermsFunction(config, ITEM_MODEL),
@@ -132,16 +145,13 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         assignments = [flow.spread(segmented, "segments")]
     directory = []
     if sources.users is not None:
-        directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", "users-event-time")]
+        directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", sparse=True)]
     to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory)
     notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
                                PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
     if config.windows_enabled:
-        # Python operators pass no timestamps to side outputs: event time is read again.
-        accepted = contexts.get_side_output(f.side_output(WINDOWS)) \
-            .assign_timestamps_and_watermarks(f.event_time_watermarks(config)).name("accepted event time") \
-            .uid("accepted-event-time")
-        add_windowed_aggregations(accepted, config)
+        # Python operators pass no timestamps to side outputs, but watermarks: SQL reads time from the events.
+        add_windowed_aggregations(contexts.get_side_output(f.side_output(WINDOWS)), config)
     # Kafka refuses record times far ahead of its clock, and a recommendation sent by a timer carries the
     # timer's event time, which an end-of-input flush puts hours ahead: the record is stamped when it was made.
     notifications.assign_timestamps_and_watermarks(f.stamped_when_made()).name("stamp notifications") \

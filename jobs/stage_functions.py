@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import time
 
-from pyflink.common import Duration, Row, Types
+from pyflink.common import Row, Types
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig, ValueStateDescriptor
 
 from config import JobConfig
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs
 from operators import catalog_intake, directory, intake, metrics
 from operators.catalog import VocabularyView
-from operators.steps import END_OF_STREAM, Step, StepContext
+from operators.steps import Step, StepContext
 from operators.topology import DELETE_PART, STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
@@ -37,10 +37,6 @@ KEYED_NOTIFICATION = Types.ROW([Types.STRING(), Types.STRING()])
 def side_output(destination: str) -> OutputTag:
     """Where a stage sends messages for `destination` when that is not its main output."""
     return OutputTag(f"to-{destination}", HOP)
-
-
-def routing_key(record) -> str:
-    return record[0]
 
 
 def _dead_letter(reason: str, stage: str, raw: str | bytes, now_ms: int) -> str:
@@ -65,11 +61,6 @@ def _value_state(ctx: RuntimeContext, name: str, ttl_hours: float | None):
     return ctx.get_state(descriptor)
 
 
-class HopTimeAssigner(TimestampAssigner):
-    def extract_timestamp(self, value, record_timestamp: int) -> int:
-        return value[1]
-
-
 class CreatedAtAssigner(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp: int) -> int:
         if value[1] is None:  # an erasure's tombstone: it is made now
@@ -80,14 +71,6 @@ class CreatedAtAssigner(TimestampAssigner):
 def stamped_when_made() -> WatermarkStrategy:
     """Notifications timed by their `created_at` (the wall clock of the decision), for the sink."""
     return WatermarkStrategy.no_watermarks().with_timestamp_assigner(CreatedAtAssigner())
-
-
-def event_time_watermarks(config: JobConfig) -> WatermarkStrategy:
-    # Idleness keeps a quiet partition (or the mostly idle catalogue) from holding event time back.
-    return (WatermarkStrategy
-            .for_bounded_out_of_orderness(Duration.of_millis(config.intake.out_of_orderness_ms))
-            .with_idleness(Duration.of_millis(config.intake.idleness_ms))
-            .with_timestamp_assigner(HopTimeAssigner()))
 
 
 class _Counters:
@@ -189,7 +172,6 @@ class StageFunction(KeyedProcessFunction):
     def reads_redis(self) -> bool:
         return self.READS_REDIS
     MEASURES_LATENCY = False  # counts event-to-decision latency (operators.metrics)
-    wall_clock_lag: int | None = None  # set in open() for a live stage whose timers must not wait for input
 
     def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
         self.config, self.main, self.sides = config, main, sides
@@ -202,13 +184,6 @@ class StageFunction(KeyedProcessFunction):
         durable = self.stage.durable
         self.durable = _value_state(ctx, durable.state_name, None) if durable is not None else None
         self.stored_part = None  # the durable part as loaded last, to store it only when it changed
-        # Live, an event-time timer waits for the watermark, which an idle input holds back: each is also
-        # set on the wall clock, as late as the watermark would pass it on a busy input. The step is told
-        # the same time either way and ignores whichever comes second. A bounded replay keeps to event
-        # time, so it stays deterministic.
-        intake = self.config.intake
-        live = self.stage.wall_clock and not self.config.kafka.bounded
-        self.wall_clock_lag = intake.out_of_orderness_ms + intake.idleness_ms if live else None
         self.counters = _Counters(ctx)
         self.client = self.effects = self.side = None
         if self.reads_redis():
@@ -242,8 +217,6 @@ class StageFunction(KeyedProcessFunction):
         yield from self.carry_out(step, loaded, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the wall-clock twin of an event-time timer
-            timestamp -= self.wall_clock_lag
         loaded = self.load()
         step = self.stage.on_timer(loaded, ctx.get_current_key(), timestamp,
                                    StepContext(ctx.timer_service().current_processing_time(), self.side, self.config))
@@ -279,14 +252,9 @@ class StageFunction(KeyedProcessFunction):
     def carry_out(self, step: Step, loaded, ctx):
         if step.state is not loaded:
             self.store(step.state)
-        now = ctx.timer_service().current_processing_time()
+        # Event time, live or replayed: a quiet live input's event time follows the wall clock (jobs/ordering.py).
         for timestamp in step.timers:
             ctx.timer_service().register_event_time_timer(timestamp)
-            # A time already past on the wall clock belongs to a replay of old events: its watermark will come.
-            # The end of a bounded input has no wall-clock time.
-            live = self.wall_clock_lag is not None and timestamp != END_OF_STREAM
-            if live and timestamp + self.wall_clock_lag > now:
-                ctx.timer_service().register_processing_time_timer(timestamp + self.wall_clock_lag)
         for name in step.counts:
             self.counters.inc(name)
         for effect in step.effects:

@@ -147,8 +147,9 @@ def add_windowed_aggregations(events, config: JobConfig):
     tables.get_config().set("table.local-time-zone", "UTC")
     rows = events.process(ReadBehavioursFunction(config), output_type=BEHAVIOUR_ROW) \
         .name("window behaviours").uid("window-behaviours")
+    # Rows carry no record timestamps (they come from a side output), only the user context's watermarks.
     tables.create_temporary_view("behaviours", tables.from_data_stream(
-        rows, Schema.new_builder().column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
+        rows, Schema.new_builder().column_by_expression("rt", "TO_TIMESTAMP_LTZ(ts, 3)")
         .watermark("rt", "SOURCE_WATERMARK()").build()))
 
     def interval(ms: int) -> str:

@@ -163,6 +163,35 @@ class StandaloneCluster:
                 return False
         return True
 
+    def drain_when_read(self, job_id: str, timeout: float = 900.0) -> str:
+        """Once the job runs with every task and its events source has read all its topic holds, drain it
+        (stop-with-savepoint: event time to its end, every timer fires, the sink commits) and return the state it
+        ended in: how a replay in an unbounded job, or a bounded one restored from a savepoint (FLINK-31006), is
+        brought to its end. A drain refused while the job restarts is asked for again once it runs."""
+        deadline = time.monotonic() + timeout
+        read_since = None
+        while time.monotonic() < deadline:
+            state = self.job_state(job_id)
+            if state in {"FINISHED", "FAILED", "CANCELED"}:
+                return state
+            if not (state == "RUNNING" and self.all_tasks_running(job_id) and self.source_drained(job_id)):
+                read_since = None
+            elif read_since is None:
+                read_since = time.monotonic()
+            elif time.monotonic() - read_since >= 3:  # read all for a while, not just between two restarts
+                try:
+                    self.savepoint(job_id, drain=True)
+                except RuntimeError as refused:
+                    print(f"drain of {job_id} refused, asking again once it runs: {str(refused)[:200]}", flush=True)
+                    read_since = None
+                    continue
+                return self.wait_for(job_id, {"FINISHED", "FAILED", "CANCELED"}, timeout=600)
+            time.sleep(1)
+        return self.job_state(job_id)
+
+    def all_tasks_running(self, job_id: str) -> bool:
+        return all(vertex["status"] == "RUNNING" for vertex in self.rest(f"/jobs/{job_id}")["vertices"])
+
     def savepoint(self, job_id: str, stop: bool = False, directory: str | None = None, drain: bool = False,
                   timeout: float = 300.0) -> str:
         """A savepoint of the running job (with `stop`, stop-with-savepoint: the sink commits what it

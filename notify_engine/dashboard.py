@@ -136,8 +136,9 @@ def shopper(raw_id: str, config, client) -> dict:
     profile = client.get(keys.profile(user))
     top = client.zrevrange(keys.top_n(user), 0, -1, withscores=True)
     reasons = client.hgetall(keys.top_n_reasons(user))
-    inbox = [Notification.decode(body).to_dict() for body in
-             client.hmget(keys.inbox_bodies(user), client.zrevrange(keys.inbox(user), 0, -1)) if body is not None]
+    ids = client.zrevrange(keys.inbox(user), 0, -1)
+    bodies = client.hmget(keys.inbox_bodies(user), ids) if ids else []  # HMGET refuses an empty field list
+    inbox = [Notification.decode(body).to_dict() for body in bodies if body is not None]
     return {"pseudonym": user, "profile": json.loads(profile) if profile else None,
             "top_n": [{"item": item.decode(), "score": score, "reason": reasons.get(item, b"").decode()}
                       for item, score in top], "inbox": inbox}

@@ -63,8 +63,9 @@ def ensure_kafka_jars() -> Path:
 def ensure_connector_jar() -> Path:
     """The shaded Flink Kafka connector (no PyPI package carries it) with the project's few Java classes
     added (`jobs/java`: the serialiser that keys a record by one of its fields, the deserialiser that
-    passes tombstones on), so a job ships one jar."""
-    sources = sorted((JAVA_SOURCES / "notify_engine" / "kafka").rglob("*.java"))
+    passes tombstones on, the event-time ordering of keyed stages' inputs), so a job ships one jar."""
+    sources = sorted(path for package in ("kafka", "ordering")
+                     for path in (JAVA_SOURCES / "notify_engine" / package).rglob("*.java"))
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     target = cache_dir() / "flink-jars" / f"notify-engine-{CONNECTOR_JAR_NAME[:-4]}-{digest}.jar"
     if target.exists() and target.stat().st_size > 0:

@@ -63,9 +63,6 @@ class Stage:
     expires: bool = True  # idle state expires (flink.state_ttl_hours); not for state that must outlive idleness
     keyed_by: str = BY_USER  # BY_USER, BY_ITEM, or ONE_INSTANCE (a small global model on one instance)
     durable: DurablePart | None = None
-    # Its timers must fire on time in live operation even when no event moves the watermark: an
-    # unbounded job also sets each one on the processing-time clock (`jobs/stage_functions.py`).
-    wall_clock: bool = False
 
 
 STAGES = {stage.name: stage for stage in (
@@ -80,5 +77,5 @@ STAGES = {stage.name: stage for stage in (
           keyed_by=ONE_INSTANCE),
     # The shopper's directory entry (consent, opt-out, zone) never expires; the rest of the push state may.
     Stage(PUSH_POLICY, TO_PUSH_POLICY, PushState, "push-state", push_policy.step, push_policy.on_timer,
-          durable=DurablePart("directory", UserDirectory, "user-directory"), wall_clock=True),
+          durable=DurablePart("directory", UserDirectory, "user-directory")),
 )}

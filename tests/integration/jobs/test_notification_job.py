@@ -113,13 +113,13 @@ BAD_RECORDS = {
 }
 
 
-def _tombstones(bootstrap: str, topic: str, *keys: bytes) -> None:
-    """Records with a key and no value, as a compacted topic's deletions are written."""
+def _tombstones(bootstrap: str, topic: str, *keys: bytes, at: int | None = None) -> None:
+    """Records with a key and no value, as a compacted topic's deletions are written (at `at`, else now)."""
     from kafka import KafkaProducer
 
     sink = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for key in keys:
-        sink.send(topic, key=key, value=None)
+        sink.send(topic, key=key, value=None, timestamp_ms=at)
     sink.flush()
     sink.close()
 
@@ -139,7 +139,8 @@ def outcome(broker, redis_server, connector_jar, generated):
     producer.publish(AFTER, broker.bootstrap, topics.events)
     producer.publish([UserRecord.from_dict(record) for record in DIRECTORY], broker.bootstrap, topics.users)
     producer.publish_raw(BAD_DIRECTORY.values(), broker.bootstrap, topics.users)
-    _tombstones(broker.bootstrap, topics.users, b"dir-deleted")  # the shop deletes the record
+    # The shop deletes the record after the shopper's view and before their order: the job applies it at that time
+    _tombstones(broker.bootstrap, topics.users, b"dir-deleted", at=BASE + 91 * MINUTE)
     _tombstones(broker.bootstrap, topics.events, b"no-such-delete")  # a tombstone where none belongs
     # No best hour: the input is placed relative to now, and from 13:00 to 19:00 UTC a shopper with little history
     # would wait for the platform's hour (19:00), which moves when the night owl's recommendation goes out.

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pyflink.common import Duration, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import ProcessFunction
 
 from config import load_config
 from jobs.runtime import create_environment
 from jobs.side_inputs import read_trending
-from jobs.stage_functions import HOP, event_time_watermarks
+from jobs.stage_functions import HOP
 from jobs.windowed_aggregations import add_windowed_aggregations
 from notify_engine import datasets
 from operators.privacy import pseudonym
@@ -31,6 +33,11 @@ WINDOW_MS, SLIDE_MS, COUNTS_MS, TOP_N = 90_000, 30_000, 60_000, 20
 def events(dataset_dir):
     return datasets.sorted_by_time(datasets.read_events(dataset_dir / "taobao_userbehavior_stream.csv",
                                                         limit=EVENTS))
+
+
+class HopTime(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return value[1]
 
 
 class RecordResults(ProcessFunction):
@@ -56,8 +63,10 @@ def run_job(config, events, record_to: Path | None = None) -> None:
     # A record the aggregates must pass over: only a bug upstream could send it, but it must not stop them.
     rows[len(rows) // 2:len(rows) // 2] = [(middle.user_id, middle.ts, b"not json")]
     env = create_environment(config, [], {"restart-strategy.type": "none"})
-    stream = env.from_collection(rows, type_info=HOP).assign_timestamps_and_watermarks(
-        event_time_watermarks(config))
+    # Watermarks as the user context's side output carries them (its records carry no timestamps).
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5000)).with_timestamp_assigner(
+        HopTime())
+    stream = env.from_collection(rows, type_info=HOP).assign_timestamps_and_watermarks(watermarks)
     results = add_windowed_aggregations(stream, config)
     if record_to is not None:
         results.process(RecordResults(str(record_to))).name("record results")

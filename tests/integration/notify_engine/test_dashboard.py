@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from config import load_config
 from jobs import notification_job
 from notify_engine import dashboard, generator, producer, services
 from notify_engine.inbox import InboxWriter
@@ -105,3 +106,11 @@ def test_metrics_and_the_dashboard_show_the_running_job(broker, redis_server, co
     assert "none yet" not in dom.split('id="recent"')[1].split("</table>")[0]  # notifications listed
     looked_up = dom.split('id="shopper-json"')[1].split("</pre>")[0]
     assert pseudonym(shopper_id, config.privacy.pseudonym_key) in looked_up and f'"{shopper_id}"' not in looked_up
+
+
+def test_a_shopper_with_nothing_served_yet_is_looked_up_as_empty(redis_server):
+    config = load_config(overrides={"redis": {"url": redis_server.url, "key_prefix": "test-dashboard-empty"}})
+    found = dashboard.shopper("no-one-yet", config, redis_server.client())
+    assert found == {"pseudonym": pseudonym("no-one-yet", config.privacy.pseudonym_key), "profile": None,
+                     "top_n": [], "inbox": []}
+

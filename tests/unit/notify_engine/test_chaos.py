@@ -16,17 +16,20 @@ def test_lost_duplicated_and_extra_ids_are_counted_apart():
     assert delivery.line() == "lost=1 duplicated=2 extra=1"
 
 
-def test_a_faulted_run_within_the_clean_runs_disagreement_passes():
-    noise = chaos.Delivery(lost=20, duplicated=0, extra=25)  # 45 changed between two clean runs
-    assert chaos.within_clean_noise(chaos.Delivery(lost=40, duplicated=0, extra=50), noise, clean_count=600)
-    assert chaos.within_clean_noise(chaos.Delivery(lost=60, duplicated=0, extra=60), noise, clean_count=600)
+def _note(nid: str, channel: str = "push", at: int = 1, items: tuple = ("i",), made: int = 1):
+    from state_schemas.outputs import Notification
+
+    return Notification(notification_id=nid, user="u", channel=channel, kind="marketing", title="t", body="b",
+                        item_ids=items, reason="r", created_at=made, source_event_time=1, source_event_id="e",
+                        score=0.5, scheduled_at=at, intended_at=1)
 
 
-def test_a_lost_share_of_output_or_any_duplicate_fails():
-    noise = chaos.Delivery(lost=20, duplicated=0, extra=25)
-    assert not chaos.within_clean_noise(chaos.Delivery(lost=100, duplicated=0, extra=21), noise, clean_count=600)
-    assert not chaos.within_clean_noise(chaos.Delivery(lost=0, duplicated=1, extra=0), noise, clean_count=600)
-    assert not chaos.within_clean_noise(chaos.Delivery(lost=1, duplicated=0, extra=0), chaos.Delivery(0, 0, 0), 10)
+def test_a_decision_differs_by_channel_or_send_time_not_by_when_it_was_made_or_its_items():
+    clean = [_note("a"), _note("b"), _note("c"), _note("d")]
+    other = [_note("a", channel="email"), _note("b", at=2), _note("c", items=("j",)), _note("d", made=9), _note("z")]
+    assert chaos.decisions_changed(clean, other) == 2
+    assert chaos.items_changed(clean, other) == 1
+    assert chaos.decisions_changed(clean, clean) == chaos.items_changed(clean, clean) == 0
 
 
 def test_a_jvm_is_found_by_its_main_class_and_killed_hard():
@@ -65,3 +68,10 @@ def test_an_inbox_differing_in_one_body_or_held_without_cause_is_a_mismatch():
     expected = {"u": {"a": b"1"}, "v": {"b": b"2"}}
     assert chaos.inbox_mismatches(expected, {"u": {"a": b"1"}, "v": {"b": b"2"}}) == 0
     assert chaos.inbox_mismatches(expected, {"u": {"a": b"X"}, "v": {"b": b"2"}, "w": {"c": b"3"}}) == 2
+
+
+def test_changed_notifications_are_described_by_what_was_decided():
+    clean, other = [_note("a"), _note("b")], [_note("b", channel="email"), _note("z")]
+    lines = chaos.described_changes(clean, other)
+    assert [line.split()[:2] for line in lines] == [["lost", "a"], ["extra", "z"], ["was", "b"], ["now", "b"]]
+    assert "push" in lines[2] and "email" in lines[3]

@@ -1,0 +1,99 @@
+package notify_engine.ordering;
+
+import org.apache.flink.api.common.eventtime.TimestampAssignerSupplier;
+import org.apache.flink.api.common.eventtime.Watermark;
+import org.apache.flink.api.common.eventtime.WatermarkGenerator;
+import org.apache.flink.api.common.eventtime.WatermarkGeneratorSupplier;
+import org.apache.flink.api.common.eventtime.WatermarkOutput;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+
+/**
+ * One Kafka partition's event time: the newest record's time less the allowed out-of-orderness, as
+ * Flink's bounded-out-of-orderness watermarks, while records come.
+ *
+ * <p>A partition without a timed record for {@code idlenessMs} has said all it had to say up to its newest
+ * record: its watermark reaches that record's time, so the keyed stages behind it ({@link EventTimeOrder})
+ * hand on everything it sent. Then, if its last record was live (its time within {@code liveWithinMs} of
+ * the wall clock when it came), its event time goes on with the wall clock, {@code idlenessMs} behind: a
+ * session's end or a shopper's quiet hours fire on time when no one is shopping. Otherwise (old events, a
+ * replay) it waits there for its next record, holding the other partitions back no further than its own
+ * newest time; a partition of a sparse topic ({@code sparse}: the catalogue, the user directory, read once
+ * at start-up) is marked idle instead, as {@code withIdleness} does, and holds nothing back. A partition that
+ * has had no timed record at all is marked idle after {@code idlenessMs}. The events topic is not sparse, and
+ * that matters at the end of a replay: a stop-with-savepoint that drains the job sends the end of event time
+ * through inputs that are active only, and with every input idle the timers due after the last event never
+ * fired (measured: 126 of 935 notifications lost). Records untimed by {@link EventTimeOfRecord}
+ * ({@code Long.MIN_VALUE}) count for nothing.
+ */
+public final class PartitionWatermarks implements WatermarkGenerator<String> {
+    private final long outOfOrdernessMs;
+    private final long idlenessMs;
+    private final long liveWithinMs;
+    private final boolean sparse;
+    private long newest = Long.MIN_VALUE;  // the newest record's event time
+    private long newestArrived;  // the wall clock when it came (or when this partition was opened)
+    private boolean live;
+    private long emitted = Long.MIN_VALUE;
+
+    PartitionWatermarks(long outOfOrdernessMs, long idlenessMs, long liveWithinMs, boolean sparse) {
+        this.outOfOrdernessMs = outOfOrdernessMs;
+        this.idlenessMs = idlenessMs;
+        this.liveWithinMs = liveWithinMs;
+        this.sparse = sparse;
+        this.newestArrived = System.currentTimeMillis();
+    }
+
+    /** The sources' strategy: event time from {@link EventTimeOfRecord}, watermarks per partition from this. */
+    public static WatermarkStrategy<String> strategy(long outOfOrdernessMs, long idlenessMs, long earliestMs,
+                                                     long maxAheadMs, int maxPayloadBytes, boolean sparse) {
+        long liveWithinMs = Math.max(60_000L, 2 * (outOfOrdernessMs + idlenessMs));
+        EventTimeOfRecord times = new EventTimeOfRecord(earliestMs, maxAheadMs, maxPayloadBytes);
+        WatermarkGeneratorSupplier<String> generators =
+            context -> new PartitionWatermarks(outOfOrdernessMs, idlenessMs, liveWithinMs, sparse);
+        return WatermarkStrategy.forGenerator(generators)
+            .withTimestampAssigner((TimestampAssignerSupplier<String>) context -> times);
+    }
+
+    @Override
+    public void onEvent(String record, long eventTime, WatermarkOutput output) {
+        if (eventTime == Long.MIN_VALUE) {
+            return;
+        }
+        long now = System.currentTimeMillis();
+        if (eventTime >= newest) {
+            newest = eventTime;
+            live = eventTime >= now - liveWithinMs;
+        }
+        newestArrived = now;
+    }
+
+    @Override
+    public void onPeriodicEmit(WatermarkOutput output) {
+        if (newest == Long.MIN_VALUE) {
+            if (System.currentTimeMillis() - newestArrived >= idlenessMs) {
+                output.markIdle();  // nothing timed yet
+            }
+            return;
+        }
+        long quietFor = System.currentTimeMillis() - newestArrived;
+        if (quietFor < idlenessMs) {
+            emit(newest - outOfOrdernessMs - 1, output);
+        } else if (live) {
+            emit(newest + quietFor - idlenessMs, output);
+        } else {
+            emit(newest, output);
+            if (sparse) {
+                output.markIdle();
+            }
+        }
+    }
+
+    private void emit(long watermark, WatermarkOutput output) {
+        if (watermark > emitted) {
+            emitted = watermark;
+            output.emitWatermark(new Watermark(watermark));
+        } else {
+            output.markActive();
+        }
+    }
+}

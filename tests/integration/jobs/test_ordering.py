@@ -1,0 +1,82 @@
+"""The Java parts of `jobs/ordering.py` on a MiniCluster: event time read from raw records at the source, and
+a keyed stage that sees each key's records in event-time order whatever order several inputs delivered them in."""
+from __future__ import annotations
+
+import pytest
+from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import KeyedProcessFunction, ProcessFunction
+
+from config import load_config
+from jobs.ordering import ordered_by_key, source_watermarks
+from jobs.runtime import create_environment
+from jobs.stage_functions import HOP
+
+pytestmark = pytest.mark.slow
+
+UNTIMED = -(2 ** 63)
+NOW_MS = 1_790_000_000_000
+
+
+class TimeOfRecord(ProcessFunction):
+    def process_element(self, value, ctx):
+        yield value, ctx.timestamp()
+
+
+def test_event_time_comes_only_from_a_well_formed_record_with_a_plausible_time(connector_jar):
+    config = load_config(overrides={"intake": {"max_payload_bytes": 4000}})
+    records = {
+        '{"type": "behaviour", "ts": 1790000000000, "user_id": "u"}': NOW_MS,
+        '  {"user_id": "u", "extra": {"ts": 5}, "ts": 1790000000001}  ': NOW_MS + 1,
+        '{"ts": 1790000000002, "list": [1, [2, {"ts": 3}]]}': NOW_MS + 2,
+        '{"type": "behaviour", "user_id": "u"}': UNTIMED,  # no time
+        '{"extra": {"ts": 1790000000003}}': UNTIMED,  # only a nested one
+        '{"ts": "1790000000004"}': UNTIMED,  # a string
+        '{"ts": 1790000000005.5}': UNTIMED,  # not an integer
+        '{"ts": 1790000000006} trailing': UNTIMED,
+        '{"ts": 1790000000007, "cut": [1, 2': UNTIMED,
+        '{"ts": 1790000000008, "padding": "' + "x" * 4000 + '"}': UNTIMED,  # over the payload limit
+        '{"ts": 1790000000009, "deep": ' + "[" * 1500 + "]" * 1500 + "}": UNTIMED,  # too deep
+        '{"ts": 946684799999}': UNTIMED,  # before 2000
+        '{"ts": 9999999999999}': UNTIMED,  # far ahead of the wall clock
+        '[{"ts": 1790000000010}]': UNTIMED,  # not an object
+        "not json": UNTIMED,
+        "\0tombstone\0" + "1790000000011\0key": UNTIMED,  # the deserialiser's markers
+        "\0undecodable\0/w==": UNTIMED,
+    }
+    env = create_environment(config, [connector_jar], {"restart-strategy.type": "none"})
+    env.set_parallelism(1)
+    timed = env.from_collection(list(records), type_info=Types.STRING()) \
+        .assign_timestamps_and_watermarks(source_watermarks(config))
+    seen = dict(timed.process(TimeOfRecord(), output_type=Types.TUPLE([Types.STRING(), Types.LONG()]))
+                .execute_and_collect())
+    assert seen == records
+
+
+class HopTime(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return value[1]
+
+
+class SeenInOrder(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        yield value[0], value[1], bytes(value[2]).decode()
+
+
+def test_a_keyed_stage_sees_each_keys_records_in_event_time_order_whatever_order_they_came_in(connector_jar):
+    config = load_config()
+    env = create_environment(config, [connector_jar], {"restart-strategy.type": "none"})
+    env.set_parallelism(2)
+    first = [("u", 5000, b"e"), ("v", 9000, b"z"), ("u", 1000, b"b"), ("u", 3000, b"d"), ("v", 1000, b"y")]
+    second = [("u", 4000, b"c"), ("u", 1000, b"a"), ("v", 500, b"x"), ("u", 7000, b"f")]
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(60_000)) \
+        .with_timestamp_assigner(HopTime())
+    streams = [env.from_collection(records, type_info=HOP).assign_timestamps_and_watermarks(watermarks)
+               for records in (first, second)]
+    keyed = ordered_by_key(streams[0].union(streams[1]), HOP, "ordering-test")
+    seen = list(keyed.process(SeenInOrder(), output_type=Types.TUPLE([Types.STRING(), Types.LONG(), Types.STRING()]))
+                .execute_and_collect())
+    by_key = {key: [(ts, payload) for k, ts, payload in seen if k == key] for key in ("u", "v")}
+    # time first, then the message's bytes: two records at one time come in one order on every run
+    assert by_key == {"u": [(1000, "a"), (1000, "b"), (3000, "d"), (4000, "c"), (5000, "e"), (7000, "f")],
+                      "v": [(500, "x"), (1000, "y"), (9000, "z")]}
