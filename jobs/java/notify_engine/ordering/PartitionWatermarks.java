@@ -18,14 +18,19 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
  * session's end or a shopper's quiet hours fire on time when no one is shopping. Otherwise (old events, a
  * replay) it waits there for its next record, holding the other partitions back no further than its own
  * newest time; a partition of a sparse topic ({@code sparse}: the catalogue, the user directory, read once
- * at start-up) is marked idle instead, as {@code withIdleness} does, and holds nothing back. A partition that
- * has had no timed record at all is marked idle after {@code idlenessMs}. The events topic is not sparse, and
+ * at start-up) is marked idle instead, as {@code withIdleness} does, and holds nothing back, as does one that
+ * has had no timed record at all after {@code idlenessMs}. The events topic is not sparse, and
  * that matters at the end of a replay: a stop-with-savepoint that drains the job sends the end of event time
  * through inputs that are active only, and with every input idle the timers due after the last event never
  * fired (measured: 126 of 935 notifications lost). Records untimed by {@link EventTimeOfRecord}
  * ({@code Long.MIN_VALUE}) count for nothing.
  */
 public final class PartitionWatermarks implements WatermarkGenerator<String> {
+    // A partition of the events topic with no timed record since it was opened (empty, or read to its end before
+    // a restore) holds event time back this many idleness periods, then counts as live: its event time follows
+    // the wall clock. Long enough for a slow start-up's first fetch; it is never marked idle (see above).
+    private static final int EMPTY_AFTER_IDLENESSES = 6;
+
     private final long outOfOrdernessMs;
     private final long idlenessMs;
     private final long liveWithinMs;
@@ -70,8 +75,11 @@ public final class PartitionWatermarks implements WatermarkGenerator<String> {
     @Override
     public void onPeriodicEmit(WatermarkOutput output) {
         if (newest == Long.MIN_VALUE) {
-            if (System.currentTimeMillis() - newestArrived >= idlenessMs) {
-                output.markIdle();  // nothing timed yet
+            long waited = System.currentTimeMillis() - newestArrived;
+            if (sparse && waited >= idlenessMs) {
+                output.markIdle();
+            } else if (!sparse && waited >= EMPTY_AFTER_IDLENESSES * idlenessMs) {
+                emit(System.currentTimeMillis() - idlenessMs, output);  // an empty partition holds back no one
             }
             return;
         }
