@@ -45,6 +45,16 @@ def metrics_plugin():
     return services.use_metrics_plugin()
 
 
+# Decisions that read only what the job's ordered stages carry: no trending lists, segments or population hour, and
+# item cards written and read through at once. With those on, which items a recommendation names, and now and then
+# whether one goes (a candidate's category, read from its card, moves its score across `min_score`), read them as
+# they stand when it is ranked, and a restored job finds Redis ahead of its checkpoint (README, "Under failure"):
+# tests that compare runs message for message use this.
+SIDE_INPUTS_FIXED = {"trending": {"enabled": False}, "segments": {"enabled": False},
+                     "item_model": {"card_cache_ms": 0, "card_flush_ms": 0},
+                     "journeys": {"population_min_shoppers": 0}}
+
+
 def make_topics(broker, partitions: int = 2) -> Topics:
     return broker.fresh_topics("", partitions)
 

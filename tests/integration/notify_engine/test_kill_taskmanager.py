@@ -15,7 +15,7 @@ import yaml
 
 from config import to_dict
 from notify_engine import chaos, generator, producer
-from tests.integration.conftest import job_config, make_topics, read_back
+from tests.integration.conftest import SIDE_INPUTS_FIXED, job_config, make_topics, read_back
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,8 @@ KILLS = 2
 def _submit(cluster, broker, redis_server, events, tmp_path, name):
     topics = make_topics(broker)
     producer.publish(events, broker.bootstrap, topics.events)
-    # No population best hour: it counts other shoppers' votes in Redis as they stand, which a restored job
-    # finds ahead of its checkpoint (README, "Under failure"); each shopper's own best hour stays.
-    config = job_config(broker, redis_server, topics, kafka={"bounded": False},
-                        flink={"parallelism": 2, "checkpoint_interval_ms": 1000, "delivery_guarantee": "exactly-once"},
-                        journeys={"population_min_shoppers": 0})
+    config = job_config(broker, redis_server, topics, kafka={"bounded": False}, **SIDE_INPUTS_FIXED,
+                        flink={"parallelism": 2, "checkpoint_interval_ms": 1000, "delivery_guarantee": "exactly-once"})
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
     return cluster.submit(path, parallelism=2), topics

@@ -10,7 +10,7 @@ import yaml
 
 from config import to_dict
 from notify_engine import chaos, cluster as cluster_cli, generator, producer
-from tests.integration.conftest import job_config, make_topics, read_back
+from tests.integration.conftest import SIDE_INPUTS_FIXED, job_config, make_topics, read_back
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def _prepare(broker, redis_server, events, tmp_path, name):
     producer.publish(events, broker.bootstrap, topics.events)
     # Unbounded, drained once read (a bounded source ends within seconds, and a savepoint needs it running)
     config = job_config(broker, redis_server, topics, kafka={"bounded": False}, flink={"checkpoint_interval_ms": 1000},
-                        journeys={"best_hour_journeys": []})
+                        **SIDE_INPUTS_FIXED)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
     return config, path, topics
