@@ -87,7 +87,6 @@ def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, 
 
 def scene(pipeline: LocalPipeline, user_id: str, now: int) -> tuple[ItemSignal, PushState] | None:
     """What the scorer sees for the shopper now; None for a shopper with no history."""
-    pipeline.side.now = now
     context: UserContext = pipeline.state(USER_CONTEXT, user_id)
     if not context.history:
         return None
@@ -96,15 +95,15 @@ def scene(pipeline: LocalPipeline, user_id: str, now: int) -> tuple[ItemSignal, 
                                                                    recent_items={})
 
 
-def cold_start(pipeline: LocalPipeline, k: int) -> list[str]:
-    return [item for item, _ in pipeline.side.trending(None)][:k]  # the scorer's cold-start path
+def cold_start(pipeline: LocalPipeline, k: int, now: int) -> list[str]:
+    return [item for item, _ in pipeline.side.trending(None, now)][:k]  # the scorer's cold-start path
 
 
 def recommend(pipeline: LocalPipeline, user_id: str, now: int, scoring: ScoringConfig, k: int,
               with_trigger: bool) -> list[str]:
     seen = scene(pipeline, user_id, now)
     if seen is None:
-        return cold_start(pipeline, k)
+        return cold_start(pipeline, k, now)
     ranked = rank(*seen, pipeline.side, now, scoring, pipeline.config.policy, with_trigger=with_trigger)
     return [entry.item_id for entry in ranked[:k]]
 
@@ -120,7 +119,7 @@ class LearnedBlend:
         seen = scene(pipeline, user_id, now)
         if seen is None:
             self.entries = []
-            return cold_start(pipeline, k)
+            return cold_start(pipeline, k, now)
         entries = blend.candidates(*seen, pipeline.side, now, self.config, with_trigger=with_trigger)
         if with_trigger:
             self.entries = entries  # the wider pool: what it learns from

@@ -3,7 +3,7 @@
     events (event time per partition) ─► admit ─► by_user: user context (dedup, history, profile)
     user context ─► by_item: item model (catalogue join, CF rows, cosine top-K, cards ⇄ Redis)
                  ─► one instance: segmenter (streaming k-means)
-                 ─► windows (Flink SQL): trending, behaviour counts ─► Redis
+                 ─► windows (Flink SQL): trending, behaviour counts ─► Redis (its event time ─► push policy)
     catalog (event time per partition) ─► admit ─► by_item: catalogue terms
     catalogue terms ─► one instance: vocabulary (TF-IDF) ─► by_item: item model
     users (directory; event time per partition) ─► admit ─► by_user: push policy (consent, zone, locale)
@@ -146,12 +146,15 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
     directory = []
     if sources.users is not None:
         directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", sparse=True)]
-    to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory)
-    notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
-                               PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
+    windows = []
     if config.windows_enabled:
         # Python operators pass no timestamps to side outputs, but watermarks: SQL reads time from the events.
-        add_windowed_aggregations(contexts.get_side_output(f.side_output(WINDOWS)), config)
+        # The writer's (empty) output joins the push policy's input, whose event time then waits for the lists.
+        windows = [add_windowed_aggregations(contexts.get_side_output(f.side_output(WINDOWS)), config)[1]]
+    to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory,
+                        *windows)
+    notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
+                               PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
     # Kafka refuses record times far ahead of its clock, and a recommendation sent by a timer carries the
     # timer's event time, which an end-of-input flush puts hours ahead: the record is stamped when it was made.
     notifications.assign_timestamps_and_watermarks(f.stamped_when_made()).name("stamp notifications") \

@@ -1,9 +1,12 @@
 """Redis as the job's shared read model, and the writer of every effect a step asks for.
 
-Item cards (counts, popularity, vector, stock) are published by each item's hop and read by
-other items (cosine denominators) and by the scorer (candidate vectors, stock). Writes are
-batched and absolute (idempotent on replay); reads go through a bounded cache with a TTL, so a
-trigger costs at most one pipelined round trip. Nothing here imports pyflink.
+Item cards (counts, popularity, factors) are published by each item's hop and read by other items
+(cosine denominators) as they stand: writes are batched and absolute (idempotent on replay), reads go
+through a bounded cache with a TTL. What decides a message is read as of the decision's event time
+instead: an item's facts (versions by the time of each change, written at once), trending lists (one
+key per window) and new listings (by listing time). The stages that write them are upstream of the push
+policy, whose keyed input is in event-time order (`jobs/ordering.py`), so every version up to that time is
+written when it is read: the same input reads the same values on every run. Nothing here imports pyflink.
 """
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ from typing import Callable, Iterable, Mapping
 import orjson
 
 from operators import journeys, steps, trending
+from operators.trending import last_window_end
 from state_schemas.codec import SchemaError
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard
-from state_schemas.trending import USER_COUNTS_PREFIX
+from state_schemas.trending import GLOBAL, USER_COUNTS_PREFIX
 
 ARRIVALS_READ = 20
+LISTS_CACHED = 4096  # trending lists kept read, by (scope, window end)
 
 
 def _now_ms() -> int:
@@ -89,47 +94,57 @@ class ItemCardStore:
 
 
 class RedisSideInputs:
-    """What a step reads of other keys (operators.steps.SideInputs), from Redis through caches."""
+    """What a step reads of other keys (operators.steps.SideInputs), from Redis."""
 
-    def __init__(self, cards: ItemCardStore, top_n: int, cache_ms: int, clock: Callable[[], int] = _now_ms):
+    def __init__(self, cards: ItemCardStore, top_n: int, cache_ms: int, window_ms: int, slide_ms: int,
+                 clock: Callable[[], int] = _now_ms):
         self.card_store, self.top_n, self.cache_ms, self.clock = cards, top_n, cache_ms, clock
-        self.lists: dict[str, tuple[int, list]] = {}
+        self.window_ms, self.slide_ms = window_ms, slide_ms
+        self.lists: OrderedDict[tuple[str, int], list] = OrderedDict()  # (scope, window end) -> list: immutable
         self.hour_votes: tuple[int, list[int]] | None = None  # (read at, shoppers per local hour)
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return self.card_store.get_many(items, fresh=fresh)
 
-    def _lists(self, category: str | None) -> dict[str, list]:
-        """Trending (category and global) and new listings for a trigger, in one pipelined round
-        trip for whichever of them the cache holds no fresh copy of."""
-        store, now = self.card_store, self.clock()
-        keys = {"t:global": store.keys.trending("global")}
-        if category is not None:
-            keys["t:cat:" + category] = store.keys.trending(trending.category_scope(category))
-            keys["a:" + category] = store.keys.arrivals(category)
-        stale = [name for name in keys if name not in self.lists or now - self.lists[name][0] > self.cache_ms]
-        if stale:
-            pipe = store.client.pipeline(transaction=False)
-            for name in stale:
-                if name.startswith("t:"):  # small sets, read whole: Redis breaks ties unlike top_items
-                    pipe.zrevrange(keys[name], 0, -1, withscores=True)
-                else:
-                    pipe.zrevrange(keys[name], 0, ARRIVALS_READ - 1)
-            for name, found in zip(stale, pipe.execute()):
-                if name.startswith("t:"):
-                    value = trending.ranked_members(found, self.top_n)
-                else:
-                    value = [_text(m) for m in found]
-                self.lists[name] = (now, value)
-        return {name: self.lists[name][1] for name in keys}
+    def facts(self, items: Iterable[str], at: int) -> Mapping[str, ItemCard]:
+        """Each item's newest version of its facts from `at` or before, in one pipelined round trip."""
+        items = list(dict.fromkeys(items))
+        if not items:
+            return {}
+        store = self.card_store
+        pipe = store.client.pipeline(transaction=False)
+        for item in items:
+            pipe.zrevrangebyscore(store.keys.facts(item), at, "-inf", start=0, num=1)
+        found = {}
+        for item, versions in zip(items, pipe.execute()):
+            if versions:
+                try:
+                    found[item] = ItemCard.decode(_text(versions[0]).split(":", 1)[1])
+                except SchemaError:
+                    pass  # a damaged version reads as unknown
+        return found
 
-    def trending(self, category: str | None) -> list[tuple[str, float]]:
-        lists = self._lists(category)
-        own = lists[f"t:cat:{category}"] if category is not None else ()
-        return trending.category_then_global(own, lists["t:global"])
+    def _list(self, scope: str, at: int) -> list[tuple[str, float]]:
+        """A scope's list of the last window ended at or before `at`; complete once written, so kept."""
+        name = (scope, last_window_end(at, self.window_ms, self.slide_ms))
+        if name not in self.lists:
+            store = self.card_store
+            members = store.client.zrevrange(store.keys.trending_at(*name), 0, -1, withscores=True)
+            self.lists[name] = trending.ranked_members(members, self.top_n)
+            while len(self.lists) > LISTS_CACHED:
+                self.lists.popitem(last=False)
+        return self.lists[name]
 
-    def arrivals(self, category: str | None) -> list[str]:
-        return [] if category is None else self._lists(category)["a:" + category]
+    def trending(self, category: str | None, at: int) -> list[tuple[str, float]]:
+        own = self._list(trending.category_scope(category), at) if category is not None else ()
+        return trending.category_then_global(own, self._list(GLOBAL, at))
+
+    def arrivals(self, category: str | None, at: int) -> list[str]:
+        if category is None:
+            return []
+        store = self.card_store
+        found = store.client.zrevrangebyscore(store.keys.arrivals(category), at, "-inf", start=0, num=ARRIVALS_READ)
+        return [_text(member) for member in found]
 
     def population_best_hour(self, min_shoppers: int) -> int | None:
         """Counted from the 24 vote sets in one round trip, at most once per cache interval."""
@@ -162,6 +177,11 @@ class RedisEffects:
             key = self.keys.arrivals(effect.category_id)
             pipe.zadd(key, {effect.item_id: effect.listed_at})
             pipe.zremrangebyrank(key, 0, -(effect.keep + 1))
+            pipe.expire(key, self.cards.ttl_s)
+        elif isinstance(effect, steps.RecordFacts):
+            key = self.keys.facts(effect.item_id)
+            pipe.zadd(key, {f"{effect.at}:{effect.facts.encode()}": effect.at})
+            pipe.zremrangebyrank(key, 0, -(steps.FACTS_KEPT + 1))
             pipe.expire(key, self.cards.ttl_s)
         elif isinstance(effect, steps.PublishNeighbours):
             key = self.keys.neighbours(effect.item_id)

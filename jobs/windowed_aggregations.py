@@ -21,6 +21,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 
 from config import JobConfig
 from jobs.side_inputs import write_counts
+from jobs.stage_functions import HOP
 from operators import trending
 from state_schemas.codec import SchemaError
 from state_schemas.events import BEHAVIOURS
@@ -124,11 +125,12 @@ class WriteWindowsToRedisFunction(ProcessFunction):
         kind, payload = value
         if kind == KIND_TRENDING:
             ranked = TrendingList.decode(payload)
-            key = self.keys.trending(ranked.scope)
             pipe = self.client.pipeline(transaction=True)
-            pipe.delete(key)
-            pipe.zadd(key, dict(ranked.items))
-            pipe.expire(key, self.ttl_s)
+            # The latest list (dashboards), and this window's own, which decisions read as of their time
+            for key in (self.keys.trending(ranked.scope), self.keys.trending_at(ranked.scope, ranked.window_end)):
+                pipe.delete(key)
+                pipe.zadd(key, dict(ranked.items))
+                pipe.expire(key, self.ttl_s)
             pipe.execute()
             self.written.inc()
         elif write_counts(self.client, self.keys, BehaviourCounts.decode(payload), self.ttl_s):
@@ -139,9 +141,11 @@ class WriteWindowsToRedisFunction(ProcessFunction):
 
 
 def add_windowed_aggregations(events, config: JobConfig):
-    """Adds the windowed aggregates to the job. `events` are (user id, event time, event JSON) tuples
-    with event-time timestamps and watermarks. Returns the results written to Redis, as WINDOW_RESULT
-    tuples, for a caller that also wants them elsewhere (a topic, a test)."""
+    """Adds the windowed aggregates to the job. `events` are (user id, event time, event JSON) tuples with
+    watermarks (event time is read from the JSON). Returns (the results written to Redis, as WINDOW_RESULT
+    tuples, for a caller that also wants them elsewhere: a topic, a test; the writer's output, hop records of
+    which there are none: its watermarks say which windows are in Redis, for a stage that reads them as of a
+    time)."""
     settings = config.trending
     tables = StreamTableEnvironment.create(events.get_execution_environment())
     tables.get_config().set("table.local-time-zone", "UTC")
@@ -181,5 +185,6 @@ def add_windowed_aggregations(events, config: JobConfig):
         for scope, where in (("user_scope", ""), ("CONCAT('category:', category)", "WHERE category <> ''"))]
 
     results = lists.union(*counts)
-    results.process(WriteWindowsToRedisFunction(config)).name("windows to redis").uid("windows-to-redis")
-    return results
+    written = results.process(WriteWindowsToRedisFunction(config), output_type=HOP).name("windows to redis") \
+        .uid("windows-to-redis")
+    return results, written

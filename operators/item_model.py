@@ -33,7 +33,7 @@ from . import factors
 from .content import event_terms, tfidf_vector
 from .decay import decayed_add
 from .journeys import INTEREST
-from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext
+from .steps import END_OF_STREAM, ListNewArrival, PublishCard, PublishNeighbours, RecordFacts, Step, StepContext
 
 CardLookup = Callable[..., Mapping[str, ItemCard]]  # (items, fresh=False) -> cards of those that have one
 ARRIVALS_KEPT = 200  # newest listings kept per category
@@ -205,7 +205,9 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
                         neighbours=new_state.neighbours if update.trigger else (), summary=update.summary)
     # Coalesced: at most one refresh per item per interval, and one more when a bounded stream ends.
     timers = (next_refresh(ts, config), END_OF_STREAM) if row is not state.row else ()
-    return Step(state=new_state, emit=(signal,), effects=(PublishCard(event.item_id, card),), timers=timers,
+    facts = new_state.facts()
+    recorded = (RecordFacts(event.item_id, facts, ts),) if facts != state.facts() else ()
+    return Step(state=new_state, emit=(signal,), effects=(PublishCard(event.item_id, card), *recorded), timers=timers,
                 counts=() if listed else ("events_for_unlisted_items",))
 
 
@@ -223,6 +225,8 @@ def join_catalog(state: ItemModel, item: CatalogItem, vector: tuple[tuple[str, f
     if change:
         kept = tuple(c for c in state.changes if item.ts - c.ts < journeys.watch_ms)
         new_state = replace(new_state, changes=(kept + (change,))[-CHANGES_KEPT:])
+    facts = new_state.facts()
+    recorded = (RecordFacts(item.item_id, facts, item.ts),) if facts != state.facts() else ()
     return Step(state=new_state, emit=told, counts=("watchers_told",) * len(told),
-                effects=(PublishCard(item.item_id, card),
+                effects=(PublishCard(item.item_id, card), *recorded,
                          ListNewArrival(item.item_id, item.category_id, item.ts, ARRIVALS_KEPT)))

@@ -10,6 +10,7 @@ Benchmarks use it as the Python ceiling; `make eval` replays real logs through i
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,11 +25,13 @@ from state_schemas.state import ItemCard, Neighbour
 from . import catalog_intake, directory, intake
 from .catalog import VocabularyView
 from .journeys import population_hour
-from .steps import ListNewArrival, PublishCard, PublishNeighbours, Step, StepContext, VoteBestHour
+from .steps import (FACTS_KEPT, ListNewArrival, PublishCard, PublishNeighbours, RecordFacts, Step,
+                    StepContext, VoteBestHour)
 from .topology import DELETE_PART, STAGES, Stage
 from .trending import TrendingWindows, category_then_global, last_window_end
 
 ARRIVALS_READ = 20
+TRENDING_KEPT_MS = 24 * 3_600_000
 
 
 class StateStore(Protocol):
@@ -56,37 +59,49 @@ class Outputs:
 
 
 class MemorySideInputs:
-    """Item cards, trending and new listings as the job's Redis side inputs hold them, kept in memory."""
+    """Item cards, facts, trending and new listings as the job's Redis side inputs hold them, kept in memory."""
 
     def __init__(self, config: JobConfig):
         self.top_n = config.trending.top_n
         self.item_cards: dict[str, ItemCard] = {}
+        self.item_facts: dict[str, list[tuple[int, ItemCard]]] = {}  # item -> (time, facts), by time
         self.neighbours: dict[str, tuple[Neighbour, ...]] = {}
+        # Windows a decision may still ask for: those of the last day before the newest event.
         self.windows = TrendingWindows(config.trending.window_ms, config.trending.slide_ms,
-                                       config.profile.event_weights)
+                                       config.profile.event_weights, kept_ms=TRENDING_KEPT_MS)
         self.listings: dict[str, dict[str, int]] = {}
-        self.now = 0
         self.window_ms, self.slide_ms = config.trending.window_ms, config.trending.slide_ms
-        self.trending_end, self.trending_lists = None, {}
+        self.trending_lists: dict[int, dict] = {}  # window end -> its lists, computed once
         self.trending_enabled = config.windows_enabled
         self.votes: dict[int, dict[str, int]] = {}  # local hour -> shopper -> when voted
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         return {item: self.item_cards[item] for item in items if item in self.item_cards}
 
-    def trending(self, category: str | None) -> list[tuple[str, float]]:
+    def facts(self, items: Iterable[str], at: int) -> Mapping[str, ItemCard]:
+        found = {}
+        for item in items:
+            versions = self.item_facts.get(item, ())
+            index = bisect.bisect_right(versions, at, key=lambda version: version[0])
+            if index:
+                found[item] = versions[index - 1][1]
+        return found
+
+    def trending(self, category: str | None, at: int) -> list[tuple[str, float]]:
         if not self.trending_enabled:  # the job writes no lists then, so its scorer reads none
             return []
-        # Lists change only when a window ends, as the job's Redis lists do: computed once per window.
-        end = last_window_end(self.now, self.window_ms, self.slide_ms)
-        if end != self.trending_end:
-            self.trending_end, self.trending_lists = end, self.windows.tops(self.now, self.top_n)
-        own = self.trending_lists.get(category, ()) if category is not None else ()
-        return category_then_global(own, self.trending_lists.get(None, ()))
+        end = last_window_end(at, self.window_ms, self.slide_ms)
+        if end not in self.trending_lists:
+            self.trending_lists[end] = self.windows.tops(at, self.top_n)
+        lists = self.trending_lists[end]
+        own = lists.get(category, ()) if category is not None else ()
+        return category_then_global(own, lists.get(None, ()))
 
-    def arrivals(self, category: str | None) -> list[str]:
+    def arrivals(self, category: str | None, at: int) -> list[str]:
         listed = self.listings.get(category or "", {})
-        return [item for item, _ in sorted(listed.items(), key=lambda kv: (-kv[1], kv[0]))[:ARRIVALS_READ]]
+        known = sorted(((listed_at, item) for item, listed_at in listed.items() if listed_at <= at),
+                       key=lambda pair: (-pair[0], pair[1]))
+        return [item for _, item in known[:ARRIVALS_READ]]
 
     def population_best_hour(self, min_shoppers: int) -> int | None:
         return population_hour([len(self.votes.get(hour, {})) for hour in range(24)], min_shoppers)
@@ -102,6 +117,10 @@ class MemorySideInputs:
                               for hour, voters in self.votes.items()}
         elif isinstance(effect, PublishCard):
             self.item_cards[effect.item_id] = effect.card
+        elif isinstance(effect, RecordFacts):
+            versions = self.item_facts.setdefault(effect.item_id, [])
+            bisect.insort(versions, (effect.at, effect.facts), key=lambda version: version[0])
+            del versions[:-FACTS_KEPT]
         elif isinstance(effect, ListNewArrival):
             listed = self.listings.setdefault(effect.category_id, {})
             listed[effect.item_id] = effect.listed_at
@@ -131,7 +150,6 @@ class LocalPipeline:
         except intake.Rejected as rejection:
             out.dead_letters.append(DeadLetter(reason=rejection.reason, stage="admit", raw=raw, rejected_at=now_ms))
             return
-        self.side.now = max(self.side.now, event.ts)
         self._send(USER_CONTEXT, event, now_ms, out)
         self.max_event_time = event.ts if self.max_event_time is None else max(self.max_event_time, event.ts)
         self._fire_timers(self.max_event_time - self.config.intake.out_of_orderness_ms - 1, now_ms, out)

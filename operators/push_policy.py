@@ -213,7 +213,7 @@ def order_changed(state: PushState, event: OrderEvent, user_id: str, created_at:
     """An order's status: told at once, unless its status is held out of the night; a delivery plans the
     review request. Like a watched item's change, it decides nothing that waits in the agenda."""
     who = directory.reach(state.directory, config.directory)
-    first = _first_card(event, side)
+    first = _first_card(event, event.ts, side)
     state, hold, exits = journeys.after_order(state, event, first, who, config)
     told = Step(state=state, counts=("transactional_held_for_night",)) if hold else \
         _outcome(decide_transactional(state, event, created_at, who, config, first))
@@ -245,10 +245,10 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
         return journeys.arrange(state, who, config)
     steps = []
     for entry in (e for e in due if e.journey == ORDER_STATUS):
-        first = _first_card(entry.order, side)
+        first = _first_card(entry.order, now, side)
         steps.append(_outcome(decide_transactional(state, entry.order, created_at, who, config, first, now)))
         state = steps[-1].state
-    live, gone = _in_stock([e for e in due if e.journey != ORDER_STATUS], side)
+    live, gone = _in_stock([e for e in due if e.journey != ORDER_STATUS], now, side)
     state, exits = journeys.out_of_stock(state, {c.item_id for e in gone if e.journey == CART for c in e.candidates})
     exits += ("journey_exit_out_of_stock",) * len(gone)
     if live:
@@ -267,17 +267,17 @@ def _fire_at(state: PushState, user_id: str, now: int, created_at: int, side: Si
     return _joined((*steps, replace(arranged, counts=exits + arranged.counts)))
 
 
-def _first_card(order: OrderEvent, side: SideInputs) -> ItemCard | None:
-    """The card of the order's first item, if the item model has published one (for the copy)."""
-    return side.cards(order.item_ids[:1]).get(order.item_ids[0]) if order.item_ids else None
+def _first_card(order: OrderEvent, at: int, side: SideInputs) -> ItemCard | None:
+    """The facts of the order's first item at `at`, if the item model had any (for the copy)."""
+    return side.facts(order.item_ids[:1], at).get(order.item_ids[0]) if order.item_ids else None
 
 
-def _in_stock(entries: list[Planned], side: SideInputs) -> tuple[list[Planned], list[Planned]]:
-    """(The entries whose items the shop still has, their copy from the items' latest cards; the others).
-    A price drop or restock came with the card of its catalogue record: a cached card older than that
-    record says nothing newer, so it is not read for that entry."""
+def _in_stock(entries: list[Planned], at: int, side: SideInputs) -> tuple[list[Planned], list[Planned]]:
+    """(The entries whose items the shop still had at `at`, their copy from the items' facts then; the others).
+    A price drop or restock came with the card of its catalogue record: facts older than that record say
+    nothing newer, so they are not read for that entry."""
     items = {c.item_id for entry in entries for c in entry.candidates}
-    all_cards = side.cards(sorted(items)) if items else {}
+    all_cards = side.facts(sorted(items), at) if items else {}
     live, gone = [], []
     for entry in entries:
         cards = all_cards if entry.journey not in (journeys.PRICE_DROP, journeys.BACK_IN_STOCK) else {

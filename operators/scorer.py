@@ -77,18 +77,20 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
     recent = {item: entry for item, entry in state.recent_items.items() if now - entry.at < policy.renotify_cooldown_ms}
     cf = _normalised((n.item_id, n.similarity) for n in signal.neighbours)
     segment = dict(state.segment_trend)
-    trending = _normalised(side.trending(category))
-    pool = [*cf, *recency, *segment, *trending, *side.arrivals(category)]
+    trending = _normalised(side.trending(category, now))
+    pool = [*cf, *recency, *segment, *trending, *side.arrivals(category, now)]
     pool = [item for item in dict.fromkeys(pool) if item not in excluded and item not in recent]
-    cards = side.cards(pool)
+    cards = side.facts(pool, now)  # as they were at `now`, whenever and wherever this runs
     affinity = dict(summary.categories) if summary else {}
     content = state.content.scores
     weights = (scoring.weight_cf, scoring.weight_content, scoring.weight_segment, scoring.weight_popularity,
                scoring.weight_affinity, scoring.weight_recency, scoring.weight_mf)
     sent_categories = [entry.category_id for entry in recent.values() if entry.category_id is not None]
     user_factors = summary.factors if summary else ()
+    # Factors move with every event, so they are read as they stand (streamed factors are off by default).
+    learned = side.cards(pool) if user_factors else {}
     mf = _normalised((item, max(dot(user_factors, card.factors), 0.0)) for item in pool
-                     if (card := cards.get(item)) is not None and card.factors) if user_factors else {}
+                     if (card := learned.get(item)) is not None and card.factors) if user_factors else {}
     scored = []
     for item in pool:
         card = cards.get(item) or ItemCard()

@@ -32,14 +32,22 @@ class Step(msgspec.Struct, Generic[S], frozen=True):
 
 
 class SideInputs(Protocol):
-    """What a step may read of other keys: item cards, two small global lists and the population's best hour."""
+    """What a step may read of other keys. Item facts, trending lists and new listings are read as of an event
+    time `at`, as stages upstream of the reader wrote them by then (deterministic: the keyed stages see their
+    records in event-time order, `jobs/ordering.py`); cards (counts) and the population's best hour as they
+    stand."""
 
     def cards(self, items: Iterable[str], fresh: bool = False) -> Mapping[str, ItemCard]:
         """Cards of those items that have one; `fresh` skips caches (other instances' latest counts)."""
 
-    def trending(self, category: str | None) -> list[tuple[str, float]]: ...  # strongest first
+    def facts(self, items: Iterable[str], at: int) -> Mapping[str, ItemCard]:
+        """The facts of those items known at `at` (category, title, price, stock, vector; no counts)."""
 
-    def arrivals(self, category: str | None) -> list[str]: ...  # newest catalogue listings, newest first
+    def trending(self, category: str | None, at: int) -> list[tuple[str, float]]:
+        """The category's then the global list of the last window ended at or before `at`, strongest first."""
+
+    def arrivals(self, category: str | None, at: int) -> list[str]:
+        """The category's newest catalogue listings at `at` (listed then or before), newest first."""
 
     def population_best_hour(self, min_shoppers: int) -> int | None:
         """The local hour most shoppers with a best hour of their own have; None while fewer than
@@ -77,6 +85,21 @@ class ListNewArrival:
     category_id: str
     listed_at: int
     keep: int
+
+
+FACTS_KEPT = 8  # versions of an item's facts kept: a reader further behind than that finds none
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """An item's facts changed at event time `at`: kept beside the earlier versions, so a decision at any time
+    reads them as they were then (written at once, before the item's stage lets event time pass `at`)."""
+
+    COUNTER: ClassVar[str] = "facts_writes"
+
+    item_id: str
+    facts: ItemCard  # the card without counts, popularity or factors
+    at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,13 +69,14 @@ class TrendingWindows:
     """What the job's trending windows output, computed in memory.
 
     Events go into panes of gcd(window_ms, slide_ms) so every window is a whole number of panes;
-    only panes a later `top` may still ask for are kept, so memory is bounded by one window.
+    only panes a later `top` may still ask for are kept: the last window's, and those of `kept_ms` before it
+    (a decision asks for the window of its own time, which may be behind the newest event).
     """
 
-    def __init__(self, window_ms: int, slide_ms: int, weights: Mapping):
+    def __init__(self, window_ms: int, slide_ms: int, weights: Mapping, kept_ms: int = 0):
         if not 0 < slide_ms <= window_ms:
             raise ValueError(f"need 0 < slide_ms <= window_ms, got slide {slide_ms}, window {window_ms}")
-        self._window, self._slide = window_ms, slide_ms
+        self._window, self._slide, self._kept = window_ms, slide_ms, kept_ms
         self._pane = math.gcd(window_ms, slide_ms)
         self._weights = dict(weights)
         self._panes: dict[int, dict[str, tuple[float, str | None]]] = {}  # pane -> item -> (score, category)
@@ -89,7 +90,7 @@ class TrendingWindows:
         pane = self._panes.setdefault(ts // self._pane, {})
         score, category = pane.get(item_id, (0.0, None))
         pane[item_id] = (score + share, merge_category(category, category_id))
-        horizon = last_window_end(ts, self._window, self._slide) - self._window
+        horizon = last_window_end(ts, self._window, self._slide) - self._window - self._kept
         if self._horizon is None or horizon > self._horizon:
             self._horizon = horizon
             first = horizon // self._pane

@@ -48,7 +48,7 @@ def learn_factors(before: UserContext, result: Step, event: BehaviourEvent, side
     """One ISGD step of the user's factors (operators.factors); the item update carries them as they were,
     for the item's own step, and a trigger's summary as they are now, for the scorer."""
     old = before.factors or factors.initial(event.user_id, config)
-    pool = [item for item, _ in side.trending(None)]
+    pool = [item for item, _ in side.trending(None, event.ts)]
     sampled = factors.negatives_for(event.event_id, pool, {event.item_id, *(e.item_id for e in before.history)},
                                     config.negatives)
     cards = side.cards([event.item_id, *sampled])

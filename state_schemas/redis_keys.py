@@ -19,6 +19,11 @@ class RedisKeys:
         """String: the item's card (counts, popularity, vector, stock), JSON."""
         return f"{self.prefix}:card:{item}"
 
+    def facts(self, item: str) -> str:
+        """Sorted set: "<time>:<card JSON>" -> time, the item's facts (catalogue or events: category, title, price,
+        stock, vector) as each change left them, by the change's event time; read as of a decision's time."""
+        return f"{self.prefix}:facts:{item}"
+
     def neighbours(self, item: str) -> str:
         """Sorted set: similar item -> cosine similarity, the item's top-K."""
         return f"{self.prefix}:neighbours:{item}"
@@ -35,6 +40,10 @@ class RedisKeys:
     def trending(self, scope: str) -> str:
         """Sorted set: item id -> weighted count in the scope's latest window, replaced whole per window."""
         return f"{self.prefix}:trending:{scope}"
+
+    def trending_at(self, scope: str, window_end: int) -> str:
+        """Sorted set: as `trending`, of the window that ended at `window_end`; read as of a decision's time."""
+        return f"{self.prefix}:trending:{scope}@{window_end}"
 
     def counts(self, scope: str, window_start: int | str) -> str:
         """Hash: behaviour -> events in the tumbling window starting at `window_start`."""

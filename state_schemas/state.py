@@ -171,6 +171,11 @@ class ItemModel(State, frozen=True):
                         title=self.title, in_stock=self.stock != 0, vector=self.vector, listed_at=self.listed_at,
                         price=self.price, factors=self.factors)
 
+    def facts(self) -> ItemCard:
+        """The card without what every event moves (counts, popularity, factors): what decisions read as of a time."""
+        return ItemCard(category_id=self.category_id, title=self.title, in_stock=self.stock != 0, vector=self.vector,
+                        listed_at=self.listed_at, price=self.price)
+
 
 class RecentSend(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """An item notified to the user: when, and its category (for the diversity penalty)."""

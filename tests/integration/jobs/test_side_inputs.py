@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from jobs.side_inputs import ItemCardStore, RedisEffects, RedisSideInputs, write_counts
-from operators.steps import (DeleteKeys, ListNewArrival, MarkErased, PublishNeighbours, ReplaceRanking, ReplaceValue,
-                            StoreInInbox, VoteBestHour)
+from operators.steps import (FACTS_KEPT, DeleteKeys, ListNewArrival, MarkErased, PublishNeighbours, RecordFacts,
+                             ReplaceRanking, ReplaceValue, StoreInInbox, VoteBestHour)
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import ItemCard, Neighbour
@@ -73,24 +73,49 @@ def test_neighbours_replace_the_previous_list(setup):
     assert 0 < client.ttl(RedisKeys(prefix).neighbours("i")) <= 60
 
 
-def test_lists_for_a_trigger_come_back_ranked_newest_listings_first_and_cached(setup):
+def test_lists_are_read_as_of_a_time_ranked_newest_listings_first(setup):
     client, clock, prefix = setup
     cards = store(client, clock, prefix)
     effects = RedisEffects(client, cards)
     keys = RedisKeys(prefix)
-    client.zadd(keys.trending("global"), {"g1": 3.0, "g2": 3.0, "x": 1.0})
-    client.zadd(keys.trending("cat:c"), {"x": 9.0})
+    # Windows of an hour sliding by 5 minutes: a decision at 10:07 reads the window that ended at 10:05.
+    slide = 300_000
+    client.zadd(keys.trending_at("global", 20 * slide), {"g1": 3.0, "g2": 3.0, "x": 1.0})
+    client.zadd(keys.trending_at("cat:c", 20 * slide), {"x": 9.0})
+    client.zadd(keys.trending_at("global", 21 * slide), {"later": 5.0})
+    client.zadd(keys.trending("global"), {"latest": 7.0})  # what a dashboard reads; no decision does
     for n, item in enumerate(["old", "mid", "new"]):
         effects.apply(ListNewArrival(item, "c", 1000 + n, keep=200))
-    side = RedisSideInputs(cards, top_n=10, cache_ms=500, clock=clock)
+    side = RedisSideInputs(cards, top_n=10, cache_ms=500, window_ms=12 * slide, slide_ms=slide, clock=clock)
     # The category's list first; then the global one's other items, equal scores by item id (not Redis's order).
-    assert side.trending("c") == [("x", 9.0), ("g1", 3.0), ("g2", 3.0)]
-    assert side.arrivals("c") == ["new", "mid", "old"]
+    assert side.trending("c", 20 * slide + 7) == [("x", 9.0), ("g1", 3.0), ("g2", 3.0)]
+    assert side.trending(None, 21 * slide) == [("later", 5.0)]
+    assert side.trending(None, 19 * slide) == []  # no list of that window: nothing trended
+    assert side.arrivals("c", 5000) == ["new", "mid", "old"]
+    assert side.arrivals("c", 1001) == ["mid", "old"]  # listed by then
     client.zadd(keys.arrivals("c"), {"newest": 2000})
-    assert side.arrivals("c") == ["new", "mid", "old"]  # within the cache time
-    clock.now = 501
-    assert side.arrivals("c")[0] == "newest"
-    assert side.arrivals(None) == [] and side.trending(None) == [("g1", 3.0), ("g2", 3.0), ("x", 1.0)]
+    assert side.arrivals("c", 5000)[0] == "newest"
+    assert side.arrivals(None, 5000) == []
+
+
+def test_an_items_facts_are_read_as_they_were_at_a_time(setup):
+    client, clock, prefix = setup
+    effects = RedisEffects(client, store(client, clock, prefix))
+    side = RedisSideInputs(store(client, clock, prefix), top_n=10, cache_ms=500, window_ms=60_000, slide_ms=60_000,
+                           clock=clock)
+    effects.apply(RecordFacts("i", ItemCard(title="Old", price=10.0), at=1000))
+    effects.apply(RecordFacts("i", ItemCard(title="New", price=8.0, in_stock=False), at=2000))
+    effects.apply(RecordFacts("j", ItemCard(title="J"), at=3000))
+    assert side.facts(["i", "j"], 999) == {}
+    assert side.facts(["i", "j"], 1500) == {"i": ItemCard(title="Old", price=10.0)}
+    assert side.facts(["i", "j", "k"], 5000) == {"i": ItemCard(title="New", price=8.0, in_stock=False),
+                                                 "j": ItemCard(title="J")}
+    effects.apply(RecordFacts("i", ItemCard(title="Old", price=10.0), at=1000))  # a replay writes the same again
+    assert side.facts(["i"], 1500) == {"i": ItemCard(title="Old", price=10.0)}
+    for at in range(3000, 3000 + FACTS_KEPT):
+        effects.apply(RecordFacts("i", ItemCard(title=f"v{at}"), at=at))
+    assert side.facts(["i"], 2500) == {}  # older than the versions kept: unknown, as the test of its age says
+    assert client.zcard(RedisKeys(prefix).facts("i")) == FACTS_KEPT
 
 
 def test_new_arrivals_keep_the_newest_listings_of_their_category(setup):
@@ -146,7 +171,8 @@ def test_an_erasure_deletes_the_named_keys_and_the_matching_ones_and_nothing_els
 def test_best_hour_votes_count_each_shopper_once_age_out_and_are_withdrawn(setup):
     client, clock, prefix = setup
     cards = store(client, clock, prefix)
-    effects, reader = RedisEffects(client, cards), RedisSideInputs(cards, top_n=5, cache_ms=1000, clock=clock)
+    effects, reader = RedisEffects(client, cards), RedisSideInputs(cards, top_n=5, cache_ms=1000, window_ms=60_000,
+                                                                   slide_ms=60_000, clock=clock)
     keys, day = RedisKeys(prefix), 86_400_000
 
     def voters(hour):

@@ -67,7 +67,7 @@ def run_job(config, events, record_to: Path | None = None) -> None:
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5000)).with_timestamp_assigner(
         HopTime())
     stream = env.from_collection(rows, type_info=HOP).assign_timestamps_and_watermarks(watermarks)
-    results = add_windowed_aggregations(stream, config)
+    results, _ = add_windowed_aggregations(stream, config)
     if record_to is not None:
         results.process(RecordResults(str(record_to))).name("record results")
     env.execute("windowed-aggregations-test")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from config import JobConfig, load_config
 from operators import item_model, user_context
 from operators.item_model import cosine_neighbours, next_refresh, refresh_neighbours
-from operators.steps import END_OF_STREAM, ListNewArrival, PublishCard, emitted
+from operators.steps import END_OF_STREAM, ListNewArrival, PublishCard, RecordFacts, emitted
 from state_schemas.events import BehaviourEvent, CatalogItem
 from state_schemas.hops import ForgetWatcher, ItemSignal, ItemUpdate, WatchedItemChange
 from state_schemas.state import CoCount, ItemCard, ItemModel, Neighbour, UserContext, Watch
@@ -379,3 +379,27 @@ def test_an_erased_shopper_is_forgotten_by_the_item():
     forgotten = item_model.step(state, ForgetWatcher(user_id="gone", item_id="target", ts=T0 + 1),
                                 StepContextFor(CONFIG)).state
     assert set(forgotten.watchers) == {"kept"}
+
+
+# --- facts as of a time ---------------------------------------------------------------------------
+
+def _facts_recorded(step) -> list:
+    return [(effect.at, effect.facts) for effect in step.effects if isinstance(effect, RecordFacts)]
+
+
+def test_an_items_facts_are_recorded_at_the_time_of_each_change_and_only_then():
+    first = item_model.update_item(ItemModel(), update(category="c1", price=5.0), no_cards, ITEMS, PROFILE, TERMS)
+    assert [(at, card.category_id, card.price) for at, card in _facts_recorded(first)] == [(T0, "c1", 5.0)]
+    assert all(card.interactions == 0 and card.factors == () for _, card in _facts_recorded(first))
+    again = item_model.update_item(first.state, update(category="c1", price=5.0, ts=T0 + 1, event_id="e2"),
+                                   no_cards, ITEMS, PROFILE, TERMS)
+    assert _facts_recorded(again) == []  # counts moved, facts did not
+    listed = item_model.join_catalog(again.state, CatalogItem(item_id="target", title="Target", category_id="c2",
+                                                              price=4.0, stock=0, ts=T0 + 2), (("w", 1.0),),
+                                     CONFIG.journeys)
+    [(at, facts)] = _facts_recorded(listed)
+    assert at == T0 + 2 and (facts.title, facts.category_id, facts.price, facts.in_stock) == ("Target", "c2", 4.0,
+                                                                                             False)
+    older = item_model.join_catalog(listed.state, CatalogItem(item_id="target", title="Stale", category_id="c3",
+                                                              price=1.0, ts=T0 + 1), (), CONFIG.journeys)
+    assert _facts_recorded(older) == []  # an older record is ignored

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from config import JobConfig, load_config
 from operators.local_pipeline import MemorySideInputs
+from operators.steps import ListNewArrival, RecordFacts
 from operators.scorer import Scored, diversify, rank
 from state_schemas.events import BehaviourEvent
 from state_schemas.hops import ItemSignal, UserSummary
@@ -73,7 +74,7 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
     summary = sig.summary
     top_sim = max((n.similarity for n in sig.neighbours), default=0.0)
     cf = {n.item_id: n.similarity / top_sim for n in sig.neighbours}
-    trending = list(side.trending(category))
+    trending = list(side.trending(category, 0))
     top_trend = max((s for _, s in trending), default=0.0)
     popularity = {item: s / top_trend for item, s in trending}
     segment = dict(state.segment_trend)
@@ -83,7 +84,7 @@ def reference(sig: ItemSignal, state: PushState, side: FakeSide, weights: tuple,
     recency = {}
     for position, item in enumerate(newest_first):
         recency.setdefault(item, 1.0 / (1 + position))
-    candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category)) | set(recency)
+    candidates = set(cf) | set(segment) | set(popularity) | set(side.arrivals(category, 0)) | set(recency)
     # MF: the user's factors . each candidate's (from its card), clipped at 0, over the best of the candidates.
     dots = {item: max(sum(a * b for a, b in zip(summary.factors, side.card_map[item].factors)), 0.0)
             for item in candidates if item in side.card_map and side.card_map[item].factors and summary.factors}
@@ -327,9 +328,8 @@ def test_cold_start_through_the_memory_side_inputs_of_the_local_pipeline():
         side.windows.observe("hot", "ct", "cart", T0 - HOUR_MS + n)
     side.windows.observe("warm", "ct", "view", T0 - HOUR_MS)
     side.listings["ct"] = {"fresh": T0 - 5}
-    side.item_cards["fresh"] = ItemCard(category_id="ct", listed_at=T0 - 5)
-    side.item_cards["hot"] = ItemCard(category_id="ct", interactions=3)
-    side.now = T0
+    side.item_facts["fresh"] = [(T0 - 5, ItemCard(category_id="ct", listed_at=T0 - 5))]
+    side.item_facts["hot"] = [(T0 - HOUR_MS, ItemCard(category_id="ct"))]
     ranked = rank(signal(summary=UserSummary(categories=(("ct", 1.0),))), PushState(), side, T0, CONFIG.scoring,
                   POLICY)
     assert {"hot", "warm", "fresh"} <= set(ids(ranked))
@@ -406,3 +406,19 @@ def test_a_recent_item_already_bought_or_notified_is_not_shown_again():
     sig = signal(summary=UserSummary(recent=("a", "b", "c", TRIGGER), purchased=("b",)))
     state = PushState(recent_items={"c": RecentSend(T0 - 1, "ct")})
     assert ids(rank(sig, state, side, T0, scoring(**RECENCY_ONLY), POLICY, with_trigger=True)) == [TRIGGER, "a"]
+
+
+def test_a_ranking_reads_item_facts_as_they_were_at_its_time_and_later_changes_do_not_reach_it():
+    side = MemorySideInputs(CONFIG)
+    side.windows.observe("hot", "ct", "cart", T0 - HOUR_MS)
+    side.apply(RecordFacts("hot", ItemCard(category_id="ct", title="Hot"), T0 - HOUR_MS))
+    side.apply(RecordFacts("hot", ItemCard(category_id="ct", title="Gone", in_stock=False), T0 + HOUR_MS))
+    side.apply(ListNewArrival("fresh", "ct", T0 + 10, keep=200))  # listed after the decision
+    side.apply(RecordFacts("fresh", ItemCard(category_id="ct", listed_at=T0 + 10), T0 + 10))
+    ranked = rank(signal(summary=UserSummary(categories=(("ct", 1.0),))), PushState(), side, T0, CONFIG.scoring,
+                  POLICY)
+    assert "fresh" not in ids(ranked)
+    assert [entry.title for entry in ranked if entry.item_id == "hot"] == ["Hot"]
+    later = rank(signal(summary=UserSummary(categories=(("ct", 1.0),))), PushState(), side, T0 + 2 * HOUR_MS,
+                 CONFIG.scoring, POLICY)
+    assert "hot" not in ids(later) and "fresh" in ids(later)  # out of stock by then; listed by then
