@@ -45,13 +45,12 @@ def metrics_plugin():
     return services.use_metrics_plugin()
 
 
-# Decisions that read only what the job's ordered stages carry: no trending lists, segments or population hour, and
-# item cards written and read through at once. With those on, which items a recommendation names, and now and then
-# whether one goes (a candidate's category, read from its card, moves its score across `min_score`), read them as
-# they stand when it is ranked, and a restored job finds Redis ahead of its checkpoint (README, "Under failure"):
-# tests that compare runs message for message use this.
-SIDE_INPUTS_FIXED = {"trending": {"enabled": False}, "segments": {"enabled": False},
-                     "item_model": {"card_cache_ms": 0, "card_flush_ms": 0},
+# What still reads side inputs as they stand, fixed for tests that compare runs message for message: the
+# population's best hour (other shoppers' votes in Redis, which a restored job finds ahead of its checkpoint) is
+# off, and item cards are written and read through at once (the item neighbours' cosine reads other items'
+# counts from them: at parallelism 2 which items a recommendation names still differs). Facts, trending lists
+# and new listings are read as of the decision's time, deterministically (README, "Under failure").
+SIDE_INPUTS_FIXED = {"item_model": {"card_cache_ms": 0, "card_flush_ms": 0},
                      "journeys": {"population_min_shoppers": 0}}
 
 
