@@ -101,7 +101,8 @@ class TrendingConfig:
     slide_ms: int = doc(300000, "how often the trending window advances")
     top_n: int = doc(20, "trending items kept, globally and per category")
     counts_window_ms: int = doc(3600000, "tumbling window of per-user and per-category behaviour counts")
-    read_cache_ms: int = doc(30000, "the scorer reuses trending lists read from Redis this long")
+    read_cache_ms: int = doc(30000, "the population's best hour, counted from Redis, is reused this long (trending "
+                                    "lists are read as of each decision's time)")
 
 
 @dataclass(frozen=True)

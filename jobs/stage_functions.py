@@ -194,8 +194,8 @@ class StageFunction(KeyedProcessFunction):
             cards = ItemCardStore(self.client, RedisKeys(self.config.redis.key_prefix),
                                   int(self.config.flink.state_ttl_hours * 3600), items.card_cache_ms,
                                   items.card_cache_size, items.card_flush_ms)
-            windows = self.config.trending
-            self.side = RedisSideInputs(cards, windows.top_n, windows.read_cache_ms, windows.window_ms, windows.slide_ms)
+            lists = self.config.trending
+            self.side = RedisSideInputs(cards, lists.top_n, lists.read_cache_ms, lists.window_ms, lists.slide_ms)
             self.effects = RedisEffects(self.client, cards)
 
     def close(self):

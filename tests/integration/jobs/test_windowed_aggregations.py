@@ -170,8 +170,12 @@ def test_redis_holds_each_scopes_latest_window_and_reads_back_in_rank_order(conf
         latest[scope] = ranked
     assert len(latest) > 100, "the slice should cover many categories"
     keys = RedisKeys(prefix)
-    assert {key: members for key, members in run.redis.items() if key.startswith(keys.trending(""))} == \
+    per_window = {keys.trending_at(scope, end): dict(ranked) for (scope, end), ranked in run.trending.items()}
+    written = {key: members for key, members in run.redis.items() if key.startswith(keys.trending(""))}
+    assert {key: members for key, members in written.items() if key not in per_window} == \
         {keys.trending(scope): dict(ranked) for scope, ranked in latest.items()}
+    # and each window's own list, which a decision reads as of its time
+    assert {key: members for key, members in written.items() if key in per_window} == per_window
     client = redis_server.client()
     for scope, ranked in latest.items():
         assert read_trending(client, RedisKeys(prefix), scope, TOP_N) == ranked
