@@ -141,8 +141,7 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
                parallelism: int = 1, checkpoint_ms: int = 2000) -> JobConfig:
     run = topics.events
     return load_config(overrides={
-        "kafka": {"bootstrap_servers": env.broker.bootstrap, "events_topic": topics.events,
-                  "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+        "kafka": {"bootstrap_servers": env.broker.bootstrap, **topics.kafka(),
                   "bounded": bounded, "starting_offsets": "earliest", "group_id": f"{run}-{mode}-{guarantee}",
                   "transactional_id_prefix": f"{run}-{mode}-{guarantee}"},
         "flink": {"execution_mode": mode, "delivery_guarantee": guarantee, "parallelism": parallelism,

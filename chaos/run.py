@@ -56,8 +56,7 @@ class Bench:
             mixed.insert((n * len(mixed)) // max(len(extra), 1) + n, payload)
         producer.publish_raw(mixed, self.broker.bootstrap, topics.events)
         config = load_config(overrides={
-            "kafka": {"bootstrap_servers": self.broker.bootstrap, "events_topic": topics.events,
-                      "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+            "kafka": {"bootstrap_servers": self.broker.bootstrap, **topics.kafka(),
                       "bounded": False, "starting_offsets": "earliest", "group_id": f"chaos-{topics.events}",
                       "transactional_id_prefix": f"chaos-{topics.events}"},
             "redis": {"url": self.redis_server.url, "key_prefix": f"chaos-{topics.events}"},

@@ -47,8 +47,7 @@ def shoppers(rate: float, visit_s: float, items: int, seed: int, now=lambda: int
 
 def job_config(broker, redis_server, topics, ttl_minutes: float, bounded: bool):
     return load_config(overrides={
-        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": topics.events,
-                  "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+        "kafka": {"bootstrap_servers": broker.bootstrap, **topics.kafka(),
                   "bounded": bounded, "starting_offsets": "earliest", "group_id": f"soak-{topics.events}",
                   "transactional_id_prefix": f"soak-{topics.events}"},
         "redis": {"url": redis_server.url, "key_prefix": f"soak-{topics.events}"},

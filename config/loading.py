@@ -18,7 +18,7 @@ from .templates import read as read_copy
 # What a YAML reader calls the types a config value may have.
 _YAML_NAMES = {tuple: "list", Mapping: "dict"}
 # Values replaced as a whole by an override, never merged key by key.
-_WHOLE_MAPPINGS = frozenset({"event_weights"})
+_WHOLE_MAPPINGS = frozenset({"event_weights", "tests"})
 
 
 def _merge(base: dict, overrides: dict) -> dict:
@@ -95,6 +95,14 @@ def _with_copy_file(data: dict, base: Path) -> dict:
 def apply_overrides(config: JobConfig, overrides: dict) -> JobConfig:
     merged = _merge(to_dict(config), overrides)
     return _build(JobConfig, _with_copy_file(merged, Path.cwd()) if "content" in overrides else merged, "").validate()
+
+
+def with_changes(config: JobConfig, changes: list) -> JobConfig:
+    """The config with each mapping of changes merged in turn, checked by its settings' own checks."""
+    merged = to_dict(config)
+    for change in changes:
+        merged = _merge(merged, _plain(change))
+    return _build(JobConfig, merged, "").checked()
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> JobConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from state_schemas.events import BEHAVIOURS, CLOCK_PATTERN, LOCALE_PATTERN, ORDER_STATUSES, PURPOSES
 from state_schemas.outputs import CHANNELS
@@ -15,6 +16,7 @@ from state_schemas.time_zones import is_known_zone
 
 from . import templates as copy_rules
 from .fields import ConfigError, doc, frozen, is_number as _is_number  # noqa: F401  (re-exported)
+from .experiments import ExperimentsConfig, experiments_checks
 from .learning import BlendConfig, FactorsConfig, FeedbackConfig, IntentConfig, learning_checks
 
 
@@ -24,6 +26,8 @@ class KafkaConfig:
     events_topic: str = doc("behaviour-events", "input: behaviour, order, erasure events (JSON)")
     notifications_topic: str = doc("notifications", "output: notifications (JSON)")
     dead_letter_topic: str = doc("events-dead-letter", "output: rejected input with the reason")
+    exposures_topic: str = doc("notification-exposures", "output: the marketing the holdout would have been sent "
+                                                         "(JSON, keyed like notifications)")
     dead_letter_retention_ms: int = doc(604800000, "dead letters carry raw payloads, raw user ids among them, "
                                         "which an erasure cannot reach: `notify-engine topics` sets this retention")
     group_id: str = doc("notify-engine", "consumer group of the KafkaSource")
@@ -321,6 +325,7 @@ class JobConfig:
     content: ContentConfig = field(default_factory=ContentConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
 
     @property
     def windows_enabled(self) -> bool:
@@ -328,6 +333,38 @@ class JobConfig:
         return self.trending.enabled and self.redis.enabled
 
     def validate(self) -> "JobConfig":
+        """The config checked, and each experiment's variants as they change it."""
+        self.checked()
+        problems = []
+        for name, experiment in self.experiments.tests.items():
+            for variant in experiment["variants"]:
+                try:
+                    self.for_variants(((name, variant),))
+                except ConfigError as error:
+                    problems.append(f"experiments.tests.{name}.variants.{variant}: {error}")
+        if problems:
+            raise ConfigError("invalid config: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def _variant_configs(self) -> dict:
+        return {}
+
+    def for_variants(self, variants: tuple[tuple[str, str], ...]) -> "JobConfig":
+        """This config as the (experiment, variant) pairs change it, in that order; made once per combination."""
+        if not variants:
+            return self
+        made = self._variant_configs.get(variants)
+        if made is None:
+            from .loading import with_changes
+
+            changes = [self.experiments.tests[name]["variants"][variant].get("overrides", {})
+                       for name, variant in variants]
+            made = self._variant_configs[variants] = with_changes(self, changes)
+        return made
+
+    def checked(self) -> "JobConfig":
+        """The settings' own checks (a variant's config is checked by these alone)."""
         checks = [
             (self.kafka.starting_offsets in ("earliest", "latest", "committed"),
              "kafka.starting_offsets must be earliest, latest or committed"),
@@ -419,7 +456,7 @@ class JobConfig:
             (self.redis.inbox_size >= 1, "redis.inbox_size must be >= 1"),
             (self.redis.ttl_hours > 0, "redis.ttl_hours must be > 0"),
             (len(self.privacy.pseudonym_key) >= 8, "privacy.pseudonym_key must have at least 8 characters"),
-        ] + learning_checks(self)
+        ] + learning_checks(self) + experiments_checks(self)
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ConfigError("invalid config: " + "; ".join(problems))

@@ -23,7 +23,7 @@ from operators.steps import Step, StepContext
 from operators.topology import DELETE_PART, STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
-from state_schemas.outputs import DeadLetter, Notification, UserErased
+from state_schemas.outputs import DeadLetter, Exposure, Notification, UserErased
 from state_schemas.redis_keys import RedisKeys
 
 # (routing key, event time, hop message JSON): every record that crosses an edge between stages
@@ -32,6 +32,7 @@ DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 # A notification on its way to the sink: the user's pseudonym (the Kafka record key, so one user's
 # notifications share a partition and keep their order) and the encoded notification.
 KEYED_NOTIFICATION = Types.ROW([Types.STRING(), Types.STRING()])
+EXPOSURES = OutputTag("exposures", KEYED_NOTIFICATION)  # the holdout's would-be sends, keyed like notifications
 
 
 def side_output(destination: str) -> OutputTag:
@@ -68,9 +69,17 @@ class CreatedAtAssigner(TimestampAssigner):
         return Notification.decode(value[1]).created_at
 
 
-def stamped_when_made() -> WatermarkStrategy:
-    """Notifications timed by their `created_at` (the wall clock of the decision), for the sink."""
-    return WatermarkStrategy.no_watermarks().with_timestamp_assigner(CreatedAtAssigner())
+class ExposureMadeAssigner(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        if value[1] is None:
+            return int(time.time() * 1000)
+        return Exposure.decode(value[1]).notification.created_at
+
+
+def stamped_when_made(exposures: bool = False) -> WatermarkStrategy:
+    """Notifications (or exposures) timed by their `created_at` (the wall clock of the decision), for the sink."""
+    assigner = ExposureMadeAssigner() if exposures else CreatedAtAssigner()
+    return WatermarkStrategy.no_watermarks().with_timestamp_assigner(assigner)
 
 
 class _Counters:
@@ -98,8 +107,12 @@ class _Emitter:
             if isinstance(message, Notification):
                 yield Row(message.user, message.encode().decode())
                 continue
-            if isinstance(message, UserErased):  # a tombstone keyed like the user's notifications
+            if isinstance(message, Exposure):
+                yield EXPOSURES, Row(message.notification.user, message.encode().decode())
+                continue
+            if isinstance(message, UserErased):  # a tombstone keyed like the user's notifications, and exposures
                 yield Row(message.user, None)
+                yield EXPOSURES, Row(message.user, None)
                 continue
             record = (message.routing_key, message.event_time, message.encode())
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
-               "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog", "users": "demo.users"}
+               "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog", "users": "demo.users",
+               "exposures": "demo.notification-exposures"}
 DEMO_REDIS_PREFIX = "demo"
 DEMO_BAD_RECORDS = [
     b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
@@ -51,7 +52,8 @@ def demo(args) -> int:
     config = load_config(args.config, overrides={
         "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
                   "notifications_topic": DEMO_TOPICS["notifications"],
-                  "dead_letter_topic": DEMO_TOPICS["dead_letters"], "bounded": True,
+                  "dead_letter_topic": DEMO_TOPICS["dead_letters"], "exposures_topic": DEMO_TOPICS["exposures"],
+                  "bounded": True,
                   "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
         "flink": {"execution_mode": args.mode},
         "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},
@@ -114,6 +116,9 @@ def demo(args) -> int:
           f"{len(dead_letters)} dead letters:")
     for letter in dead_letters:
         print(f"      - {letter['reason']}")
+    exposures = list(consumer.read_exposures(broker.bootstrap, DEMO_TOPICS["exposures"], idle_timeout_s=3.0))
+    print(f"{len(exposures)} marketing messages for {len({e.notification.user for e in exposures})} shoppers of the "
+          f"{config.experiments.holdout_share:.0%} holdout logged as exposures instead of sent")
     keys = RedisKeys(DEMO_REDIS_PREFIX)
     inbox = list(client.scan_iter(keys.inbox_bodies("*"), count=1000))
     profiles = list(client.scan_iter(keys.profile("*"), count=1000))

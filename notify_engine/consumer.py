@@ -14,7 +14,7 @@ from typing import Iterator
 
 from operators.privacy import pseudonym
 from state_schemas.codec import SchemaError
-from state_schemas.outputs import DeadLetter, Notification
+from state_schemas.outputs import DeadLetter, Exposure, Notification
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,14 @@ def read_notifications(bootstrap_servers: str, topic: str, start: StartPosition 
         yield notification
         if max_messages is not None and stats.matched >= max_messages:
             return
+
+
+def read_exposures(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
+                   idle_timeout_s: float = 5.0) -> Iterator[Exposure]:
+    """The holdout's would-be sends (`kafka.exposures_topic`); erasure tombstones are skipped."""
+    for value in read_values(bootstrap_servers, topic, start, idle_timeout_s):
+        if value is not None:
+            yield Exposure.decode(value)
 
 
 def read_dead_letters(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),

@@ -340,11 +340,12 @@ class KafkaBroker:
         run = uuid.uuid4().hex[:8]
         topics = JobTopics(events=f"{prefix}events-{run}", notifications=f"{prefix}notifications-{run}",
                            dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}",
-                           users=f"{prefix}users-{run}")
+                           users=f"{prefix}users-{run}", exposures=f"{prefix}exposures-{run}")
         from .topics import DEAD_LETTERS
 
         self.create_topics({topics.events: partitions, topics.notifications: partitions, topics.dead_letters: 1,
-                            topics.catalog: 1, topics.users: 1}, {topics.dead_letters: DEAD_LETTERS})
+                            topics.catalog: 1, topics.users: 1, topics.exposures: partitions},
+                           {topics.dead_letters: DEAD_LETTERS})
         return topics
 
     def delete_topics(self, topics: list[str], timeout: float = 30.0) -> None:
@@ -424,6 +425,12 @@ class JobTopics:
     dead_letters: str
     catalog: str
     users: str  # the user directory
+    exposures: str  # the holdout's would-be sends
+
+    def kafka(self) -> dict:
+        """The kafka config section's names of the job's own topics."""
+        return {"events_topic": self.events, "notifications_topic": self.notifications,
+                "dead_letter_topic": self.dead_letters, "exposures_topic": self.exposures}
 
 
 def default_broker(port: int = 29092) -> KafkaBroker:

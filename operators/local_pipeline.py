@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Protocol
 from config import JobConfig
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, USER_CONTEXT, WINDOWS
-from state_schemas.outputs import DeadLetter, Notification, UserErased
+from state_schemas.outputs import DeadLetter, Exposure, Notification, UserErased
 from state_schemas.state import ItemCard, Neighbour
 
 from . import catalog_intake, directory, intake
@@ -54,6 +54,7 @@ class DictStore(dict):
 class Outputs:
     notifications: list[Notification] = field(default_factory=list)
     erasures: list[UserErased] = field(default_factory=list)  # the tombstones the notifications topic gets
+    exposures: list[Exposure] = field(default_factory=list)  # the holdout's would-be sends
     dead_letters: list[DeadLetter] = field(default_factory=list)
     serving: list = field(default_factory=list)  # the serving effects (profile, top-N, erasure), in order
 
@@ -187,6 +188,9 @@ class LocalPipeline:
             return
         if isinstance(message, UserErased):
             out.erasures.append(message)
+            return
+        if isinstance(message, Exposure):
+            out.exposures.append(message)
             return
         if destination == WINDOWS:
             event = message.event

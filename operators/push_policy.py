@@ -10,6 +10,8 @@ out on the first channel of its purpose's preference order that the shopper is r
 consented to; an erasure clears the state, the directory entry included, deletes everything served
 about the user, and goes out after their notifications as a tombstone (`UserErased`). The inbox is
 written from the committed topic (`operators.inbox`), so it never shows a rolled-back notification.
+A shopper's experiments (`operators.experiments`) choose the config their messages are decided by; one in
+the global holdout gets no marketing: what would have gone out is logged as an `Exposure`.
 """
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from msgspec.structs import replace
 from config import JobConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
-from state_schemas.outputs import UserErased
+from state_schemas.outputs import Exposure, Notification, UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
 from state_schemas.units import HOUR_MS
 
-from . import directory, engagement, journeys, timing
+from . import directory, engagement, experiments, journeys, timing
 from .content import add_vector
 from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
@@ -40,7 +42,30 @@ VOTES_KEPT_MS = 30 * 24 * HOUR_MS  # ...and a vote not renewed this long no long
 
 
 def step(state: PushState, message, context: StepContext) -> Step:
-    return handle(state, message, message.routing_key, context.now, context.side, context.config)
+    """`handle` with the config of the shopper's variants, what it sends as their experiments say."""
+    user_id, config = message.routing_key, context.config
+    deciding = experiments.deciding_config(user_id, config)
+    return _as_assigned(handle(state, message, user_id, context.now, context.side, deciding), user_id, config)
+
+
+def _as_assigned(step: Step, user_id: str, config: JobConfig) -> Step:
+    """Notifications stamped with the shopper's experiments, counted by kind, journey and channel; a marketing
+    one for a shopper in the holdout logged as an exposure instead (the state moved on as if it went out)."""
+    if not any(isinstance(message, Notification) for message in step.emit):
+        return step
+    assigned = experiments.assign(user_id, config.experiments)
+    emit, counts = [], []
+    for message in step.emit:
+        if isinstance(message, Notification):
+            message = replace(message, experiments=assigned.variants) if assigned.variants else message
+            if assigned.holdout and message.kind == "marketing":
+                message = Exposure(message, experiment=experiments.HOLDOUT)
+                counts += ["holdout_exposures", f"exposed_{message.notification.journey}"]
+            else:
+                counts += ["notifications_sent", f"sent_{message.kind}", f"sent_{message.journey}",
+                           f"sent_channel_{message.channel}"]
+        emit.append(message)
+    return replace(step, emit=tuple(emit), counts=step.counts + tuple(counts))
 
 
 def handle(state: PushState, message, user_id: str, created_at: int, side: SideInputs, config: JobConfig) -> Step:
@@ -104,9 +129,7 @@ def _outcome(decision: "Decision", serving: tuple = ()) -> Step:
     if decision.notification is None:
         return Step(state=decision.state, effects=serving,
                     counts=("notifications_suppressed", f"suppressed_{decision.suppressed}"))
-    return Step(state=decision.state, emit=(decision.notification,), effects=serving,
-                counts=("notifications_sent", f"sent_{decision.notification.kind}",
-                        f"sent_{decision.notification.journey}", f"sent_channel_{decision.notification.channel}"))
+    return Step(state=decision.state, emit=(decision.notification,), effects=serving)  # counted as it goes out
 
 
 def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, config: JobConfig) -> tuple:
@@ -300,7 +323,9 @@ def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContex
     if not any(0 < entry.due <= timestamp for entry in state.agenda) and not any(
             f.ts <= timestamp for f in state.pending_feedback):
         return Step(state=state)
-    return catch_up(state, user_id, timestamp, context.now, context.side, context.config)
+    deciding = experiments.deciding_config(user_id, context.config)
+    return _as_assigned(catch_up(state, user_id, timestamp, context.now, context.side, deciding), user_id,
+                        context.config)
 
 
 def catch_up(state: PushState, user_id: str, upto: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:

@@ -1,4 +1,4 @@
-"""Records the job writes: notifications, erasures (on the notifications topic) and dead letters."""
+"""Records the job writes: notifications, erasures (on the notifications topic), exposures and dead letters."""
 from __future__ import annotations
 
 import base64
@@ -26,9 +26,10 @@ def _text(limit: int):
 class Notification(Record, frozen=True):
     """v2 added what a consumer needs to attribute outcomes and render links: the journey that sent
     it, the template and locale of its copy, a link per item (or to the order), and when it was due;
-    v3 when its journey first meant to send it, so lateness is measured against the intent."""
+    v3 when its journey first meant to send it, so lateness is measured against the intent; v4 the experiments
+    its shopper is in, so that what follows it is told apart by variant."""
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     WHAT: ClassVar[str] = "notification"
 
     notification_id: NonEmptyText
@@ -50,12 +51,28 @@ class Notification(Record, frozen=True):
     # The event time it was sent for: a recommendation waits for the session to end and quiet hours to pass.
     scheduled_at: EpochMs | None = None
     intended_at: EpochMs | None = None  # deferred by the session, quiet hours or a cap: scheduled_at is later
-    v: int = 3
+    experiments: tuple[tuple[NonEmptyText, NonEmptyText], ...] = ()  # (experiment, variant) pairs
+    v: int = 4
 
     def __post_init__(self):
         self._check_version()
         if self.score != round(self.score, 6):  # six decimals say all a score can; the wire carries no more
             force_setattr(self, "score", round(self.score, 6))
+
+
+class Exposure(Record, frozen=True):
+    """A marketing message decided for a shopper in the global holdout and logged instead of sent: the control
+    group's would-be sends, which uplift is measured against. On the exposures topic, never delivered."""
+
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "exposure"
+
+    notification: Notification
+    experiment: NonEmptyText = "holdout"
+    v: int = 1
+
+    def __post_init__(self):
+        self._check_version()
 
 
 class UserErased(msgspec.Struct, frozen=True):

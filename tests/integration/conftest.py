@@ -63,8 +63,7 @@ def make_topics(broker, partitions: int = 2) -> Topics:
 
 def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
     overrides = {
-        "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": topics.events,
-                  "notifications_topic": topics.notifications, "dead_letter_topic": topics.dead_letters,
+        "kafka": {"bootstrap_servers": broker.bootstrap, **topics.kafka(),
                   "bounded": True, "starting_offsets": "earliest", "group_id": f"test-{topics.events}",
                   "transactional_id_prefix": f"test-{topics.events}"},
         "redis": {"url": redis_server.url, "key_prefix": f"test-{topics.events}"},

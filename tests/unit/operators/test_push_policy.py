@@ -39,7 +39,8 @@ T0 = MIDNIGHT + 10 * HOUR_MS
 # Most tests here are about which neighbours go out: a discovery ranking (the trigger item and the shopper's
 # other recent items are not candidates). The re-engagement default has tests of its own below.
 DISCOVERY = {"name_trigger_item": False, "weight_recency": 0.0}
-CONFIG = load_config(overrides={"scoring": DISCOVERY})
+NO_HOLDOUT = {"holdout_share": 0.0}  # who is held out is test_experiments.py's subject; here everyone is told
+CONFIG = load_config(overrides={"scoring": DISCOVERY, "experiments": NO_HOLDOUT})
 POLICY = CONFIG.policy
 SCORING = CONFIG.scoring
 KEY = CONFIG.privacy.pseudonym_key
@@ -57,7 +58,7 @@ NEIGHBOURS = [("a", "ca", 0.6), ("b", "cb", 0.4), ("c", "cc", 0.2), ("d", "cd", 
 
 def config(time_zone="UTC", directory=None, journeys=None, **policy) -> JobConfig:
     return load_config(overrides={"policy": policy, "directory": {"default_time_zone": time_zone, **(directory or {})},
-                                  "journeys": journeys or {}, "scoring": DISCOVERY})
+                                  "journeys": journeys or {}, "scoring": DISCOVERY, "experiments": NO_HOLDOUT})
 
 
 def who(cfg=CONFIG, entry=UserDirectory()):

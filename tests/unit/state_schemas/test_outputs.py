@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state_schemas.codec import SchemaError
-from state_schemas.outputs import CHANNELS, KINDS, DeadLetter, Notification
+from state_schemas.outputs import CHANNELS, KINDS, DeadLetter, Exposure, Notification
 
 PROPERTY = settings(max_examples=150, deadline=None)
 T0 = 1_700_000_000_000
@@ -46,10 +46,10 @@ def test_notifications_round_trip(notification):
 
 def test_the_wire_format_names_every_field_with_a_version():
     assert orjson.loads(example().encode()) == {
-        "v": 3, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
+        "v": 4, "notification_id": "n1", "user": "p1", "channel": "push", "kind": "marketing",
         "title": "Picked for you", "body": "An item.", "item_ids": ["i1"], "reason": "because", "created_at": T0,
         "source_event_time": T0 - 5, "source_event_id": "e1", "score": 0.5, "journey": None, "template": None,
-        "locale": None, "links": [], "scheduled_at": None, "intended_at": None}
+        "locale": None, "links": [], "scheduled_at": None, "intended_at": None, "experiments": []}
 
 
 def test_a_v1_notification_still_reads_with_no_journey_template_locale_or_links():
@@ -58,6 +58,21 @@ def test_a_v1_notification_still_reads_with_no_journey_template_locale_or_links(
           "source_event_id": "e1", "score": 0.5}
     read = Notification.decode(orjson.dumps(v1))
     assert (read.journey, read.template, read.locale, read.links, read.v) == (None, None, None, (), 1)
+
+
+def test_a_v3_notification_reads_as_in_no_experiment():
+    v3 = {**example().to_dict(), "v": 3}
+    del v3["experiments"]
+    assert Notification.decode(orjson.dumps(v3)).experiments == ()
+
+
+def test_an_exposure_carries_the_notification_it_stands_for_and_names_its_experiment():
+    sent = example(experiments=(("subject-lines", "short"),))
+    wire = orjson.loads(Exposure(sent).encode())
+    assert wire == {"v": 1, "experiment": "holdout", "notification": orjson.loads(sent.encode())}
+    assert Exposure.decode(orjson.dumps(wire)).notification == sent
+    with pytest.raises(ValueError):
+        Exposure.decode(orjson.dumps({**wire, "v": 2}))
 
 
 def test_the_score_is_rounded_to_six_decimals_on_the_wire():
@@ -80,7 +95,7 @@ def test_a_missing_score_reads_as_zero():
     ("created_at", "now", "field 'created_at' must be an integer"),
     ("item_ids", "i1", "field 'item_ids' must be a list"),
     ("score", "high", "field 'score' must be a number"),
-    ("v", 4, "unsupported schema version 4"),
+    ("v", 5, "unsupported schema version 5"),
 ])
 def test_bad_notifications_are_rejected_with_the_field(field, value, message):
     payload = dict(example().to_dict(), **{field: value})
