@@ -47,7 +47,9 @@ class FeedbackConfig:
     channel_min_sends: float = doc(5.0, "the evidence channel choice needs: at least this many (decayed) sends "
                                         "on both channels compared")
     channel_z: float = doc(1.28, "and 80% Wilson intervals of their open rates that do not overlap (z = 1.28)")
-    notes_kept: int = doc(50, "notifications per shopper remembered to match feedback to")
+    notes_kept: int = doc(50, "notifications per shopper remembered to match feedback and outcomes to")
+    attribution_window_hours: float = doc(24.0, "a cart or purchase this long after a marketing message that named "
+                                                "the item (or, weaker, its category) is that message's outcome")
 
 
 def _ftrl_valid(section) -> bool:
@@ -67,7 +69,8 @@ def learning_checks(config) -> list[tuple[bool, str]]:
         (_ftrl_valid(config.blend), "blend.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
         (feedback.fatigue_after >= 1 and feedback.notes_kept >= 1
          and min(feedback.fatigue_gap_ms, feedback.fatigue_max_gap_ms) >= 0 and feedback.rates_half_life_days > 0
-         and feedback.channel_min_sends > 0 and feedback.channel_z > 0,
+         and feedback.channel_min_sends > 0 and feedback.channel_z > 0 and is_number(feedback.attribution_window_hours)
+         and feedback.attribution_window_hours > 0,
          "feedback settings must be positive (the fatigue gaps >= 0)"),
         (is_number(intent.horizon_hours) and intent.horizon_hours > 0, "intent.horizon_hours must be > 0"),
         (_ftrl_valid(intent), "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),

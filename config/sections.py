@@ -28,6 +28,8 @@ class KafkaConfig:
     dead_letter_topic: str = doc("events-dead-letter", "output: rejected input with the reason")
     exposures_topic: str = doc("notification-exposures", "output: the marketing the holdout would have been sent "
                                                          "(JSON, keyed like notifications)")
+    outcomes_topic: str = doc("notification-outcomes", "output: carts and purchases attributed to the message "
+                                                       "they followed (JSON, keyed like notifications)")
     dead_letter_retention_ms: int = doc(604800000, "dead letters carry raw payloads, raw user ids among them, "
                                         "which an erasure cannot reach: `notify-engine topics` sets this retention")
     group_id: str = doc("notify-engine", "consumer group of the KafkaSource")

@@ -9,7 +9,8 @@
     users (directory; event time per partition) ─► admit ─► by_user: push policy (consent, zone, locale)
     item model, segmenter, user context (orders, feedback, erasure) ─► by_user: push policy
     push policy (score, decide; inbox, profile, top-N ─► Redis) ─► notifications topic
-                                                         └─► exposures topic (the holdout's would-be sends)
+                                                         ├─► exposures topic (the holdout's would-be sends)
+                                                         └─► outcomes topic (carts, purchases after a message)
     every stage's rejects ─► dead-letter topic
 
 Each stage is a shell over a step of `operators/`, named in `operators/topology.py`; each message
@@ -46,6 +47,7 @@ class JobSinks:
     notifications: object  # a Flink Sink of rows (the user's pseudonym as the record key, the notification)
     dead_letters: object
     exposures: object | None = None  # rows as the notifications' (the holdout's would-be sends); None: dropped
+    outcomes: object | None = None  # rows as the notifications' (carts and purchases attributed to a message)
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
     # timer's event time, which an end-of-input flush puts hours ahead: the record is stamped when it was made.
     notifications.assign_timestamps_and_watermarks(f.stamped_when_made()).name("stamp notifications") \
         .uid("stamp-notifications").sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
-    if sinks.exposures is not None:
-        notifications.get_side_output(f.EXPOSURES).assign_timestamps_and_watermarks(f.stamped_when_made(True)) \
-            .name("stamp exposures").uid("stamp-exposures").sink_to(sinks.exposures).name("exposures sink") \
-            .uid("exposures-sink")
+    for tag, sink, name in ((f.EXPOSURES, sinks.exposures, "exposures"), (f.OUTCOMES, sinks.outcomes, "outcomes")):
+        if sink is not None:
+            notifications.get_side_output(tag).assign_timestamps_and_watermarks(f.stamped_when_made(tag)) \
+                .name(f"stamp {name}").uid(f"stamp-{name}").sink_to(sink).name(f"{name} sink").uid(f"{name}-sink")
     flow.dead_letters[0].union(*flow.dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink") \
         .uid("dead-letter-sink")  # every stage has a dead-letter output, so there are always several
     return notifications
@@ -229,7 +231,8 @@ def run(config: JobConfig, jars: list[Path], job_name: str = "notify-engine", ex
     sinks = JobSinks(notifications=kafka_sink(config, config.kafka.notifications_topic, "notifications", keyed=True),
                      dead_letters=kafka_sink(config, config.kafka.dead_letter_topic, "dead-letters",
                                              max_record_bytes=DEAD_LETTER_MAX_BYTES),
-                     exposures=kafka_sink(config, config.kafka.exposures_topic, "exposures", keyed=True))
+                     exposures=kafka_sink(config, config.kafka.exposures_topic, "exposures", keyed=True),
+                     outcomes=kafka_sink(config, config.kafka.outcomes_topic, "outcomes", keyed=True))
     catalog = kafka_source(config, config.catalog.topic, "-catalog") if config.catalog.enabled else None
     users = kafka_source(config, config.directory.topic, "-users") if config.directory.enabled else None
     sources = JobSources(events=kafka_source(config, config.kafka.events_topic), catalog=catalog, users=users)

@@ -23,7 +23,7 @@ from operators.steps import Step, StepContext
 from operators.topology import DELETE_PART, STAGES, Stage
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
-from state_schemas.outputs import DeadLetter, Exposure, Notification, UserErased
+from state_schemas.outputs import DeadLetter, Exposure, Notification, Outcome, UserErased
 from state_schemas.redis_keys import RedisKeys
 
 # (routing key, event time, hop message JSON): every record that crosses an edge between stages
@@ -33,6 +33,7 @@ DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 # notifications share a partition and keep their order) and the encoded notification.
 KEYED_NOTIFICATION = Types.ROW([Types.STRING(), Types.STRING()])
 EXPOSURES = OutputTag("exposures", KEYED_NOTIFICATION)  # the holdout's would-be sends, keyed like notifications
+OUTCOMES = OutputTag("outcomes", KEYED_NOTIFICATION)  # carts and purchases attributed to a message, keyed alike
 
 
 def side_output(destination: str) -> OutputTag:
@@ -76,9 +77,17 @@ class ExposureMadeAssigner(TimestampAssigner):
         return Exposure.decode(value[1]).notification.created_at
 
 
-def stamped_when_made(exposures: bool = False) -> WatermarkStrategy:
-    """Notifications (or exposures) timed by their `created_at` (the wall clock of the decision), for the sink."""
-    assigner = ExposureMadeAssigner() if exposures else CreatedAtAssigner()
+class NowAssigner(TimestampAssigner):
+    """Outcomes carry no wall-clock time of their own; the record's time is when it passes."""
+
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return int(time.time() * 1000)
+
+
+def stamped_when_made(tag=None) -> WatermarkStrategy:
+    """Notifications, or the records of the side output `tag`, timed by the wall clock of the decision, for the
+    sink (Kafka refuses record times far ahead of its clock, and timers' event times can be)."""
+    assigner = ExposureMadeAssigner() if tag is EXPOSURES else NowAssigner() if tag is OUTCOMES else CreatedAtAssigner()
     return WatermarkStrategy.no_watermarks().with_timestamp_assigner(assigner)
 
 
@@ -110,9 +119,13 @@ class _Emitter:
             if isinstance(message, Exposure):
                 yield EXPOSURES, Row(message.notification.user, message.encode().decode())
                 continue
-            if isinstance(message, UserErased):  # a tombstone keyed like the user's notifications, and exposures
+            if isinstance(message, Outcome):
+                yield OUTCOMES, Row(message.user, message.encode().decode())
+                continue
+            if isinstance(message, UserErased):  # a tombstone keyed like the user's records on each topic
                 yield Row(message.user, None)
                 yield EXPOSURES, Row(message.user, None)
+                yield OUTCOMES, Row(message.user, None)
                 continue
             record = (message.routing_key, message.event_time, message.encode())
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 DEMO_TOPICS = {"events": "demo.behaviour-events", "notifications": "demo.notifications",
                "dead_letters": "demo.events-dead-letter", "catalog": "demo.catalog", "users": "demo.users",
-               "exposures": "demo.notification-exposures"}
+               "exposures": "demo.notification-exposures", "outcomes": "demo.notification-outcomes"}
 DEMO_REDIS_PREFIX = "demo"
 DEMO_BAD_RECORDS = [
     b'{"type": "behaviour", "event_id": "bad-1", "user_id": "u1", "behavior": "view"',  # malformed JSON
@@ -53,7 +53,7 @@ def demo(args) -> int:
         "kafka": {"bootstrap_servers": broker.bootstrap, "events_topic": DEMO_TOPICS["events"],
                   "notifications_topic": DEMO_TOPICS["notifications"],
                   "dead_letter_topic": DEMO_TOPICS["dead_letters"], "exposures_topic": DEMO_TOPICS["exposures"],
-                  "bounded": True,
+                  "outcomes_topic": DEMO_TOPICS["outcomes"], "bounded": True,
                   "starting_offsets": "earliest", "group_id": f"demo-{int(time.time())}"},
         "flink": {"execution_mode": args.mode},
         "redis": {"url": redis_server.url, "key_prefix": DEMO_REDIS_PREFIX},

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from operators.privacy import pseudonym
 from state_schemas.codec import SchemaError
-from state_schemas.outputs import DeadLetter, Exposure, Notification
+from state_schemas.outputs import DeadLetter, Exposure, Notification, Outcome
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,14 @@ def read_exposures(bootstrap_servers: str, topic: str, start: StartPosition = St
     for value in read_values(bootstrap_servers, topic, start, idle_timeout_s):
         if value is not None:
             yield Exposure.decode(value)
+
+
+def read_outcomes(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),
+                  idle_timeout_s: float = 5.0) -> Iterator[Outcome]:
+    """Carts and purchases attributed to a message (`kafka.outcomes_topic`); erasure tombstones are skipped."""
+    for value in read_values(bootstrap_servers, topic, start, idle_timeout_s):
+        if value is not None:
+            yield Outcome.decode(value)
 
 
 def read_dead_letters(bootstrap_servers: str, topic: str, start: StartPosition = StartPosition("earliest"),

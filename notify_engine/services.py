@@ -340,11 +340,13 @@ class KafkaBroker:
         run = uuid.uuid4().hex[:8]
         topics = JobTopics(events=f"{prefix}events-{run}", notifications=f"{prefix}notifications-{run}",
                            dead_letters=f"{prefix}dlq-{run}", catalog=f"{prefix}catalog-{run}",
-                           users=f"{prefix}users-{run}", exposures=f"{prefix}exposures-{run}")
+                           users=f"{prefix}users-{run}", exposures=f"{prefix}exposures-{run}",
+                           outcomes=f"{prefix}outcomes-{run}")
         from .topics import DEAD_LETTERS
 
         self.create_topics({topics.events: partitions, topics.notifications: partitions, topics.dead_letters: 1,
-                            topics.catalog: 1, topics.users: 1, topics.exposures: partitions},
+                            topics.catalog: 1, topics.users: 1, topics.exposures: partitions,
+                            topics.outcomes: partitions},
                            {topics.dead_letters: DEAD_LETTERS})
         return topics
 
@@ -426,11 +428,13 @@ class JobTopics:
     catalog: str
     users: str  # the user directory
     exposures: str  # the holdout's would-be sends
+    outcomes: str  # carts and purchases attributed to a message
 
     def kafka(self) -> dict:
         """The kafka config section's names of the job's own topics."""
         return {"events_topic": self.events, "notifications_topic": self.notifications,
-                "dead_letter_topic": self.dead_letters, "exposures_topic": self.exposures}
+                "dead_letter_topic": self.dead_letters, "exposures_topic": self.exposures,
+                "outcomes_topic": self.outcomes}
 
 
 def default_broker(port: int = 29092) -> KafkaBroker:

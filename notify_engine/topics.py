@@ -24,7 +24,7 @@ def topic_settings(config: JobConfig) -> dict[str, dict[str, str]]:
     kafka = config.kafka
     expiring = {"cleanup.policy": "delete", "retention.ms": str(kafka.dead_letter_retention_ms), **DEAD_LETTERS}
     settings = {kafka.events_topic: {}, kafka.notifications_topic: {}, kafka.dead_letter_topic: expiring,
-                kafka.exposures_topic: {}}
+                kafka.exposures_topic: {}, kafka.outcomes_topic: {}}
     if config.catalog.enabled:
         settings[config.catalog.topic] = COMPACTED
     if config.directory.enabled:

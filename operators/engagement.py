@@ -14,6 +14,9 @@ Channel choice: the consented channels keep their preference order unless anothe
 clearly engaged the shopper more. Enough evidence is: at least `channel_min_sends` decayed sends on
 both, and the lower bound of the other's Wilson interval (z = `channel_z`) above the upper bound of
 the preferred one's. Caps giving way to the next channel are what gives a second channel its sends.
+
+Attribution: a cart or purchase within `attribution_window_hours` after a marketing message is its
+outcome if the message named the item; failing that, the last one that named the item's category.
 """
 from __future__ import annotations
 
@@ -39,11 +42,14 @@ def _moved(rates: Rates | None, now: int, half_life_ms: float, sends=0.0, opens=
                  rates.clicks * factor + clicks * late, at)
 
 
-def on_sent(engagement: Engagement, notification: Notification, config: FeedbackConfig) -> Engagement:
+def on_sent(engagement: Engagement, notification: Notification, config: FeedbackConfig,
+            categories: tuple[str, ...] = ()) -> Engagement:
+    """`categories`: of the items the notification names, where known."""
     half_life = config.rates_half_life_days * DAY_MS
     now, journey = notification.scheduled_at, notification.journey or notification.kind
     marketing = notification.kind == "marketing"
-    note = SentNote(notification.channel, journey, now, marketing)
+    note = SentNote(notification.channel, journey, now, marketing, items=notification.item_ids,
+                    categories=tuple(dict.fromkeys(categories)), template=notification.template)
     sent = {**engagement.sent, notification.notification_id: note}
     if len(sent) > config.notes_kept:
         sent = dict(sorted(sent.items(), key=lambda kv: (kv[1].at, kv[0]))[-config.notes_kept:])
@@ -80,6 +86,21 @@ def on_feedback(engagement: Engagement, event: FeedbackEvent,
                                                                 half_life, **gains)},
         journeys={**engagement.journeys, note.journey: _moved(engagement.journeys.get(note.journey), note.at,
                                                               half_life, **gains)}), counts
+
+
+def attributed(engagement: Engagement, item_id: str, category_id: str | None, at: int,
+               config: FeedbackConfig) -> tuple[str, SentNote, str] | None:
+    """(Notification id, its note, "item" or "category") of the last marketing message sent within the
+    attribution window before `at` that named the item, else the last that named its category; None if none."""
+    window = config.attribution_window_hours * 3_600_000
+    recent = sorted(((note.at, sent_id, note) for sent_id, note in engagement.sent.items()
+                     if note.marketing and note.at <= at < note.at + window), reverse=True)
+    for match, names in (("item", lambda note: item_id in note.items),
+                         ("category", lambda note: category_id is not None and category_id in note.categories)):
+        for _, sent_id, note in recent:
+            if names(note):
+                return sent_id, note, match
+    return None
 
 
 def marketing_gap(engagement: Engagement, min_gap_ms: int, config: FeedbackConfig) -> int:

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Protocol
 from config import JobConfig
 from state_schemas import codec
 from state_schemas.hops import CATALOG_TERMS, USER_CONTEXT, WINDOWS
-from state_schemas.outputs import DeadLetter, Exposure, Notification, UserErased
+from state_schemas.outputs import DeadLetter, Exposure, Notification, Outcome, UserErased
 from state_schemas.state import ItemCard, Neighbour
 
 from . import catalog_intake, directory, intake
@@ -55,6 +55,7 @@ class Outputs:
     notifications: list[Notification] = field(default_factory=list)
     erasures: list[UserErased] = field(default_factory=list)  # the tombstones the notifications topic gets
     exposures: list[Exposure] = field(default_factory=list)  # the holdout's would-be sends
+    outcomes: list[Outcome] = field(default_factory=list)  # carts and purchases attributed to a message
     dead_letters: list[DeadLetter] = field(default_factory=list)
     serving: list = field(default_factory=list)  # the serving effects (profile, top-N, erasure), in order
 
@@ -191,6 +192,9 @@ class LocalPipeline:
             return
         if isinstance(message, Exposure):
             out.exposures.append(message)
+            return
+        if isinstance(message, Outcome):
+            out.outcomes.append(message)
             return
         if destination == WINDOWS:
             event = message.event

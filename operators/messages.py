@@ -165,7 +165,8 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
                         recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),),
-                        engagement=engagement.on_sent(state.engagement, notification, config.feedback))
+                        engagement=engagement.on_sent(state.engagement, notification, config.feedback,
+                                                      tuple(c.category_id for c in chosen if c.category_id)))
     return Decision(new_state, notification=notification)
 
 

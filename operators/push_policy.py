@@ -20,7 +20,7 @@ from msgspec.structs import replace
 from config import JobConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
 from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
-from state_schemas.outputs import Exposure, Notification, UserErased
+from state_schemas.outputs import Exposure, Notification, Outcome, UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
 from state_schemas.units import HOUR_MS
@@ -170,7 +170,24 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
     if signal.trigger:
         state = _plan_recommendation(state, signal, config)
     arranged = journeys.arrange(state, who, config)
-    return _joined((fired, replace(arranged, effects=vote, counts=exits + arranged.counts)))
+    converted = _conversion(state, signal, user_id, config) if event.behavior in journeys.ENDS_BROWSING else ()
+    return _joined((fired, replace(arranged, emit=arranged.emit + converted, effects=vote, counts=exits + arranged.counts
+                                   + ("outcomes_attributed",) * len(converted))))
+
+
+def _conversion(state: PushState, signal: ItemSignal, user_id: str, config: JobConfig) -> tuple:
+    """The cart or purchase as the outcome of the last marketing message (or holdout exposure) it follows."""
+    event = signal.event
+    found = engagement.attributed(state.engagement, event.item_id, signal.card.category_id or event.category_id,
+                                  event.ts, config.feedback)
+    if found is None:
+        return ()
+    sent_id, note, match = found
+    assigned = experiments.assign(user_id, config.experiments)
+    return (Outcome(notification_id=sent_id, user=pseudonym(user_id, config.privacy.pseudonym_key),
+                    behavior=event.behavior, item_id=event.item_id, event_id=event.event_id, ts=event.ts,
+                    sent_at=note.at, match=match, journey=note.journey, channel=note.channel, template=note.template,
+                    experiments=assigned.variants, holdout=assigned.holdout),)
 
 
 def _vote(state: PushState, signal: ItemSignal, user: str, who, config: JobConfig) -> tuple[PushState, tuple]:

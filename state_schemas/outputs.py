@@ -1,4 +1,5 @@
-"""Records the job writes: notifications, erasures (on the notifications topic), exposures and dead letters."""
+"""Records the job writes: notifications, erasures (on the notifications topic), exposures, outcomes and dead
+letters."""
 from __future__ import annotations
 
 import base64
@@ -69,6 +70,33 @@ class Exposure(Record, frozen=True):
 
     notification: Notification
     experiment: NonEmptyText = "holdout"
+    v: int = 1
+
+    def __post_init__(self):
+        self._check_version()
+
+
+class Outcome(Record, frozen=True):
+    """A cart or purchase attributed to the last marketing message before it, within the attribution window, that
+    named the item (`match` "item") or, weaker, its category ("category"). `holdout`: the message was a holdout
+    exposure, never sent, so that outcomes of the control are counted alike. On the outcomes topic."""
+
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "outcome"
+
+    notification_id: NonEmptyText
+    user: NonEmptyText  # pseudonym
+    behavior: Literal["cart", "purchase"]
+    item_id: NonEmptyText
+    event_id: NonEmptyText
+    ts: EpochMs  # of the cart or purchase
+    sent_at: EpochMs  # the message's scheduled_at
+    match: Literal["item", "category"]
+    journey: NonEmptyText
+    channel: Channel
+    template: NonEmptyText | None = None
+    experiments: tuple[tuple[NonEmptyText, NonEmptyText], ...] = ()  # the shopper's, as for notifications
+    holdout: bool = False
     v: int = 1
 
     def __post_init__(self):

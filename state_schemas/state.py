@@ -286,7 +286,8 @@ class Rates(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=
 
 
 class SentNote(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
-    """A notification sent, kept so its feedback can be told apart from unknown ids and counted once."""
+    """A notification sent, kept so its feedback can be told apart from unknown ids and counted once, and a cart
+    or purchase after it attributed to it (the fields from `items` on came later: older notes read without)."""
 
     channel: str
     journey: str
@@ -295,6 +296,9 @@ class SentNote(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fiel
     opened: bool = False
     clicked: bool = False
     ignored: bool = False  # delivered (or dismissed) and counted among the messages ignored
+    items: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # of the items, where the ranking knew them
+    template: str | None = None
 
 
 class Engagement(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):

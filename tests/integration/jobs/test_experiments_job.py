@@ -1,5 +1,6 @@
-"""The holdout through the real broker and job (issue 11): a shopper in it never receives marketing, but what
-they would have received is on the exposures topic, exactly what a run without a holdout sends them."""
+"""The holdout and attribution through the real broker and job (issue 11): a shopper in the holdout never receives
+marketing, but what they would have received is on the exposures topic, exactly what a run without a holdout sends
+them; carts and purchases after a message (or an exposure) are on the outcomes topic, naming it."""
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,14 @@ def _run(broker, redis_server, connector_jar, events, share: float):
     run_bounded(config, connector_jar)
     notifications, dead_letters = read_back(broker, topics)
     exposures = list(consumer.read_exposures(broker.bootstrap, topics.exposures, idle_timeout_s=2.0))
-    return config, notifications, exposures, dead_letters
+    outcomes = list(consumer.read_outcomes(broker.bootstrap, topics.outcomes, idle_timeout_s=2.0))
+    return config, notifications, exposures, outcomes, dead_letters
 
 
 def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(broker, redis_server, connector_jar):
     events = list(generator.generate_events(SHOP))
-    config, told, exposed, dead = _run(broker, redis_server, connector_jar, events, SHARE)
-    _, everyone, nobody, _ = _run(broker, redis_server, connector_jar, events, 0.0)
+    config, told, exposed, outcomes, dead = _run(broker, redis_server, connector_jar, events, SHARE)
+    _, everyone, nobody, all_outcomes, _ = _run(broker, redis_server, connector_jar, events, 0.0)
     assert dead == [] and nobody == []
 
     key = config.privacy.pseudonym_key
@@ -52,3 +54,16 @@ def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(brok
     assert sorted(n.notification_id for n in told) == \
         sorted(n.notification_id for n in everyone if n.kind == "transactional" or n.user not in holdout)
     assert any(n.kind == "transactional" and n.user in holdout for n in told)
+
+    # Outcomes name the message (or exposure) they follow, of their shopper, after it; the same carts and purchases
+    # are attributed to the same messages whether or not they were sent.
+    sent = {n.notification_id: n for n in told if n.kind == "marketing"}
+    would = {e.notification.notification_id: e.notification for e in exposed}
+    assert len(outcomes) >= 10 and any(o.holdout for o in outcomes) and any(not o.holdout for o in outcomes)
+    for outcome in outcomes:
+        message = (would if outcome.holdout else sent)[outcome.notification_id]
+        assert outcome.user == message.user and (outcome.user in holdout) == outcome.holdout
+        assert message.scheduled_at == outcome.sent_at <= outcome.ts and outcome.journey == message.journey
+        assert outcome.item_id in message.item_ids or outcome.match == "category"
+    assert sorted((o.event_id, o.notification_id) for o in outcomes) == \
+        sorted((o.event_id, o.notification_id) for o in all_outcomes)

@@ -400,7 +400,7 @@ def test_topics_service_creates_every_topic_the_job_uses(svc):
     assert "kafka-topics.sh" in script and "--if-not-exists" in script
     assert "--bootstrap-server kafka:9092" in script
     for topic in (config.kafka.events_topic, config.kafka.notifications_topic, config.kafka.dead_letter_topic,
-                  config.kafka.exposures_topic,
+                  config.kafka.exposures_topic, config.kafka.outcomes_topic,
                   config.catalog.topic, config.directory.topic):
         assert re.search(rf"(?<![\w.-]){re.escape(topic)}(?![\w.-])", script), f"topic {topic} is not created"
 

@@ -372,7 +372,9 @@ def test_every_state_field_is_encoded():
                                              was_price=3.0, best_hour=19),),
                              watched={"i": Watch("favourite", 1, 2.0)}, voted_hour=20, voted_at=1, population_hour=19,
                              erased_at=4,
-                             engagement=Engagement(sent={"n1": SentNote("push", "recommendation", 1, True, True)},
+                             engagement=Engagement(sent={"n1": SentNote("push", "recommendation", 1, True, True,
+                                                                                items=("i",), categories=("c",),
+                                                                                template="recommendation_one")},
                                                    ignored=2, channels={"push": Rates(1.0, 1.0, 0.0, 1)},
                                                    journeys={"recommendation": Rates(1.0, 1.0, 0.0, 1)}),
                              pending_feedback=(FeedbackEvent(event_id="f", user_id="u", action="open", ts=5,
@@ -392,3 +394,12 @@ def test_a_record_of_the_release_before_factors_reads_with_none(cls, previous):
     written["v"] = previous
     record = cls.decode(orjson.dumps(written).decode())
     assert record.factors == () and record.v == cls.VERSION == previous + 1
+
+
+def test_a_sent_note_written_before_attribution_reads_with_no_items():
+    wire = orjson.loads(PushState(engagement=Engagement(sent={"n1": SentNote("push", "recommendation", 1, True)}))
+                        .encode())
+    holder = next(v for v in wire.values() if isinstance(v, dict) and "sent" in v)
+    holder["sent"]["n1"] = ["push", "recommendation", 1, True, True, False, False]  # as the release before wrote it
+    read = PushState.decode(orjson.dumps(wire)).engagement.sent["n1"]
+    assert (read.opened, read.items, read.categories, read.template) == (True, (), (), None)
