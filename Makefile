@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' '
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,report]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -33,6 +33,8 @@ setup(
         # implicit: the batch ALS reference of `make eval` (well kept, wheels for 3.11, C++ inner loops).
         # jieba: only to measure word segmentation against the job's character bigrams (bench/chinese_terms.py).
         "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8", "jieba>=0.42.1,<0.43"],
+        # `notify-engine report`: its progress bar and its plot.
+        "report": ["tqdm>=4.66", "matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["notify-engine=notify_engine.cli:main"]},
 )

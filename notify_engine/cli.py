@@ -225,7 +225,7 @@ def print_config(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     passthrough = {"services": "services", "cluster": "cluster", "consume": "consumer", "topics": "topics",
-                   "inbox": "inbox", "dashboard": "dashboard"}
+                   "inbox": "inbox", "dashboard": "dashboard", "report": "report"}
     if argv and argv[0] in passthrough:
         import importlib
 
@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("consume", "read notifications (see `notify-engine consume --help`)"),
                        ("inbox", "keep the users' Redis inboxes from the committed notifications topic"),
                        ("dashboard", "a live page on 127.0.0.1: rates, suppressions, latency, a shopper's inbox"),
+                       ("report", "KPIs per experiment and variant, uplift over the holdout, with 95% intervals"),
                        ("topics", "create the topics a config names, with their settings (dead-letter retention)")):
         commands.add_parser(name, help=text, add_help=False)
 

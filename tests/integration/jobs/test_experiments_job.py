@@ -3,11 +3,14 @@ marketing, but what they would have received is on the exposures topic, exactly 
 them; carts and purchases after a message (or an exposure) are on the outcomes topic, naming it."""
 from __future__ import annotations
 
+import csv
 import hashlib
 
 import pytest
+import yaml
 
-from notify_engine import consumer, generator, producer
+from config import to_dict
+from notify_engine import consumer, generator, producer, report
 from operators.privacy import pseudonym
 from tests.integration.conftest import job_config, make_topics, read_back, run_bounded
 
@@ -34,7 +37,17 @@ def _run(broker, redis_server, connector_jar, events, share: float):
     return config, notifications, exposures, outcomes, dead_letters
 
 
-def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(broker, redis_server, connector_jar):
+def _report(config, tmp_path) -> dict:
+    """`notify-engine report` over the run's topics: its CSV rows by (experiment, variant, metric)."""
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(to_dict(config)))
+    assert report.main(["--config", str(path), "--out", str(tmp_path), "--idle-timeout", "2"]) == 0
+    with (tmp_path / "kpis.csv").open() as lines:
+        return {(r["experiment"], r["variant"], r["metric"]): float(r["value"]) for r in csv.DictReader(lines)}
+
+
+def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(broker, redis_server, connector_jar,
+                                                                           tmp_path):
     events = list(generator.generate_events(SHOP))
     config, told, exposed, outcomes, dead = _run(broker, redis_server, connector_jar, events, SHARE)
     _, everyone, nobody, all_outcomes, _ = _run(broker, redis_server, connector_jar, events, 0.0)
@@ -67,3 +80,11 @@ def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(brok
         assert outcome.item_id in message.item_ids or outcome.match == "category"
     assert sorted((o.event_id, o.notification_id) for o in outcomes) == \
         sorted((o.event_id, o.notification_id) for o in all_outcomes)
+
+    kpis = _report(config, tmp_path)
+    assert kpis[("holdout", "held out", "shoppers")] == len({e.notification.user for e in exposed})
+    assert kpis[("holdout", "treated", "shoppers")] == len({n.user for n in told if n.kind == "marketing"})
+    assert kpis[("holdout", "held out", "purchases_per_1000_users")] == pytest.approx(
+        1000 * len({o.user for o in outcomes if o.holdout and o.behavior == "purchase"})
+        / len({e.notification.user for e in exposed}))
+    assert ("holdout", "treated", "uplift_purchases_per_1000_users") in kpis
