@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval chaos soak clean
+.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval experiment chaos soak clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ chaos: install
 # Twenty minutes at half of peak throughput with churning shoppers: memory and state size over time.
 soak: install
 	$(PY) chaos/soak.py
+
+# The job's core on simulated shoppers who answer what they get: the holdout's estimate against the true lift,
+# the volume controller against dropping messages at random.
+experiment: $(STAMP)
+	$(PY) evaluation/experiment.py
 
 eval: $(STAMP)
 	$(PY) evaluation/prequential.py

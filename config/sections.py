@@ -157,6 +157,12 @@ class PolicyConfig:
     quiet_hours: tuple = doc(["21:00", "08:00"], "local clock times without marketing (equal: none); a message "
                                                  "due inside is deferred to their end")
     max_deferral_ms: int = doc(43200000, "a recommendation not out within this of its intended time is dropped")
+    volume_target_per_week: float = doc(0.0, "marketing messages per shopper per week a send threshold on each "
+                                             "message's utility (its best item's score) moves to hold; 0: no "
+                                             "threshold (operators/volume.py)")
+    volume_step: float = doc(0.5, "how far the threshold moves per decision (in score units), times the gap between "
+                                  "sending and the share of decisions the target allows")
+    volume_max_threshold: float = doc(3.0, "the highest the threshold goes")
 
 
 JOURNEYS = ("recommendation", "cart_abandonment", "price_drop", "back_in_stock", "review_request")
@@ -447,6 +453,9 @@ class JobConfig:
                 for v in self.policy.channel_caps.values()),
              f"policy.channel_caps maps each of {sorted(CHANNELS)} to [per day, per 7 days] counts >= 0"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            (all(_is_number(v) and v >= 0 for v in (self.policy.volume_target_per_week, self.policy.volume_step,
+                                                     self.policy.volume_max_threshold)),
+             "policy.volume_target_per_week, volume_step and volume_max_threshold must be >= 0"),
             *self.journeys.problems(),
             (set(self.journeys.night_deferred_statuses) <= ORDER_STATUSES,
              "journeys.night_deferred_statuses has an unknown order status"),

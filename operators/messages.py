@@ -16,7 +16,7 @@ from state_schemas.events import OrderEvent
 from state_schemas.outputs import Notification
 from state_schemas.state import Candidate, ItemCard, MarketingSend, Planned, PushState, RecentSend
 
-from . import copy, directory, engagement
+from . import copy, directory, engagement, volume
 from .directory import Reach
 from .journeys import BACK_IN_STOCK, CART, PRICE_DROP, RECOMMENDATION, REVIEW
 from .privacy import notification_id, pseudonym
@@ -134,6 +134,12 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     chosen = _items(entries, config)
     if not chosen:
         return Decision(state, suppressed="no_candidate")
+    controlled = config.policy.volume_target_per_week > 0
+    day = directory.local_day(now, who.time_zone)
+    decided = volume.this_week(state.decided_days, day) + (day,) if controlled else ()
+    if controlled and chosen[0].score < state.send_threshold:
+        threshold = volume.moved(state.send_threshold, False, len(decided), config.policy)
+        return Decision(replace(state, send_threshold=threshold, decided_days=decided), suppressed="below_threshold")
     item_ids = tuple(entry.item_id for entry in chosen)
     sources = sorted(f"{entry.journey}:{entry.source}:{entry.reminder}" for entry in entries)
     # Several entries naming one item (two carts of it, say) are one message of the leading journey.
@@ -161,10 +167,11 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     recent.update({entry.item_id: RecentSend(now, entry.category_id) for entry in chosen})
     if len(recent) > RECENT_ITEMS_KEPT:
         recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
-    day = directory.local_day(now, who.time_zone)
     week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
+    threshold = volume.moved(state.send_threshold, True, len(decided), config.policy) if controlled else 0.0
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
-                        recent_items=recent, marketing_sends=week + (MarketingSend(day, channel),),
+                        send_threshold=threshold, decided_days=decided, recent_items=recent,
+                        marketing_sends=week + (MarketingSend(day, channel),),
                         engagement=engagement.on_sent(state.engagement, notification, config.feedback,
                                                       tuple(c.category_id for c in chosen if c.category_id)))
     return Decision(new_state, notification=notification)

@@ -317,7 +317,8 @@ class PushState(State, frozen=True):
     # v5: a browse recommendation waits unranked (`Planned.trigger`) and is ranked when it fires (a v4
     # entry came ranked and is read as it is); the population's best hour and the shopper's vote for it.
     # v6: when the shopper was erased, the only thing an erasure leaves (it idles out with the rest).
-    VERSION: ClassVar[int] = 7
+    # v8: the volume controller's send threshold (older states start at 0: everything useful goes).
+    VERSION: ClassVar[int] = 8
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -354,7 +355,9 @@ class PushState(State, frozen=True):
     engagement: Engagement = msgspec.field(default=Engagement(), name="eng")
     # feedback on messages, waiting (in time order) for the watermark to pass its time
     pending_feedback: tuple[FeedbackEvent, ...] = msgspec.field(default=(), name="pfb")
-    v: int = 7
+    send_threshold: float = msgspec.field(default=0.0, name="thr")  # operators/volume.py
+    decided_days: tuple[int, ...] = msgspec.field(default=(), name="dd")  # local days of its decisions, 7 days
+    v: int = 8
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at

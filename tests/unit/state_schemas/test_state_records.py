@@ -378,7 +378,8 @@ def test_every_state_field_is_encoded():
                                                    ignored=2, channels={"push": Rates(1.0, 1.0, 0.0, 1)},
                                                    journeys={"recommendation": Rates(1.0, 1.0, 0.0, 1)}),
                              pending_feedback=(FeedbackEvent(event_id="f", user_id="u", action="open", ts=5,
-                                                             notification_id="n1"),)),
+                                                             notification_id="n1"),),
+                             send_threshold=0.4, decided_days=(19000, 19001)),
     }
     for cls, record in rich.items():
         decoded = cls.decode(record.encode())
