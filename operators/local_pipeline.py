@@ -60,6 +60,10 @@ class Outputs:
     serving: list = field(default_factory=list)  # the serving effects (profile, top-N, erasure), in order
 
 
+# What the job writes to its sinks, by kind: the Outputs list each goes on.
+OUTPUT_LISTS = {Notification: "notifications", UserErased: "erasures", Exposure: "exposures", Outcome: "outcomes"}
+
+
 class MemorySideInputs:
     """Item cards, facts, trending and new listings as the job's Redis side inputs hold them, kept in memory."""
 
@@ -184,17 +188,9 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------------------ routing
     def _send(self, destination: str, message, now_ms: int, out: Outputs) -> None:
-        if isinstance(message, Notification):
-            out.notifications.append(message)
-            return
-        if isinstance(message, UserErased):
-            out.erasures.append(message)
-            return
-        if isinstance(message, Exposure):
-            out.exposures.append(message)
-            return
-        if isinstance(message, Outcome):
-            out.outcomes.append(message)
+        output = OUTPUT_LISTS.get(type(message))
+        if output is not None:  # leaves the job: onto the output of its kind
+            getattr(out, output).append(message)
             return
         if destination == WINDOWS:
             event = message.event
