@@ -70,6 +70,8 @@ def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
         "flink": {"checkpoint_interval_ms": 500},
         "catalog": {"topic": topics.catalog},
         "directory": {"topic": topics.users},
+        # Who is held out is test_experiments_job.py's subject: elsewhere every shopper a test follows is told.
+        "experiments": {"holdout_share": 0.0},
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)

@@ -99,6 +99,10 @@ def test_bad_experiments_are_refused_with_what_is_wrong(tests, message):
     assert message in str(caught.value)
 
 
+def test_five_percent_are_held_out_unless_the_config_says_otherwise():
+    assert load_config().experiments.holdout_share == 0.05
+
+
 def test_the_holdout_share_is_bounded():
     with pytest.raises(ConfigError, match="experiments.holdout_share must be in"):
         with_tests(holdout_share=0.6)
