@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .fields import doc, is_number
 
 # The sections a variant may change: how messages are decided, ranked and worded, not where the job runs.
-VARIANT_SECTIONS = frozenset({"policy", "scoring", "journeys", "feedback"})
+VARIANT_SECTIONS = frozenset({"policy", "scoring", "journeys", "feedback", "content"})
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class ExperimentsConfig:
     holdout_salt: str = doc("holdout-1", "salt of the holdout's hash; a new salt draws a new holdout")
     tests: Mapping = doc({}, "experiments by name: {salt: text, traffic: share of the shoppers outside the holdout "
                              "in it, variants: {name: {weight: number, overrides: {section: {key: value}}}}}; "
-                             "a variant may override policy, scoring, journeys and feedback settings")
+                             "a variant may override policy, scoring, journeys, feedback and content settings "
+                             "(copy inline under content.templates, shaped as config/templates.yaml)")
 
 
 def _variant_problems(where: str, variant) -> list[str]:
@@ -29,7 +30,10 @@ def _variant_problems(where: str, variant) -> list[str]:
     if not isinstance(overrides, Mapping) or not all(isinstance(v, Mapping) for v in overrides.values()):
         return problems + [f"{where}.overrides must map sections to mappings of settings"]
     outside = sorted(set(overrides) - VARIANT_SECTIONS)
-    return problems + ([f"{where}.overrides may not change {', '.join(outside)}"] if outside else [])
+    problems += [f"{where}.overrides may not change {', '.join(outside)}"] if outside else []
+    if "templates_file" in overrides.get("content", {}):
+        problems.append(f"{where}.overrides gives its copy inline, under content.templates, not as a file")
+    return problems
 
 
 def experiment_problems(name, experiment) -> list[str]:

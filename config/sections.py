@@ -163,6 +163,8 @@ class PolicyConfig:
     volume_step: float = doc(0.5, "how far the threshold moves per decision (in score units), times the gap between "
                                   "sending and the share of decisions the target allows")
     volume_max_threshold: float = doc(3.0, "the highest the threshold goes")
+    volume_targets_by_segment: Mapping = doc({}, "segment (segments.*, k-means) -> its own weekly target; shoppers "
+                                                 "of other segments, or none yet, take volume_target_per_week")
 
 
 JOURNEYS = ("recommendation", "cart_abandonment", "price_drop", "back_in_stock", "review_request")
@@ -456,6 +458,9 @@ class JobConfig:
             (all(_is_number(v) and v >= 0 for v in (self.policy.volume_target_per_week, self.policy.volume_step,
                                                      self.policy.volume_max_threshold)),
              "policy.volume_target_per_week, volume_step and volume_max_threshold must be >= 0"),
+            (all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 and _is_number(v) and v >= 0
+                 for k, v in self.policy.volume_targets_by_segment.items()),
+             "policy.volume_targets_by_segment maps segment numbers (>= 0) to targets (>= 0)"),
             *self.journeys.problems(),
             (set(self.journeys.night_deferred_statuses) <= ORDER_STATUSES,
              "journeys.night_deferred_statuses has an unknown order status"),

@@ -134,11 +134,12 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     chosen = _items(entries, config)
     if not chosen:
         return Decision(state, suppressed="no_candidate")
-    controlled = config.policy.volume_target_per_week > 0
+    weekly = volume.target(state.segment, config.policy)
+    controlled = weekly > 0
     day = directory.local_day(now, who.time_zone)
     decided = volume.this_week(state.decided_days, day) + (day,) if controlled else ()
     if controlled and chosen[0].score < state.send_threshold:
-        threshold = volume.moved(state.send_threshold, False, len(decided), config.policy)
+        threshold = volume.moved(state.send_threshold, False, len(decided), weekly, config.policy)
         return Decision(replace(state, send_threshold=threshold, decided_days=decided), suppressed="below_threshold")
     item_ids = tuple(entry.item_id for entry in chosen)
     sources = sorted(f"{entry.journey}:{entry.source}:{entry.reminder}" for entry in entries)
@@ -168,7 +169,7 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     if len(recent) > RECENT_ITEMS_KEPT:
         recent = dict(sorted(recent.items(), key=lambda kv: kv[1].at)[-RECENT_ITEMS_KEPT:])
     week = tuple(sent for sent in state.marketing_sends if sent.day > day - 7)
-    threshold = volume.moved(state.send_threshold, True, len(decided), config.policy) if controlled else 0.0
+    threshold = volume.moved(state.send_threshold, True, len(decided), weekly, config.policy) if controlled else 0.0
     new_state = replace(state, marketing_today=state.marketing_today + 1, last_marketing_ts=now,
                         send_threshold=threshold, decided_days=decided, recent_items=recent,
                         marketing_sends=week + (MarketingSend(day, channel),),

@@ -1,5 +1,6 @@
 """The volume controller: a send threshold on a message's expected utility (its best item's score), one per
-shopper, moved at each marketing decision so that their marketing holds `policy.volume_target_per_week`.
+shopper, moved at each marketing decision so that their marketing holds `policy.volume_target_per_week` (or
+their segment's target, `policy.volume_targets_by_segment`).
 
 Each decision that reaches the threshold moves it as a stochastic approximation of the quantile that lets the
 target through: up by `volume_step` x (1 - share) when the message goes, down by `volume_step` x share when it
@@ -21,7 +22,12 @@ def this_week(days: tuple[int, ...], day: int) -> tuple[int, ...]:
     return tuple(d for d in days if d > day - WEEK_DAYS)
 
 
-def moved(threshold: float, sent: bool, decided_this_week: int, policy: PolicyConfig) -> float:
-    share = min(1.0, policy.volume_target_per_week / max(decided_this_week, 1))
+def target(segment: int | None, policy: PolicyConfig) -> float:
+    """The shopper's weekly target: their segment's if it has one of its own (0: no threshold)."""
+    return policy.volume_targets_by_segment.get(segment, policy.volume_target_per_week)
+
+
+def moved(threshold: float, sent: bool, decided_this_week: int, weekly_target: float, policy: PolicyConfig) -> float:
+    share = min(1.0, weekly_target / max(decided_this_week, 1))
     step = policy.volume_step * ((1.0 if sent else 0.0) - share)
     return min(policy.volume_max_threshold, max(0.0, threshold + step))

@@ -92,6 +92,8 @@ def test_a_new_salt_draws_anew():
      "experiments.tests.x.variants.b: invalid config: policy.daily_marketing_cap must be >= 0"),
     ({"x": {"salt": "s", "variants": {"a": {}, "b": {"overrides": {"policy": {"cap": 1}}}}}},
      "unknown config key(s) policy.cap"),
+    ({"x": {"salt": "s", "variants": {"a": {}, "b": {"overrides": {"content": {"templates_file": "b.yaml"}}}}}},
+     "experiments.tests.x.variants.b.overrides gives its copy inline"),
 ])
 def test_bad_experiments_are_refused_with_what_is_wrong(tests, message):
     with pytest.raises(ConfigError) as caught:
@@ -157,3 +159,16 @@ def test_a_variant_decides_by_its_own_settings_and_its_messages_name_it():
     assert [n.experiments for n in told if n.kind == "marketing"] == [(("cap", "control"),)]
     assert [n.kind for n in quiet] == ["transactional"] and quiet[0].experiments == (("cap", "silent"),)
     assert "suppressed_daily_cap" in counts or "suppressed_weekly_cap" in counts, counts
+
+
+def test_a_variant_words_its_messages_with_its_own_copy():
+    title = {"templates": {"recommendation_many": {"en": {"title": "Fresh picks"}},
+                           "recommendation_one": {"en": {"title": "Fresh picks"}}}}
+    test = {"salt": "copy-1", "variants": {"plain": {}, "fresh": {"overrides": {"content": {"templates": title}}}}}
+    config = with_tests(copy=test)
+    fresh = _user_where(lambda user: point("copy-1", user) < 0.5)  # variants take their shares in name order
+    plain = _user_where(lambda user: point("copy-1", user) >= 0.5)
+    [old], _, _ = run(plain, config, item_signal(user=plain))
+    [new], _, _ = run(fresh, config, item_signal(user=fresh))
+    assert (old.title, new.title) == ("Picked for you", "Fresh picks")
+    assert new.body.endswith("picked for you.") and new.experiments == (("copy", "fresh"),)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from msgspec.structs import replace
 from config import load_config
 from operators import volume
 from operators.messages import decide_marketing
@@ -26,7 +27,7 @@ def stream(rate_per_day: float, weeks: int, target: float, seed: int):
             utility = rng.random()
             goes = utility >= threshold
             decided = volume.this_week(decided, day) + (day,)
-            threshold = volume.moved(threshold, goes, len(decided), settings)
+            threshold = volume.moved(threshold, goes, len(decided), target, settings)
             if day >= weeks * 7 // 2:
                 offered.append(utility)
                 sent += [utility] * goes
@@ -49,11 +50,30 @@ def test_a_shopper_with_fewer_candidates_than_the_target_gets_nearly_every_one()
 
 def test_the_threshold_moves_by_the_share_the_target_allows_within_its_bounds():
     settings = policy(2.0)  # 2 of 8 decided this week may go: a send lifts it 3/4 of a step, a skip lowers it 1/4
-    assert volume.moved(0.5, True, 8, settings) == pytest.approx(0.5 + 0.75 * settings.volume_step)
-    assert volume.moved(0.5, False, 8, settings) == pytest.approx(0.5 - 0.25 * settings.volume_step)
-    assert volume.moved(0.5, True, 1, settings) == 0.5  # fewer decisions than the target: every one may go
-    assert volume.moved(0.0, False, 8, settings) == 0.0
-    assert volume.moved(settings.volume_max_threshold, True, 100, settings) == settings.volume_max_threshold
+    assert volume.moved(0.5, True, 8, 2.0, settings) == pytest.approx(0.5 + 0.75 * settings.volume_step)
+    assert volume.moved(0.5, False, 8, 2.0, settings) == pytest.approx(0.5 - 0.25 * settings.volume_step)
+    assert volume.moved(0.5, True, 1, 2.0, settings) == 0.5  # fewer decisions than the target: every one may go
+    assert volume.moved(0.0, False, 8, 2.0, settings) == 0.0
+    assert volume.moved(settings.volume_max_threshold, True, 100, 2.0, settings) == settings.volume_max_threshold
+
+
+def test_a_segment_with_a_target_of_its_own_holds_it_and_the_others_hold_the_default():
+    config = load_config(overrides={"policy": {"volume_target_per_week": 3.0,
+                                               "volume_targets_by_segment": {1: 1.0, 2: 0.0}}})
+    assert [volume.target(segment, config.policy) for segment in (None, 0, 1, 2)] == [3.0, 3.0, 1.0, 0.0]
+    with pytest.raises(Exception, match="volume_targets_by_segment maps segment numbers"):
+        load_config(overrides={"policy": {"volume_targets_by_segment": {"vip": 1.0}}})
+
+
+def test_the_push_policy_holds_the_shoppers_segment_target():
+    config = load_config(overrides={"policy": {"volume_target_per_week": 5.0, "volume_targets_by_segment": {3: 1.0},
+                                               "min_marketing_gap_ms": 0, "quiet_hours": ["00:00", "00:00"]}})
+    reach, base = who(config), PushState(send_threshold=0.6, decided_days=(T0 // 86_400_000,) * 4)
+    # 5 decided this week: against a target of 5 a send leaves it where it is, against 1 it lifts it
+    default = decide_marketing(base, candidate_message(0.9, 1), T0, T0, USER, reach, config)
+    segment = decide_marketing(replace(base, segment=3), candidate_message(0.9, 1), T0, T0, USER, reach, config)
+    assert default.state.send_threshold == pytest.approx(0.6)
+    assert segment.state.send_threshold == pytest.approx(0.6 + config.policy.volume_step * (1 - 1 / 5))
 
 
 def candidate_message(score: float, n: int) -> list:
