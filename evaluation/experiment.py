@@ -13,7 +13,7 @@ import argparse
 import heapq
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -80,6 +80,42 @@ def buyers(out: Outputs) -> tuple[set, set]:
     return decided, {o.user for o in out.outcomes if o.behavior == "purchase"}
 
 
+def _config(share: float = 0.0, target: float = 0.0, salt: str = "holdout-1"):
+    # No quiet hours: the simulated clock is UTC and each shopper has a best hour of their own.
+    return load_config(overrides={"experiments": {"holdout_share": share, "holdout_salt": salt},
+                                  "policy": {"quiet_hours": ["00:00", "00:00"], "volume_target_per_week": target}})
+
+
+def lift(world: sim.World, holdout: float, salt: str = "holdout-1"):
+    """(The true lift, the report's rows for the experiment, the runs everyone told and the experiment's)."""
+    everyone, no_one = simulate(world, _config(), lambda n: True), simulate(world, _config(), lambda n: False)
+    decided_a, bought_a = buyers(everyone.out)
+    decided_b, bought_b = buyers(no_one.out)
+    eligible = decided_a | decided_b
+    true_lift = 1000 * (len(bought_a & eligible) - len(bought_b & eligible)) / len(eligible)
+    held = simulate(world, _config(share=holdout, salt=salt), lambda n: True)
+    records = [*held.out.notifications, *held.out.exposures, *held.out.outcomes, *held.feedback]
+    key = _config().privacy.pseudonym_key
+    return true_lift, kpis.rows(kpis.tally(records, lambda user: pseudonym(user, key))), everyone, held
+
+
+def _uplift(rows) -> kpis.Row:
+    [uplift] = [row for row in rows if row.metric == "uplift_purchases_per_1000_users"]
+    return uplift
+
+
+def coverage(world: sim.World, holdout: float, seeds: int) -> int:
+    """How often the 95% interval covers the true lift over `seeds` worlds (each its own shoppers and holdout)."""
+    covered = 0
+    for seed in range(seeds):
+        true_lift, rows, _, _ = lift(replace(world, seed=seed), holdout, salt=f"holdout-{seed}")
+        u = _uplift(rows).estimate
+        covered += u.low <= true_lift <= u.high
+        print(f"seed {seed}: true {true_lift:.1f} estimated {u.value:.1f} [{u.low:.1f}, {u.high:.1f}]", flush=True)
+    print(f"coverage={covered}/{seeds}")
+    return covered
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shoppers", type=int, default=800)
@@ -87,41 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=sim.World.seed)
     parser.add_argument("--holdout", type=float, default=0.5, help="the experiment's holdout share")
     parser.add_argument("--volume-target", type=float, default=2.0, help="marketing per shopper per week")
+    parser.add_argument("--coverage", type=int, metavar="SEEDS",
+                        help="instead: how often the interval covers the true lift over this many worlds")
     args = parser.parse_args(argv)
     world = sim.World(shoppers=args.shoppers, days=args.days, seed=args.seed)
+    if args.coverage:
+        coverage(world, args.holdout, args.coverage)
+        return 0
 
-    def config(share: float = 0.0, target: float = 0.0):
-        # No quiet hours: the simulated clock is UTC and each shopper has a best hour of their own.
-        return load_config(overrides={"experiments": {"holdout_share": share},
-                                      "policy": {"quiet_hours": ["00:00", "00:00"], "volume_target_per_week": target}})
-
-    everyone, no_one = simulate(world, config(), lambda n: True), simulate(world, config(), lambda n: False)
-    decided_a, bought_a = buyers(everyone.out)
-    decided_b, bought_b = buyers(no_one.out)
-    eligible = decided_a | decided_b
-    true_lift = 1000 * (len(bought_a & eligible) - len(bought_b & eligible)) / len(eligible)
-
-    held = simulate(world, config(share=args.holdout), lambda n: True)
-    records = [*held.out.notifications, *held.out.exposures, *held.out.outcomes, *held.feedback]
-    key = config().privacy.pseudonym_key
-    rows = kpis.rows(kpis.tally(records, lambda user: pseudonym(user, key)))
+    true_lift, rows, everyone, held = lift(world, args.holdout)
     for row in rows:
         e = row.estimate
         print(f"{row.experiment:<8} {row.variant:<9} {row.metric:<32} {e.value:9.4g} [{e.low:.4g}, {e.high:.4g}]")
-    [uplift] = [row for row in rows if row.metric == "uplift_purchases_per_1000_users"]
-
     # The controller against dropping messages at random to the volume it reached: purchases caused per message.
-    controlled = simulate(world, config(target=args.volume_target), lambda n: True)
+    controlled = simulate(world, _config(target=args.volume_target), lambda n: True)
     keep, coin = controlled.delivered / max(everyone.delivered, 1), random.Random(args.seed)
-    dropped = simulate(world, config(), lambda n: coin.random() < keep)
+    dropped = simulate(world, _config(), lambda n: coin.random() < keep)
     weeks = (world.days - SETTLING_DAYS) / 7
-    print(f"shoppers {world.shoppers} over {world.days} days: everyone told: {everyone.delivered} messages, "
-          f"{len(bought_a & eligible)} of {len(eligible)} shoppers bought after one (no one told: "
-          f"{len(bought_b & eligible)}); the experiment sent {held.delivered} and logged {len(held.out.exposures)} "
-          f"exposures; controlled {controlled.delivered} messages, {controlled.caused} purchases caused; "
-          f"random drop {dropped.delivered}, {dropped.caused}; after the first week, everyone told "
+    print(f"shoppers {world.shoppers} over {world.days} days: everyone told: {everyone.delivered} messages; "
+          f"the experiment sent {held.delivered} and logged {len(held.out.exposures)} exposures; controlled "
+          f"{controlled.delivered} messages, {controlled.caused} purchases caused; random drop {dropped.delivered}, "
+          f"{dropped.caused}; after the first week, everyone told "
           f"{everyone.delivered_settled / len(everyone.active_settled) / weeks:.2f} a shopper a week")
-    u = uplift.estimate
+    u = _uplift(rows).estimate
     print(f"true_lift={true_lift:.1f} estimated_lift={u.value:.1f} ci_low={u.low:.1f} ci_high={u.high:.1f} "
           f"volume_target={args.volume_target:g} "
           f"volume_realised={controlled.delivered_settled / len(controlled.active_settled) / weeks:.2f} "
