@@ -171,8 +171,8 @@ def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at:
         state = _plan_recommendation(state, signal, config)
     arranged = journeys.arrange(state, who, config)
     converted = _conversion(state, signal, user_id, config) if event.behavior in journeys.ENDS_BROWSING else ()
-    return _joined((fired, replace(arranged, emit=arranged.emit + converted, effects=vote, counts=exits + arranged.counts
-                                   + ("outcomes_attributed",) * len(converted))))
+    counts = exits + arranged.counts + ("outcomes_attributed",) * len(converted)
+    return _joined((fired, replace(arranged, emit=arranged.emit + converted, effects=vote, counts=counts)))
 
 
 def _conversion(state: PushState, signal: ItemSignal, user_id: str, config: JobConfig) -> tuple:
