@@ -61,7 +61,8 @@ def make_topics(broker, partitions: int = 2) -> Topics:
     return broker.fresh_topics("", partitions)
 
 
-def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
+def job_overrides(broker, redis_server, topics: Topics, **sections) -> dict:
+    """The config keys a test run sets, section by section (the rest are the defaults)."""
     overrides = {
         "kafka": {"bootstrap_servers": broker.bootstrap, **topics.kafka(),
                   "bounded": True, "starting_offsets": "earliest", "group_id": f"test-{topics.events}",
@@ -75,7 +76,11 @@ def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
-    return load_config(overrides=overrides)
+    return overrides
+
+
+def job_config(broker, redis_server, topics: Topics, **sections) -> JobConfig:
+    return load_config(overrides=job_overrides(broker, redis_server, topics, **sections))
 
 
 def run_bounded(config: JobConfig, jar: Path) -> None:
