@@ -280,6 +280,8 @@ class StageFunction(KeyedProcessFunction):
         if step.state is not loaded:
             self.store(step.state)
         # Event time, live or replayed: a quiet live input's event time follows the wall clock (jobs/ordering.py).
+        for timestamp in step.cancelled_timers:
+            ctx.timer_service().delete_event_time_timer(timestamp)
         for timestamp in step.timers:
             ctx.timer_service().register_event_time_timer(timestamp)
         for name in step.counts:

@@ -50,7 +50,7 @@ def step(state: ItemModel, message: ItemUpdate | ListedItem | ForgetWatcher, con
             return Step(state=state)
         return Step(state=replace(state, watchers={u: w for u, w in state.watchers.items() if u != message.user_id}))
     step = update_item(state, message, context.side.cards, config.item_model, config.profile,
-                       config.catalog.terms_per_item, config.factors)
+                       config.catalog.terms_per_item, config.factors, input_ends=config.kafka.bounded)
     event = message.event
     watchers = watched_by(step.state.watchers, event.user_id, event.behavior, event.ts, event.price, config.journeys)
     if watchers is step.state.watchers:
@@ -159,7 +159,8 @@ def refresh_neighbours(state: ItemModel, cards: CardLookup, config: ItemModelCon
 
 
 def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config: ItemModelConfig,
-                profile: ProfileConfig, terms_per_item: int, factor_config: FactorsConfig = FactorsConfig()) -> Step:
+                profile: ProfileConfig, terms_per_item: int, factor_config: FactorsConfig = FactorsConfig(),
+                input_ends: bool = True) -> Step:
     event = update.event
     ts = event.ts
     weight = profile.event_weights.get(event.behavior, 0.0)
@@ -203,8 +204,9 @@ def update_item(state: ItemModel, update: ItemUpdate, cards: CardLookup, config:
     card = new_state.card()
     signal = ItemSignal(event=enriched, card=card, trigger=update.trigger,
                         neighbours=new_state.neighbours if update.trigger else (), summary=update.summary)
-    # Coalesced: at most one refresh per item per interval, and one more when a bounded stream ends.
-    timers = (next_refresh(ts, config), END_OF_STREAM) if row is not state.row else ()
+    # Coalesced: at most one refresh per item per interval, and one more when a bounded stream ends (only then:
+    # timers outlive the state TTL, so an unbounded job would keep one for every item it ever saw).
+    timers = ((next_refresh(ts, config),) + ((END_OF_STREAM,) if input_ends else ())) if row is not state.row else ()
     facts = new_state.facts()
     recorded = (RecordFacts(event.item_id, facts, ts),) if facts != state.facts() else ()
     return Step(state=new_state, emit=(signal,), effects=(PublishCard(event.item_id, card), *recorded), timers=timers,

@@ -207,6 +207,8 @@ class LocalPipeline:
     def _fire_timers(self, watermark: int, now_ms: int, out: Outputs) -> None:
         while self.timers and self.timers[0][0] <= watermark:
             timer = heapq.heappop(self.timers)
+            if timer not in self.pending_timers:  # deleted (still in the heap, which is not searched)
+                continue
             self.pending_timers.discard(timer)
             timestamp, name, key = timer
             stage = STAGES[name]
@@ -217,6 +219,8 @@ class LocalPipeline:
     def _apply(self, stage: Stage, key: str, loaded, stored, step: Step, now_ms: int, out: Outputs) -> None:
         if step.state is not loaded:
             self._store(stage, key, step.state, stored)
+        for timestamp in step.cancelled_timers:
+            self.pending_timers.discard((timestamp, stage.name, key))
         for timestamp in step.timers:
             timer = (timestamp, stage.name, key)
             if timer not in self.pending_timers:

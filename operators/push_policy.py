@@ -31,8 +31,8 @@ from .journeys import CART, ORDER_STATUS, RECOMMENDATION
 from .messages import Decision, decide_marketing, decide_transactional
 from .privacy import pseudonym
 from .scorer import rank
-from .steps import (DeleteKeys, MarkErased, ReplaceRanking, ReplaceValue, SideInputs, Step, StepContext,
-                    VoteBestHour)
+from .steps import (END_OF_STREAM, DeleteKeys, MarkErased, ReplaceRanking, ReplaceValue, SideInputs, Step,
+                    StepContext, VoteBestHour)
 
 CONTENT_TERMS_SERVED = 10
 # Journeys whose message names an item the shop must have in stock when it goes out.
@@ -45,7 +45,16 @@ def step(state: PushState, message, context: StepContext) -> Step:
     """`handle` with the config of the shopper's variants, what it sends as their experiments say."""
     user_id, config = message.routing_key, context.config
     deciding = experiments.deciding_config(user_id, config)
-    return _as_assigned(handle(state, message, user_id, context.now, context.side, deciding), user_id, config)
+    return _ending(state, _as_assigned(handle(state, message, user_id, context.now, context.side, deciding), user_id,
+                                       config))
+
+
+def _ending(before: PushState, step: Step) -> Step:
+    """Once nothing waits any more, the end-of-input timer (`journeys.arrange`) goes too: timers outlive the state
+    TTL, so an unbounded job would keep one for every shopper it ever planned a message for."""
+    if not before.agenda or (step.state is not None and step.state.agenda):
+        return step
+    return replace(step, cancelled_timers=step.cancelled_timers + (END_OF_STREAM,))
 
 
 def _as_assigned(step: Step, user_id: str, config: JobConfig) -> Step:
@@ -341,8 +350,8 @@ def on_timer(state: PushState, user_id: str, timestamp: int, context: StepContex
             f.ts <= timestamp for f in state.pending_feedback):
         return Step(state=state)
     deciding = experiments.deciding_config(user_id, context.config)
-    return _as_assigned(catch_up(state, user_id, timestamp, context.now, context.side, deciding), user_id,
-                        context.config)
+    return _ending(state, _as_assigned(catch_up(state, user_id, timestamp, context.now, context.side, deciding),
+                                       user_id, context.config))
 
 
 def catch_up(state: PushState, user_id: str, upto: int, created_at: int, side: SideInputs, config: JobConfig) -> Step:

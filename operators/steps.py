@@ -2,7 +2,7 @@
 
 A stage's step is a plain function `(state, message, context) -> Step`. The Flink shell (and the
 Flink-free `LocalPipeline`) then does exactly what the Step says and nothing else: store or
-clear the state, register the timers, count the counters, carry out the effects in order, and
+clear the state, delete and register the timers, count the counters, carry out the effects in order, and
 send each emitted message to its destination (`message.DESTINATION`, keyed by
 `message.routing_key`). Every decision is in the step.
 """
@@ -28,6 +28,7 @@ class Step(msgspec.Struct, Generic[S], frozen=True):
     emit: tuple = ()  # hop messages and notifications, in the order they are sent
     effects: tuple = ()  # writes to the serving store, in order
     timers: tuple[int, ...] = ()  # event-time timers to register for this key
+    cancelled_timers: tuple[int, ...] = ()  # event-time timers of this key to delete (before registering `timers`)
     counts: tuple[str, ...] = ()  # counters to increment, one name per occurrence
 
 

@@ -76,6 +76,15 @@ def step(state, upd, config=ITEMS, cards=no_cards):
     return update_item(state, upd, cards, config, PROFILE, TERMS)
 
 
+def test_an_unbounded_input_sets_no_end_of_input_refresh():
+    """Timers outlive the state TTL: a live job would keep one per item it ever saw."""
+    seen_with = update(history=[("a", "ca")])
+    live = item_model.update_item(ItemModel(), seen_with, no_cards, ITEMS, PROFILE, TERMS, input_ends=False)
+    bounded = item_model.update_item(ItemModel(), seen_with, no_cards, ITEMS, PROFILE, TERMS)
+    assert len(live.timers) == 1 and END_OF_STREAM not in live.timers
+    assert set(bounded.timers) == {live.timers[0], END_OF_STREAM}
+
+
 def test_first_event_sets_facts_popularity_and_interactions():
     result = step(ItemModel(), update(price=12.5))
     state = result.state

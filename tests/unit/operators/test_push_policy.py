@@ -604,6 +604,25 @@ def test_whatever_waits_is_decided_when_a_bounded_input_ends():
     assert swept.state.agenda == ()
 
 
+def test_the_end_of_input_timer_goes_once_nothing_waits():
+    """Timers outlive the state TTL: an unbounded job must not keep one per shopper it ever planned for."""
+    held = push_policy.step(PushState(), item_signal(event_id="t1", ts=T0), StepContext(CREATED, NO_SIDE, CONFIG))
+    assert END_OF_STREAM in held.timers and held.cancelled_timers == ()
+    browsing = push_policy.step(held.state, item_signal(event_id="v2", ts=T0 + 60_000, trigger=False),
+                                StepContext(CREATED, NO_SIDE, CONFIG))
+    assert browsing.state.agenda and browsing.cancelled_timers == ()  # still waiting
+    due = browsing.state.agenda[0].due
+    sent = push_policy.on_timer(browsing.state, USER, due, StepContext(CREATED, NO_SIDE, CONFIG))
+    assert emitted(sent, Notification) and sent.state.agenda == ()
+    assert sent.cancelled_timers == (END_OF_STREAM,)
+    erased = push_policy.step(held.state, AccountEvent(event=ErasureRequest(event_id="x", user_id=USER, ts=T0 + 1)),
+                              StepContext(CREATED, NO_SIDE, CONFIG))
+    assert erased.state.agenda == () and erased.cancelled_timers == (END_OF_STREAM,)
+    idle = push_policy.step(PushState(), AccountEvent(event=ErasureRequest(event_id="y", user_id=USER, ts=T0)),
+                            StepContext(CREATED, NO_SIDE, CONFIG))
+    assert idle.cancelled_timers == ()  # none was set
+
+
 def test_the_newest_trigger_replaces_the_one_waiting():
     first = handle(PushState(), item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
     second = handle(first.state, item_signal(event_id="t2", ts=T0 + 60_000, item="other"), USER, CREATED, NO_SIDE,
