@@ -53,6 +53,8 @@ def job_config(broker, redis_server, topics, ttl_minutes: float, bounded: bool):
         "redis": {"url": redis_server.url, "key_prefix": f"soak-{topics.events}"},
         "flink": {"parallelism": 2, "delivery_guarantee": "at-least-once", "state_ttl_hours": ttl_minutes / 60},
         "catalog": {"enabled": False}, "directory": {"enabled": False},
+        # Time compressed alike: intent labels settle (and their timers fire) within the state TTL, not a day.
+        "intent": {"horizon_hours": ttl_minutes / 60},
     })
 
 

@@ -29,7 +29,11 @@ class BlendConfig:
 
 @dataclass(frozen=True)
 class IntentConfig:
+    enabled: bool = doc(True, "the job scores each shopper's purchase intent after each behaviour event, learns "
+                              "online, serves it in Redis and hands it to the push policy (policy.min_intent)")
     horizon_hours: float = doc(24.0, "purchase intent: P(a cart or purchase within this many hours)")
+    pending_per_user: int = doc(24, "a shopper's examples awaiting their label (a cart within the horizon, or the "
+                                    "horizon passing); older ones beyond this are not learned from (bounded state)")
     ftrl_alpha: float = doc(0.1, "FTRL-Proximal learning rate alpha of the intent model")
     ftrl_beta: float = doc(1.0, "FTRL-Proximal beta (smooths the early per-feature rates)")
     ftrl_l1: float = doc(0.0, "FTRL-Proximal L1 strength (sparsity)")
@@ -73,5 +77,7 @@ def learning_checks(config) -> list[tuple[bool, str]]:
          and feedback.attribution_window_hours > 0,
          "feedback settings must be positive (the fatigue gaps >= 0)"),
         (is_number(intent.horizon_hours) and intent.horizon_hours > 0, "intent.horizon_hours must be > 0"),
+        (isinstance(intent.pending_per_user, int) and intent.pending_per_user >= 1,
+         "intent.pending_per_user must be an integer >= 1"),
         (_ftrl_valid(intent), "intent.ftrl_alpha must be > 0 and ftrl_beta, ftrl_l1, ftrl_l2 >= 0"),
     ]

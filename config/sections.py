@@ -151,6 +151,8 @@ class PolicyConfig:
     min_marketing_gap_ms: int = doc(3600000, "least event time between two marketing notifications")
     renotify_cooldown_ms: int = doc(604800000, "an item is not recommended again to a user within this")
     min_score: float = doc(0.05, "marketing candidates scoring lower are not sent")
+    min_intent: float = doc(0.0, "no marketing to a shopper whose purchase intent (intent section) is below this; "
+                                 "0 = off. Transactional messages are not affected")
     items_per_notification: int = doc(3, "items named in one marketing notification")
     session_gap_ms: int = doc(1800000, "no event for this long ends a shopper's session; no marketing before")
     recommendation_delay_ms: int = doc(0, "after the session ends, wait this long before recommending")
@@ -455,6 +457,8 @@ class JobConfig:
                 for v in self.policy.channel_caps.values()),
              f"policy.channel_caps maps each of {sorted(CHANNELS)} to [per day, per 7 days] counts >= 0"),
             (self.policy.items_per_notification >= 1, "policy.items_per_notification must be >= 1"),
+            (_is_number(self.policy.min_intent) and 0 <= self.policy.min_intent <= 1,
+             "policy.min_intent must be a probability in [0, 1]"),
             (all(_is_number(v) and v >= 0 for v in (self.policy.volume_target_per_week, self.policy.volume_step,
                                                      self.policy.volume_max_threshold)),
              "policy.volume_target_per_week, volume_step and volume_max_threshold must be >= 0"),

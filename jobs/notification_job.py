@@ -3,11 +3,12 @@
     events (event time per partition) ─► admit ─► by_user: user context (dedup, history, profile)
     user context ─► by_item: item model (catalogue join, CF rows, cosine top-K, cards ⇄ Redis)
                  ─► one instance: segmenter (streaming k-means)
+                 ─► one instance: purchase intent (FTRL logistic regression, test then train)
                  ─► windows (Flink SQL): trending, behaviour counts ─► Redis (its event time ─► push policy)
     catalog (event time per partition) ─► admit ─► by_item: catalogue terms
     catalogue terms ─► one instance: vocabulary (TF-IDF) ─► by_item: item model
     users (directory; event time per partition) ─► admit ─► by_user: push policy (consent, zone, locale)
-    item model, segmenter, user context (orders, feedback, erasure) ─► by_user: push policy
+    item model, segmenter, intent, user context (orders, feedback, erasure) ─► by_user: push policy
     push policy (score, decide; inbox, profile, top-N ─► Redis) ─► notifications topic
                                                          ├─► exposures topic (the holdout's would-be sends)
                                                          └─► outcomes topic (carts, purchases after a message)
@@ -124,12 +125,14 @@ class _Dataflow:
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from jobs import stage_functions as f
     from jobs.windowed_aggregations import add_windowed_aggregations
-    from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY, WINDOWS
+    from state_schemas.hops import (CATALOG_TERMS, INTENT, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY,
+                                    WINDOWS)
 
     flow = _Dataflow(env, config)
     by_user, by_item, one_instance = flow.keyed(BY_USER), flow.keyed(BY_ITEM), flow.keyed(ONE_INSTANCE)
     events = flow.source(sources.events, f.AdmitEventsFunction(config), "events")
-    sides = (PUSH_POLICY,) + (SEGMENTER,) * config.segments.enabled + (WINDOWS,) * config.windows_enabled
+    sides = ((PUSH_POLICY,) + (SEGMENTER,) * config.segments.enabled + (INTENT,) * config.intent.enabled
+             + (WINDOWS,) * config.windows_enabled)
     contexts = flow.stage(by_user(events), f.TrackUserContextFunction(config, ITEM_MODEL, sides), "user context",
                           USER_CONTEXT)
     listings = []
@@ -147,6 +150,10 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         segmented = flow.stage(one_instance(contexts.get_side_output(f.side_output(SEGMENTER))),
                                f.SegmentUsersFunction(config, PUSH_POLICY), "segment users", SEGMENTER)
         assignments = [flow.spread(segmented, "segments")]
+    if config.intent.enabled:
+        intents = flow.stage(one_instance(contexts.get_side_output(f.side_output(INTENT))),
+                             f.ScorePurchaseIntentFunction(config, PUSH_POLICY), "score purchase intent", INTENT)
+        assignments.append(flow.spread(intents, "intent"))
     directory = []
     if sources.users is not None:
         directory = [flow.source(sources.users, f.AdmitUsersFunction(config), "users", sparse=True)]

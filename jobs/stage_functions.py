@@ -22,7 +22,7 @@ from operators.catalog import VocabularyView
 from operators.steps import Step, StepContext
 from operators.topology import DELETE_PART, STAGES, Stage
 from state_schemas import codec
-from state_schemas.hops import CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
+from state_schemas.hops import CATALOG_TERMS, INTENT, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY
 from state_schemas.outputs import DeadLetter, Exposure, Notification, Outcome, UserErased
 from state_schemas.redis_keys import RedisKeys
 
@@ -337,6 +337,12 @@ class UpdateItemModelFunction(StageFunction):
 
     STAGE = ITEM_MODEL
     READS_REDIS = True
+
+
+class ScorePurchaseIntentFunction(StageFunction):
+    """The one purchase-intent model: learns the labels shoppers' events settle, scores each event for its scorer."""
+
+    STAGE = INTENT
 
 
 class SegmentUsersFunction(StageFunction):

@@ -130,7 +130,7 @@ class RecentNotifications:
 
 
 def shopper(raw_id: str, config, client) -> dict:
-    """The served profile, top-N and inbox of one shopper, found under their pseudonym."""
+    """The served profile, top-N, purchase intent and inbox of one shopper, found under their pseudonym."""
     user = pseudonym(raw_id, config.privacy.pseudonym_key)
     keys = RedisKeys(config.redis.key_prefix)
     profile = client.get(keys.profile(user))
@@ -139,7 +139,9 @@ def shopper(raw_id: str, config, client) -> dict:
     ids = client.zrevrange(keys.inbox(user), 0, -1)
     bodies = client.hmget(keys.inbox_bodies(user), ids) if ids else []  # HMGET refuses an empty field list
     inbox = [Notification.decode(body).to_dict() for body in bodies if body is not None]
+    intent = client.get(keys.intent(user))
     return {"pseudonym": user, "profile": json.loads(profile) if profile else None,
+            "intent": json.loads(intent) if intent else None,
             "top_n": [{"item": item.decode(), "score": score, "reason": reasons.get(item, b"").decode()}
                       for item, score in top], "inbox": inbox}
 

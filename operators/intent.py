@@ -8,16 +8,28 @@ copes with features of very different scales and needs only two numbers per feat
 
 The baseline it must beat (`recency_frequency`) is the decayed event count itself: recent and
 frequent shoppers buy.
+
+In the job (`track`, `learn_and_score`): the user context keeps the activity and the shopper's examples awaiting
+their label; a label is known when a cart or purchase comes within the horizon (positive) or the horizon passes
+(negative, on the shopper's next event or a timer). Each behaviour event sends the features and the labels now
+known to the one model (one instance, `IntentModel`), which learns them, then scores the event (test, then train)
+and tells the push policy, which keeps and serves the shopper's intent.
 """
 from __future__ import annotations
 
 import math
 
+from msgspec.structs import replace
+
+from config.learning import IntentConfig
 from state_schemas.events import BehaviourEvent
-from state_schemas.state import HistoryEntry, IntentActivity
+from state_schemas.hops import IntentExample, IntentScore
+from state_schemas.state import HistoryEntry, IntentActivity, IntentModel, PendingIntent
 from state_schemas.units import HOUR_MS
 
+from . import ftrl
 from .decay import decay_factor
+from .steps import Step, StepContext
 
 BEHAVIOURS = ("view", "favourite", "cart", "purchase")  # the decayed counts, in this order (click counts as view)
 SHORT_HALF_LIFE_MS, LONG_HALF_LIFE_MS = 1 * HOUR_MS, 24 * HOUR_MS
@@ -69,3 +81,67 @@ def recency_frequency(after: IntentActivity) -> float:
     return sum(after.long)
 
 
+
+
+TARGETS = frozenset({"cart", "purchase"})
+FEATURE_DIGITS = 4  # features are kept in state until labelled: rounded, they take half the bytes
+
+
+def horizon_ms(config: IntentConfig) -> int:
+    return int(config.horizon_hours * HOUR_MS)
+
+
+def slot_ms(config: IntentConfig) -> int:
+    """A 24th of the horizon (an hour of a day's horizon): examples kept and timers set at most once per slot."""
+    return max(horizon_ms(config) // 24, 1)
+
+
+def labelled(pending: tuple[PendingIntent, ...], event_ts: int, target: bool,
+             config: IntentConfig) -> tuple[tuple[PendingIntent, ...], tuple[tuple[tuple[float, ...], bool], ...]]:
+    """(the examples still unlabelled, the (features, label) pairs now known) at a shopper's event: those whose
+    horizon passed are negative; a cart or purchase makes those before it within the horizon positive."""
+    window = horizon_ms(config)
+    expired = [(p.x, False) for p in pending if p.ts + window <= event_ts]
+    open_ = [p for p in pending if p.ts + window > event_ts]
+    if not target:
+        return tuple(open_), tuple(expired)
+    positive = [(p.x, True) for p in open_ if p.ts < event_ts]
+    return tuple(p for p in open_ if p.ts >= event_ts), tuple(expired + positive)
+
+
+def track(activity: IntentActivity, pending: tuple[PendingIntent, ...], event: BehaviourEvent,
+          history: tuple[HistoryEntry, ...], history_size: int, session_gap_ms: int, config: IntentConfig):
+    """One behaviour event of a shopper: (activity, pending examples, the message to the model). `history` is the
+    shopper's recent items before the event. Every event is scored; the first of each slot (an hour) is kept to
+    learn from (an active shopper's day would otherwise crowd out their older examples), at most `pending_per_user`."""
+    pending, learned = labelled(pending, event.ts, event.behavior in TARGETS, config)
+    after = observe(activity, event, session_gap_ms)
+    x = tuple(round(value, FEATURE_DIGITS) for value in features(activity, after, event, history, history_size))
+    slot = slot_ms(config)
+    if not pending or pending[-1].ts // slot != event.ts // slot:
+        pending = tuple(sorted(pending + (PendingIntent(event.ts, x),), key=lambda p: p.ts))[-config.pending_per_user:]
+    return after, pending, IntentExample(user_id=event.user_id, ts=event.ts, x=x, learned=learned)
+
+
+def next_expiry(pending: tuple[PendingIntent, ...], config: IntentConfig) -> int | None:
+    """When the oldest waiting example's horizon passes, rounded up to a slot: a timer per shopper and slot."""
+    if not pending:
+        return None
+    due, slot = min(p.ts for p in pending) + horizon_ms(config), slot_ms(config)
+    return -(-due // slot) * slot
+
+
+def learn_and_score(state: IntentModel, message: IntentExample, context: StepContext) -> Step:
+    """The one model: learn the labels the shopper's event made known, then score the event (test, then train:
+    the score never saw its own label)."""
+    config = context.config.intent
+    model = state.model
+    for x, label in message.learned:
+        model = ftrl.learn(model, x, label, config)
+    learned = ("intent_examples_learned",) * len(message.learned)
+    if message.x is None:
+        return Step(state=replace(state, model=model) if message.learned else state, counts=learned)
+    score = IntentScore(user_id=message.user_id, ts=message.ts, probability=round(ftrl.predict(model, message.x,
+                                                                                                 config), 6))
+    return Step(state=replace(state, model=model) if message.learned else state, emit=(score,),
+                counts=learned + ("intent_scored",))

@@ -131,6 +131,8 @@ def decide_marketing(state: PushState, entries: list[Planned], now: int, created
     state, channel, suppressed = marketing_gate(state, now, who, config)
     if suppressed:
         return Decision(state, suppressed=suppressed)
+    if state.intent is not None and state.intent < config.policy.min_intent:
+        return Decision(state, suppressed="low_intent")
     chosen = _items(entries, config)
     if not chosen:
         return Decision(state, suppressed="no_candidate")

@@ -19,7 +19,8 @@ from msgspec.structs import replace
 
 from config import JobConfig, RedisConfig
 from state_schemas.events import ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.hops import AccountEvent, DirectoryRecord, ItemSignal, SegmentAssignment, WatchedItemChange
+from state_schemas.hops import (AccountEvent, DirectoryRecord, IntentScore, ItemSignal, SegmentAssignment,
+                                WatchedItemChange)
 from state_schemas.outputs import Exposure, Notification, Outcome, UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import Candidate, ItemCard, Planned, PushState, Trigger
@@ -89,6 +90,8 @@ def handle(state: PushState, message, user_id: str, created_at: int, side: SideI
         return observe_item(state, message, user_id, created_at, side, config)
     if isinstance(message, SegmentAssignment):
         return Step(state=replace(state, segment=message.segment, segment_trend=message.trend))
+    if isinstance(message, IntentScore):
+        return intent_scored(state, message, user_id, config)
     if isinstance(message, DirectoryRecord):
         return Step(state=replace(state, directory=directory.apply_record(state.directory, message.event)))
     if isinstance(message, WatchedItemChange):
@@ -118,7 +121,7 @@ def _from_before_erasure(state: PushState, message) -> bool:
         return False
     if isinstance(message, ItemSignal):
         return message.event.ts <= state.erased_at
-    return isinstance(message, SegmentAssignment) and message.ts <= state.erased_at
+    return isinstance(message, (SegmentAssignment, IntentScore)) and message.ts <= state.erased_at
 
 
 def erase(user: str, at: int, redis: RedisConfig) -> Step:
@@ -154,6 +157,16 @@ def serving(state: PushState, signal: ItemSignal, ranked: list, user: str, confi
     top = tuple((entry.item_id, round(entry.score, 6), entry.reason) for entry in ranked[:config.scoring.top_n])
     return (ReplaceValue(keys.profile(user), profile, ttl_s),
             ReplaceRanking(keys.top_n(user), keys.top_n_reasons(user), top, ttl_s))
+
+
+def intent_scored(state: PushState, score: IntentScore, user_id: str, config: JobConfig) -> Step:
+    """The shopper's purchase intent after their event: kept for the send decision (policy.min_intent), served."""
+    if state.intent_at is not None and score.ts < state.intent_at:  # an older event's score, come late
+        return Step(state=state)
+    keys, ttl_s = RedisKeys(config.redis.key_prefix), int(config.redis.ttl_hours * 3600)
+    served = ReplaceValue(keys.intent(pseudonym(user_id, config.privacy.pseudonym_key)),
+                          {"p": score.probability, "at": score.ts}, ttl_s)
+    return Step(state=replace(state, intent=score.probability, intent_at=score.ts), effects=(served,))
 
 
 def observe_item(state: PushState, signal: ItemSignal, user_id: str, created_at: int, side: SideInputs,

@@ -12,12 +12,12 @@ from typing import Callable
 from msgspec.structs import replace
 
 from state_schemas.events import CatalogItem, InputEvent
-from state_schemas.hops import (CATALOG_TERMS, ITEM_MODEL, PUSH_POLICY, SEGMENTER, TO_ITEM_MODEL, TO_PUSH_POLICY,
-                                USER_CONTEXT, VOCABULARY, SegmentUpdate, TermChange)
+from state_schemas.hops import (CATALOG_TERMS, INTENT, ITEM_MODEL, PUSH_POLICY, SEGMENTER, TO_ITEM_MODEL,
+                                TO_PUSH_POLICY, USER_CONTEXT, VOCABULARY, IntentExample, SegmentUpdate, TermChange)
 from state_schemas.segments import SegmentModel
-from state_schemas.state import CatalogTerms, ItemModel, PushState, UserContext, UserDirectory
+from state_schemas.state import CatalogTerms, IntentModel, ItemModel, PushState, UserContext, UserDirectory
 
-from . import catalog, item_model, push_policy, segments, user_context
+from . import catalog, intent, item_model, push_policy, segments, user_context
 
 # The edges into keyed stages, by what their messages' routing keys name.
 BY_USER, BY_ITEM, ONE_INSTANCE = "user", "item", "one instance"
@@ -66,13 +66,15 @@ class Stage:
 
 
 STAGES = {stage.name: stage for stage in (
-    Stage(USER_CONTEXT, InputEvent, UserContext, "user-context", user_context.step),
+    Stage(USER_CONTEXT, InputEvent, UserContext, "user-context", user_context.step, user_context.on_timer),
     # An item's catalogue terms outlive idleness: a re-published item must not count as a new document.
     Stage(CATALOG_TERMS, CatalogItem, CatalogTerms, "catalog-terms", catalog.terms_step, expires=False,
           keyed_by=BY_ITEM),
     Stage(VOCABULARY, TermChange, None, "term-document-frequency", catalog.vocabulary_step, expires=False,
           keyed_by=ONE_INSTANCE),
     Stage(ITEM_MODEL, TO_ITEM_MODEL, ItemModel, "item-model", item_model.step, item_model.on_timer, keyed_by=BY_ITEM),
+    Stage(INTENT, IntentExample, IntentModel, "intent-model", intent.learn_and_score, expires=False,
+          keyed_by=ONE_INSTANCE),
     Stage(SEGMENTER, SegmentUpdate, SegmentModel, "segment-model", segments.step, expires=False,
           keyed_by=ONE_INSTANCE),
     # The shopper's directory entry (consent, opt-out, zone) never expires; the rest of the push state may.

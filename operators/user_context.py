@@ -11,11 +11,12 @@ from msgspec.structs import replace
 from config import IntakeConfig, ProfileConfig, SegmentConfig
 from config.learning import FactorsConfig
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, InputEvent
-from state_schemas.hops import AcceptedBehaviour, AccountEvent, ForgetWatcher, ItemUpdate, SegmentUpdate, UserSummary
+from state_schemas.hops import (AcceptedBehaviour, AccountEvent, ForgetWatcher, IntentExample, ItemUpdate,
+                                SegmentUpdate, UserSummary)
 from state_schemas.state import HistoryEntry, UserContext
 from state_schemas.units import HOUR_MS
 
-from . import factors
+from . import factors, intent
 from .content import normalised_brand, price_band
 from .decay import add_to_scores, top_scores
 from .segments import profile_vector
@@ -39,8 +40,34 @@ def step(state: UserContext, event: InputEvent, context: StepContext) -> Step:
     result = observe(state, event, config.intake, config.profile, config.segments, windows=config.windows_enabled,
                      open_weight=config.journeys.open_weight)
     if config.factors.enabled and any(isinstance(m, ItemUpdate) for m in result.emit):
-        return learn_factors(state, result, event, context.side, config.factors)
+        result = learn_factors(state, result, event, context.side, config.factors)
+    if config.intent.enabled and isinstance(event, BehaviourEvent) and result.state is not CLEAR \
+            and result.state is not state:  # not a duplicate
+        return track_intent(state, result, event, config)
     return result
+
+
+def track_intent(before: UserContext, result: Step, event: BehaviourEvent, config) -> Step:
+    """The event's intent features and the labels it settles go to the intent model; a timer settles the rest
+    when their horizon passes, should the shopper not come back."""
+    activity, pending, example = intent.track(before.intent, before.intent_pending, event, before.history,
+                                              config.profile.history_size, config.policy.session_gap_ms,
+                                              config.intent)
+    expiry = intent.next_expiry(pending, config.intent)
+    return replace(result, state=replace(result.state, intent=activity, intent_pending=pending),
+                   emit=result.emit + (example,), timers=result.timers + ((expiry,) if expiry else ()))
+
+
+def on_timer(state: UserContext, user_id: str, timestamp: int, context: StepContext) -> Step:
+    """Examples whose horizon passed without a cart or purchase are negative: the model learns them."""
+    config = context.config.intent
+    pending, learned = intent.labelled(state.intent_pending, timestamp, False, config)
+    if not learned:
+        return Step(state=state)
+    expiry = intent.next_expiry(pending, config)
+    return Step(state=replace(state, intent_pending=pending),
+                emit=(IntentExample(user_id=user_id, ts=timestamp, learned=learned),),
+                timers=(expiry,) if expiry else ())
 
 
 def learn_factors(before: UserContext, result: Step, event: BehaviourEvent, side: SideInputs,

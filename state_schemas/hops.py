@@ -31,6 +31,7 @@ CATALOG_TERMS = "catalog-terms"
 VOCABULARY = "weigh-catalog-terms"
 ITEM_MODEL = "item-model"
 SEGMENTER = "segment-users"
+INTENT = "score-intent"
 PUSH_POLICY = "push-policy"
 WINDOWS = "windows"  # the windowed aggregations (Flink SQL), fed by the user context
 
@@ -237,6 +238,48 @@ class DirectoryRecord(HopMessage, frozen=True, tag="directory"):
     v: int = 1
 
 
+class IntentExample(HopMessage, frozen=True, tag="intent-example"):
+    """User context -> intent model: a behaviour event's features to score (none: a timer's labels only), and
+    the (features, label) pairs of the shopper's earlier events that became known."""
+
+    WHAT: ClassVar[str] = "intent example"
+    DESTINATION: ClassVar[str] = INTENT
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    ts: EpochMs
+    x: tuple[float, ...] | None = None
+    learned: tuple[tuple[tuple[float, ...], bool], ...] = msgspec.field(default=(), name="l")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return SINGLE_INSTANCE_KEY
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
+class IntentScore(HopMessage, frozen=True, tag="intent"):
+    """Intent model -> push policy: P(the shopper carts or buys within the horizon), right after their event."""
+
+    WHAT: ClassVar[str] = "intent score"
+    DESTINATION: ClassVar[str] = PUSH_POLICY
+
+    user_id: NonEmptyText = msgspec.field(name="u")
+    ts: EpochMs
+    probability: typing.Annotated[float, msgspec.Meta(ge=0, le=1)] = msgspec.field(name="p")
+    v: int = 1
+
+    @property
+    def routing_key(self) -> str:
+        return self.user_id
+
+    @property
+    def event_time(self) -> int:
+        return self.ts
+
+
 class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
     """User context -> windows: a behaviour event that passed dedup, for trending and behaviour counts."""
 
@@ -249,6 +292,6 @@ class AcceptedBehaviour(HopMessage, frozen=True, tag="accepted"):
 
 # What each stage decodes: one tagged union per stage, so no kind field travels beside the payload.
 TO_ITEM_MODEL = Union[ItemUpdate, ListedItem, ForgetWatcher]
-TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent, DirectoryRecord, WatchedItemChange]
+TO_PUSH_POLICY = Union[ItemSignal, SegmentAssignment, AccountEvent, DirectoryRecord, WatchedItemChange, IntentScore]
 HOP_MESSAGES = (ItemUpdate, ListedItem, TermChange, ItemSignal, SegmentUpdate, SegmentAssignment, AccountEvent,
-                DirectoryRecord, AcceptedBehaviour, WatchedItemChange, ForgetWatcher)
+                DirectoryRecord, AcceptedBehaviour, WatchedItemChange, ForgetWatcher, IntentExample, IntentScore)

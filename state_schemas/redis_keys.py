@@ -62,6 +62,10 @@ class RedisKeys:
         """String: the user's served profile, JSON, replaced on each trigger."""
         return f"{self.prefix}:profile:{user}"
 
+    def intent(self, user: str) -> str:
+        """String: the user's purchase intent, JSON {"p": probability, "at": event time}, after each event."""
+        return f"{self.prefix}:intent:{user}"
+
     def top_n(self, user: str) -> str:
         """Sorted set: recommended item -> score, replaced on each trigger."""
         return f"{self.prefix}:topn:{user}"
@@ -78,7 +82,7 @@ class RedisKeys:
     def user_keys(self, user: str) -> tuple[str, ...]:
         """Every per-user key with a fixed name."""
         return (self.profile(user), self.top_n(user), self.top_n_reasons(user), self.inbox(user),
-                self.inbox_bodies(user))
+                self.inbox_bodies(user), self.intent(user))
 
     def user_key_patterns(self, user: str) -> tuple[str, ...]:
         """Per-user keys named by a window: found by SCAN."""

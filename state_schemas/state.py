@@ -69,7 +69,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_
 class UserContext(State, frozen=True):
     """User-keyed state of the first hop: dedup window, recent items, the decayed behaviour profile."""
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     WHAT: ClassVar[str] = "user context state"
 
     seen: dict[str, int] = {}  # event id -> event time
@@ -85,7 +85,10 @@ class UserContext(State, frozen=True):
     last_segment_ts: int | None = msgspec.field(default=None, name="seg")
     # v2 had no factors: they start from the seeded draw at the next event.
     factors: tuple[float, ...] = msgspec.field(default=(), name="mf")
-    v: int = 3
+    # v3 had no purchase intent: activity and examples start empty.
+    intent: "IntentActivity" = msgspec.field(default_factory=lambda: IntentActivity(), name="int")
+    intent_pending: tuple["PendingIntent", ...] = msgspec.field(default=(), name="ipend")  # unlabelled, oldest first
+    v: int = 4
 
 
 class Neighbour(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -318,7 +321,7 @@ class PushState(State, frozen=True):
     # entry came ranked and is read as it is); the population's best hour and the shopper's vote for it.
     # v6: when the shopper was erased, the only thing an erasure leaves (it idles out with the rest).
     # v8: the volume controller's send threshold (older states start at 0: everything useful goes).
-    VERSION: ClassVar[int] = 8
+    VERSION: ClassVar[int] = 9
     WHAT: ClassVar[str] = "push state"
 
     # Each kind counts its own local day: orders reach this hop by a shorter path than marketing
@@ -357,7 +360,10 @@ class PushState(State, frozen=True):
     pending_feedback: tuple[FeedbackEvent, ...] = msgspec.field(default=(), name="pfb")
     send_threshold: float = msgspec.field(default=0.0, name="thr")  # operators/volume.py
     decided_days: tuple[int, ...] = msgspec.field(default=(), name="dd")  # local days of its decisions, 7 days
-    v: int = 8
+    # v8 had no purchase intent: unknown until the next behaviour event is scored.
+    intent: float | None = msgspec.field(default=None, name="pi")
+    intent_at: int | None = msgspec.field(default=None, name="pia")
+    v: int = 9
 
     def _upgrade(self) -> None:
         force_setattr(self, "recent_items", {item: RecentSend(at) if type(at) is int else at
@@ -403,3 +409,20 @@ class FtrlModel(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fie
     z: tuple[float, ...] = ()
     n: tuple[float, ...] = ()
     examples: int = 0
+
+
+class PendingIntent(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An intent example awaiting its label: [event time, features (operators.intent.FEATURES)]."""
+
+    ts: int
+    x: tuple[float, ...]
+
+
+class IntentModel(State, frozen=True):
+    """The one purchase-intent model of the job (one instance): FTRL-Proximal logistic regression."""
+
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "intent model state"
+
+    model: FtrlModel = msgspec.field(default=FtrlModel(), name="m")
+    v: int = 1

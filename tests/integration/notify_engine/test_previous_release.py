@@ -1,8 +1,8 @@
 """An upgrade: the previous release runs the replay on a standalone cluster of its own code and stops with a
-savepoint mid-replay; this release's cluster restores it and drains. The push state changed encoding in between
-(PushState v7 -> v8: the volume controller's threshold and decision days), so every shopper's state is written by
-the old encoding and read by the new one. The notifications equal an uninterrupted run of this release: the same
-ids, none twice, each the same decision.
+savepoint mid-replay; this release's cluster restores it and drains. State changed encoding in between (UserContext
+v3 -> v4 and PushState v8 -> v9: purchase intent), and this release has a stage the previous one had not (the
+intent model), so every shopper's state is written by the old encoding and read by the new one. The notifications
+equal an uninterrupted run of this release: the same ids, none twice, each the same decision.
 
 The previous release is a commit of this repository, unpacked with `git archive`; its own `notify-engine cluster`
 starts the cluster (its TaskManagers import its code) and submits its job."""
@@ -24,9 +24,9 @@ from tests.integration.conftest import SIDE_INPUTS_FIXED, job_overrides, make_to
 
 pytestmark = pytest.mark.slow
 
-# The last commit before the newest state-record version (PushState v8). Move it forward when a state record's
-# VERSION changes again, so this test always restores the encoding before the newest one.
-PREVIOUS_RELEASE = "c883293"
+# The last commit before the newest state-record versions (UserContext v4, PushState v9). Move it forward when a
+# state record's VERSION changes again, so this test always restores the encoding before the newest one.
+PREVIOUS_RELEASE = "b410e42"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from operators.scorer import Scored
 from operators.steps import (END_OF_STREAM, DeleteKeys, MarkErased, ReplaceRanking, ReplaceValue, StepContext,
                             StoreInInbox, VoteBestHour, emitted)
 from state_schemas.events import BehaviourEvent, ErasureRequest, FeedbackEvent, OrderEvent
-from state_schemas.hops import AccountEvent, ItemSignal, SegmentAssignment, UserSummary
+from state_schemas.hops import AccountEvent, IntentScore, ItemSignal, SegmentAssignment, UserSummary
 from state_schemas.outputs import Notification, UserErased
 from state_schemas.redis_keys import RedisKeys
 from state_schemas.state import (Candidate, DecayedScores, ItemCard, Neighbour, Planned, PushState, RecentSend,
@@ -621,6 +621,25 @@ def test_the_end_of_input_timer_goes_once_nothing_waits():
     idle = push_policy.step(PushState(), AccountEvent(event=ErasureRequest(event_id="y", user_id=USER, ts=T0)),
                             StepContext(CREATED, NO_SIDE, CONFIG))
     assert idle.cancelled_timers == ()  # none was set
+
+
+def test_purchase_intent_is_kept_served_and_below_min_intent_holds_marketing_back():
+    context = StepContext(CREATED, NO_SIDE, CONFIG)
+    scored = push_policy.step(PushState(), IntentScore(user_id=USER, ts=T0, probability=0.1), context)
+    assert (scored.state.intent, scored.state.intent_at) == (0.1, T0)
+    assert scored.effects == (ReplaceValue(KEYS.intent(pseudonym(USER, CONFIG.privacy.pseudonym_key)),
+                                           {"p": 0.1, "at": T0}, int(CONFIG.redis.ttl_hours * 3600)),)
+    late = push_policy.step(scored.state, IntentScore(user_id=USER, ts=T0 - 1, probability=0.9), context)
+    assert late.state is scored.state and late.effects == ()  # an older event's score, come late
+    held = handle(scored.state, item_signal(event_id="t1", ts=T0), USER, CREATED, NO_SIDE, CONFIG)
+    strict = CONFIG.with_overrides({"policy": {"min_intent": 0.2}})
+    assert fire(held.state, END_OF_STREAM, cfg=strict).suppressed == "low_intent"
+    assert fire(held.state, END_OF_STREAM).notification is not None  # off by default
+    keen = replace(held.state, intent=0.3)
+    assert fire(keen, END_OF_STREAM, cfg=strict).notification is not None
+    erased = replace(scored.state, erased_at=T0 + 5)
+    dropped = push_policy.step(erased, IntentScore(user_id=USER, ts=T0 + 5, probability=0.9), context)
+    assert dropped.state is erased and dropped.effects == () and dropped.counts == ("dropped_after_erasure",)
 
 
 def test_the_newest_trigger_replaces_the_one_waiting():

@@ -6,10 +6,10 @@ import typing
 
 from operators.topology import BY_ITEM, BY_USER, ONE_INSTANCE, STAGES
 from state_schemas.events import BehaviourEvent, CatalogItem, OrderEvent, UserRecord
-from state_schemas.hops import (CATALOG_TERMS, HOP_MESSAGES, ITEM_MODEL, PUSH_POLICY, SEGMENTER, SINGLE_INSTANCE_KEY,
-                                USER_CONTEXT, VOCABULARY, WINDOWS, AccountEvent, DirectoryRecord, ForgetWatcher,
-                                ItemSignal, ItemUpdate, ListedItem, SegmentAssignment, SegmentUpdate, TermChange,
-                                WatchedItemChange)
+from state_schemas.hops import (CATALOG_TERMS, HOP_MESSAGES, INTENT, ITEM_MODEL, PUSH_POLICY, SEGMENTER,
+                                SINGLE_INSTANCE_KEY, USER_CONTEXT, VOCABULARY, WINDOWS, AccountEvent, DirectoryRecord,
+                                ForgetWatcher, IntentExample, IntentScore, ItemSignal, ItemUpdate, ListedItem,
+                                SegmentAssignment, SegmentUpdate, TermChange, WatchedItemChange)
 from state_schemas.state import ItemCard
 
 
@@ -49,6 +49,8 @@ def test_each_message_is_routed_by_the_key_its_stage_is_keyed_by():
         (DirectoryRecord(event=UserRecord(user_id="u1", ts=T0)), "u1"),
         (WatchedItemChange(user_id="u1", item_id="i1", change="price_drop", ts=T0, card=ItemCard()), "u1"),
         (ForgetWatcher(user_id="u1", item_id="i1", ts=T0), "i1"),
+        (IntentExample(user_id="u1", ts=T0, x=(1.0,)), SINGLE_INSTANCE_KEY),
+        (IntentScore(user_id="u1", ts=T0, probability=0.5), "u1"),
     ]
     assert {type(message) for message, _ in examples} == set(HOP_MESSAGES) - {m for m in HOP_MESSAGES
                                                                                 if m.DESTINATION == WINDOWS}
@@ -56,5 +58,5 @@ def test_each_message_is_routed_by_the_key_its_stage_is_keyed_by():
     for message, key in examples:
         assert message.routing_key == key == by[STAGES[message.DESTINATION].keyed_by], message
         assert message.event_time == T0
-    assert {STAGES[name].keyed_by for name in (VOCABULARY, SEGMENTER)} == {ONE_INSTANCE}
+    assert {STAGES[name].keyed_by for name in (VOCABULARY, SEGMENTER, INTENT)} == {ONE_INSTANCE}
     assert STAGES[PUSH_POLICY].keyed_by == BY_USER and STAGES[CATALOG_TERMS].keyed_by == BY_ITEM

@@ -19,5 +19,5 @@ def test_keys_follow_the_documented_layout():
 
 def test_an_erasure_names_every_per_user_key_and_finds_the_windowed_counts_by_pattern():
     assert set(KEYS.user_keys("p1")) == {"notify:profile:p1", "notify:topn:p1", "notify:topn:p1:reason",
-                                         "notify:inbox:p1", "notify:inbox:p1:body"}
+                                         "notify:inbox:p1", "notify:inbox:p1:body", "notify:intent:p1"}
     assert KEYS.user_key_patterns("p1") == ("notify:counts:user:p1:*",)
