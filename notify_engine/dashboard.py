@@ -5,7 +5,7 @@
 It scrapes the job's Prometheus endpoints (flink-conf: one per JVM, on loopback), sums each counter over
 subtasks and JVMs, and shows events in, sends and dead letters per second, suppressions by reason, sends
 by journey and channel, event-to-decision latency percentiles, the newest committed notifications, and
-one shopper's profile, top-N and inbox looked up by raw id, which is pseudonymised before any lookup.
+one shopper's profile, top-N, purchase intent and inbox looked up by raw id, which is pseudonymised before any lookup.
 Standard library only: a page and two JSON endpoints (`/api/summary`, `/api/shopper?id=`).
 """
 from __future__ import annotations

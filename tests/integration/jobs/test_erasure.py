@@ -63,7 +63,8 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
         return {key.decode() for key in client.scan_iter(f"{config.redis.key_prefix}:*{user}*", count=1000)}
 
     expected = {keys.profile(forgotten), keys.top_n(forgotten), keys.top_n_reasons(forgotten),
-                keys.inbox(forgotten), keys.inbox_bodies(forgotten), keys.counts(f"user:{forgotten}", BASE)}
+                keys.inbox(forgotten), keys.inbox_bodies(forgotten), keys.counts(f"user:{forgotten}", BASE),
+                keys.intent(forgotten)}
     job = notification_job.run(config, [connector_jar], job_name="erasure-test", wait=False,
                                extra_flink={"restart-strategy.type": "none"})
     stop_writer = threading.Event()  # the inbox writer runs beside the job, as `notify-engine inbox` would

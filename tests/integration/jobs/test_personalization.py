@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from config import load_config
@@ -126,6 +128,15 @@ def test_profiles_and_top_n_are_served_from_redis_under_pseudonyms_with_a_ttl(ru
         assert key.decode().rsplit(":", 1)[1] not in raw_users
         assert 0 < client.ttl(key) <= config.redis.ttl_hours * 3600
     assert list(client.scan_iter(RedisKeys(prefix).top_n("*")))
+    intents = list(client.scan_iter(RedisKeys(prefix).intent("*")))  # scored online by the intent model
+    latest = {}
+    for event in events:
+        user = pseudonym(event.user_id, config.privacy.pseudonym_key)
+        latest[user] = max(latest.get(user, 0), event.ts)
+    assert len(intents) == len(latest)  # every shopper with behaviour has one
+    for key in intents[:50]:
+        served = json.loads(client.get(key))
+        assert 0 < served["p"] < 1 and served["at"] == latest[key.decode().rsplit(":", 1)[1]]
 
 
 def test_the_streamed_factors_reach_the_item_cards_in_redis(run, redis_server):

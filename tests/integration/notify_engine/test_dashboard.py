@@ -112,5 +112,5 @@ def test_a_shopper_with_nothing_served_yet_is_looked_up_as_empty(redis_server):
     config = load_config(overrides={"redis": {"url": redis_server.url, "key_prefix": "test-dashboard-empty"}})
     found = dashboard.shopper("no-one-yet", config, redis_server.client())
     assert found == {"pseudonym": pseudonym("no-one-yet", config.privacy.pseudonym_key), "profile": None,
-                     "top_n": [], "inbox": []}
+                     "intent": None, "top_n": [], "inbox": []}
 
