@@ -8,10 +8,11 @@ interleaved in time. If per-event work is bounded by config (history cap, row ca
 ratio of the two rates stays near 1 while the state grows `scale` times.
 
 Then the price of each newer signal, in the same run on the 1x log: events/s without the recency
-signal and the re-engagement ranking, with them (the defaults), and with the streamed factors too.
+signal, the re-engagement ranking and purchase intent, with the first two, with purchase intent too (the
+defaults), and with the streamed factors instead of intent.
 
 Last line: scoring_eps_small=<a> scoring_eps_large=<b> large_vs_small=<c> state_ratio=<d>
-eps_signals_off=<e> eps_recency=<f> eps_recency_factors=<g>
+eps_signals_off=<e> eps_recency=<f> eps_recency_intent=<g> eps_recency_factors=<h>
 """
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ from state_schemas.state import ItemModel, PushState  # noqa: E402
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "taobao_userbehavior_stream.csv"
 SIGNAL_VARIANTS = {  # on top of the config given
     "signals_off": {"scoring": {"weight_recency": 0.0, "name_trigger_item": False, "weight_mf": 0.0},
-                    "factors": {"enabled": False}},
+                    "factors": {"enabled": False}, "intent": {"enabled": False}},
     "recency": {"scoring": {"weight_recency": 1.0, "name_trigger_item": True, "weight_mf": 0.0},
-                "factors": {"enabled": False}},
+                "factors": {"enabled": False}, "intent": {"enabled": False}},
+    "recency_intent": {"scoring": {"weight_recency": 1.0, "name_trigger_item": True, "weight_mf": 0.0},
+                       "factors": {"enabled": False}, "intent": {"enabled": True}},
     "recency_factors": {"scoring": {"weight_recency": 1.0, "name_trigger_item": True, "weight_mf": 0.1},
-                        "factors": {"enabled": True}},
+                        "factors": {"enabled": True}, "intent": {"enabled": False}},
 }
 
 
