@@ -124,6 +124,7 @@ class _Dataflow:
 
 def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig):
     from jobs import stage_functions as f
+    from jobs.runtime import pin_operator_ids
     from jobs.windowed_aggregations import add_windowed_aggregations
     from state_schemas.hops import (CATALOG_TERMS, INTENT, ITEM_MODEL, PUSH_POLICY, SEGMENTER, USER_CONTEXT, VOCABULARY,
                                     WINDOWS)
@@ -176,6 +177,7 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
                 .name(f"stamp {name}").uid(f"stamp-{name}").sink_to(sink).name(f"{name} sink").uid(f"{name}-sink")
     flow.dead_letters[0].union(*flow.dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink") \
         .uid("dead-letter-sink")  # every stage has a dead-letter output, so there are always several
+    pin_operator_ids(env)  # savepoints restore whatever stages are added or removed around these
     return notifications
 
 

@@ -70,3 +70,31 @@ def create_environment(config, jars: list[Path], extra: dict[str, str] | None = 
             else CheckpointingMode.AT_LEAST_ONCE)
     env.enable_checkpointing(config.flink.checkpoint_interval_ms, mode)
     return env
+
+
+
+def pin_operator_ids(env) -> int:
+    """Gives every operator the job left without a uid (the SQL windows' operators, PyFlink's key_by maps) one
+    named by its path to the nearest operator downstream that has one: `<uid>.in<k>` for its k-th input. Flink
+    would hash such an operator from its position in the whole graph, so any stage added anywhere upstream would
+    change its id and a savepoint's state for it (window counts) could not be restored. Returns how many it named."""
+    from pyflink.java_gateway import get_gateway
+
+    physical = get_gateway().jvm.org.apache.flink.streaming.api.transformations.PhysicalTransformation._java_lang_class
+    pending = sorted(((t.getUid(), t) for t in env._j_stream_execution_environment.getTransformations()
+                      if t.getUid() is not None), key=lambda pair: pair[0])
+    named, seen = 0, set()
+    while pending:
+        below, transformation = pending.pop(0)
+        for k, above in enumerate(transformation.getInputs()):
+            if above.getId() in seen:
+                continue
+            seen.add(above.getId())
+            uid = above.getUid()
+            if uid is None:
+                uid = f"{below}.in{k}"
+                if physical.isInstance(above):  # a union, partitioning or side output has no operator to name
+                    above.setUid(uid)
+                    named += 1
+            pending.append((uid, above))
+    return named

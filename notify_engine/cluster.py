@@ -115,15 +115,18 @@ class StandaloneCluster:
         subprocess.run(["bash", self._bin("stop-cluster.sh")], env=self._env(), check=False,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def submit(self, config_path: Path, parallelism: int | None = None, restore_from: str | None = None) -> str:
-        """`flink run -d -py jobs/notification_job.py -j <connector> [-s <savepoint>]`; returns the job id."""
+    def submit(self, config_path: Path, parallelism: int | None = None, restore_from: str | None = None,
+               drop_unmatched_state: bool = False) -> str:
+        """`flink run -d -py jobs/notification_job.py -j <connector> [-s <savepoint> [-n]]`; returns the job id.
+        `drop_unmatched_state` (-n, --allowNonRestoredState): state of operators the job no longer has is left
+        behind instead of refusing the savepoint."""
         command = ["bash", self._bin("flink"), "run", "-m", f"127.0.0.1:{self.rest_port}", "-d",
                    "-py", str(JOB_SCRIPT), "-pyexec", sys.executable, "-pyclientexec", sys.executable,
                    "-j", str(ensure_connector_jar())]
         if parallelism:
             command += ["-p", str(parallelism)]
         if restore_from:
-            command += ["-s", restore_from]
+            command += ["-s", restore_from] + (["-n"] if drop_unmatched_state else [])
         command += ["--config", str(config_path)] + (["--parallelism", str(parallelism)] if parallelism else [])
         result = subprocess.run(command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, timeout=300)
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="savepoint: stop it as at the end of its input (every timer fires); see README")
     parser.add_argument("--directory", help="savepoint: target directory (default: the savepoint-dir of flink-conf)")
     parser.add_argument("--from", dest="restore_from", help="restore: a savepoint or retained checkpoint path")
+    parser.add_argument("--drop-unmatched-state", action="store_true",
+                        help="restore: leave behind the state of operators this job has not (e.g. a savepoint "
+                             "written before the SQL window operators had fixed ids: README, Upgrades)")
     args = parser.parse_args(argv)
     cluster = StandaloneCluster()
     if args.action == "up":
@@ -256,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.config is None or (args.action == "restore" and not args.restore_from):
             parser.error(f"{args.action} needs --config" + (" and --from" if args.action == "restore" else ""))
-        job_id = cluster.submit(args.config, args.parallelism, args.restore_from if args.action == "restore" else None)
+        job_id = cluster.submit(args.config, args.parallelism, args.restore_from if args.action == "restore" else None,
+                                args.drop_unmatched_state)
         print(f"submitted job {job_id}")
     return 0
 
