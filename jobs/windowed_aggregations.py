@@ -171,8 +171,11 @@ def add_windowed_aggregations(events, config: JobConfig):
             SELECT {partition} AS list_scope, {_epoch_ms("window_end")} AS end_ms, item, score
             FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, {partition}
                                                ORDER BY score DESC, item ASC) AS rn FROM item_scores)
-            WHERE rn <= {settings.top_n}""")).map(_ranked, output_type=RANKED)
+            WHERE rn <= {settings.top_n}""")).map(_ranked, output_type=RANKED).start_new_chain()
         ranked = top if ranked is None else ranked.union(top)
+    # The maps above start their own chains: chained to the global ranking (one instance, max parallelism 1) at
+    # parallelism 1 and not at 2, a savepoint taken at 1 gave the map max parallelism 1, and a restore at 2 was
+    # refused (1 against 128).
     lists = (ranked.key_by(lambda r: r[0], key_type=Types.STRING())
              .process(AssembleTrendingLists(), output_type=WINDOW_RESULT).name("trending lists").uid("trending-lists"))
 
