@@ -185,7 +185,8 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 @contextlib.contextmanager
 def local_services(workdir: Path, kafka_heap: str = "1g"):
     """A broker and a Redis on free loopback ports with their data under `workdir`, stopped on exit."""
-    broker = KafkaBroker(port=free_port(), controller_port=free_port(), data_dir=workdir / "kafka",
+    port, controller_port = free_ports(2)
+    broker = KafkaBroker(port=port, controller_port=controller_port, data_dir=workdir / "kafka",
                          heap=kafka_heap).start()
     try:
         redis_server = RedisServer(port=free_port(), data_dir=workdir / "redis").start()
@@ -198,9 +199,20 @@ def local_services(workdir: Path, kafka_heap: str = "1g"):
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are picked (picked one after the other, the
+    system once gave the broker and its controller the same port)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _pid_alive(pid: int) -> bool:

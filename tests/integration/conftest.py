@@ -17,8 +17,7 @@ from notify_engine.services import JobTopics as Topics
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
-    port = services.free_port()
-    controller = services.free_port()
+    port, controller = services.free_ports(2)
     node = services.KafkaBroker(port=port, controller_port=controller,
                                 data_dir=tmp_path_factory.mktemp("kafka"), heap="512m")
     node.start()
