@@ -23,7 +23,8 @@ def source_watermarks(config: JobConfig, sparse: bool = False):
     """Event time from each raw record's top-level `ts` (a record that is not a well-formed JSON object within
     the payload limit with a plausible time does not move it), a watermark per Kafka partition, and a quiet
     partition's event time following the wall clock if its records were live; else held at its newest record,
-    or for a `sparse` topic (catalogue, directory) no longer holding the others back (`PartitionWatermarks.java`)."""
+    or for a `sparse` topic (catalogue, directory) no longer holding the others back (`PartitionWatermarks.java`).
+    For `from_source` only: the source's own output, which reads no record, gets a generator that says nothing."""
     from pyflink.common import WatermarkStrategy
 
     intake = config.intake

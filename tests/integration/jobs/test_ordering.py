@@ -2,6 +2,10 @@
 a keyed stage that sees each key's records in event-time order whatever order several inputs delivered them in."""
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import pytest
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
@@ -80,3 +84,55 @@ def test_a_keyed_stage_sees_each_keys_records_in_event_time_order_whatever_order
     # time first, then the message's bytes: two records at one time come in one order on every run
     assert by_key == {"u": [(1000, "a"), (1000, "b"), (3000, "d"), (4000, "c"), (5000, "e"), (7000, "f")],
                       "v": [(500, "x"), (1000, "y"), (9000, "z")]}
+
+
+def _publish_slowly(bootstrap: str, topic: str, records: list[tuple[int, int, str]], start_at: float) -> None:
+    """(partition, seconds after `start_at`, value): each sent at its moment, to its partition."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for partition, at, value in sorted(records, key=lambda record: record[1]):
+        time.sleep(max(0.0, start_at + at - time.monotonic()))
+        producer.send(topic, value=value.encode(), partition=partition)
+        producer.flush()
+    producer.close()
+
+
+def test_a_source_read_for_many_idleness_periods_keeps_each_partitions_event_time(broker, connector_jar):
+    """A Kafka source reads every record through one output per partition, each with a watermark generator of
+    its own; it also makes one for its own main output, which sees no record. That one took the wall clock
+    after six idleness periods, as an empty partition should, and as it speaks for the whole source, every
+    record read after it was late and went on in the order it came: a shopper's triggers differed from run
+    to run once a replay took longer than a minute to read (make chaos, with the purchase-intent stage)."""
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource, KafkaTopicPartition
+    from pyflink.common.serialization import SimpleStringSchema
+
+    topic = f"slow-partitions-{time.time_ns()}"
+    broker.create_topics({topic: 2})
+    per_partition, gap_s, lag_s = 60, 0.2, 0.5
+    base = 1_511_658_000_000
+    # Partition 1 has the odd times, each sent half a second after partition 0's next even one: read as it
+    # came, a key's records are out of order; by event time, each waits for the slower partition.
+    records = [(n % 2, (n // 2) * gap_s + (lag_s if n % 2 else 0.0),
+                json.dumps({"ts": base + n * 1000, "user_id": "u", "n": n})) for n in range(2 * per_partition)]
+    config = load_config(overrides={"intake": {"idleness_ms": 300, "out_of_orderness_ms": 0}})
+    env = create_environment(config, [connector_jar], {"restart-strategy.type": "none"})
+    env.set_parallelism(2)
+    stop_at = {KafkaTopicPartition(topic, partition): per_partition for partition in (0, 1)}
+    source = (KafkaSource.builder().set_bootstrap_servers(broker.bootstrap).set_topics(topic)
+              .set_group_id(topic).set_starting_offsets(KafkaOffsetsInitializer.earliest())
+              .set_value_only_deserializer(SimpleStringSchema())
+              .set_bounded(KafkaOffsetsInitializer.offsets(stop_at)).build())
+    raw = env.from_source(source, source_watermarks(config), "slow partitions")
+    hops = raw.map(lambda value: ("u", json.loads(value)["ts"], value.encode()), output_type=HOP)
+    keyed = ordered_by_key(hops, HOP, "slow-partitions")
+    seen = keyed.process(SeenInOrder(), output_type=Types.TUPLE([Types.STRING(), Types.LONG(), Types.STRING()])) \
+        .execute_and_collect()
+    # The records come while the job reads: for 12 s, 40 periods of idleness (the first, read as the job
+    # starts, may come at once).
+    producer = threading.Thread(target=_publish_slowly, args=(broker.bootstrap, topic, records, time.monotonic()))
+    producer.start()
+    times = [ts for _, ts, _ in seen]
+    producer.join()
+    assert len(times) == 2 * per_partition
+    assert times == sorted(times)

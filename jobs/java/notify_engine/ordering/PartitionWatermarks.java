@@ -1,5 +1,6 @@
 package notify_engine.ordering;
 
+import org.apache.flink.api.common.eventtime.NoWatermarksGenerator;
 import org.apache.flink.api.common.eventtime.TimestampAssignerSupplier;
 import org.apache.flink.api.common.eventtime.Watermark;
 import org.apache.flink.api.common.eventtime.WatermarkGenerator;
@@ -53,10 +54,43 @@ public final class PartitionWatermarks implements WatermarkGenerator<String> {
                                                      long maxAheadMs, int maxPayloadBytes, boolean sparse) {
         long liveWithinMs = Math.max(60_000L, 2 * (outOfOrdernessMs + idlenessMs));
         EventTimeOfRecord times = new EventTimeOfRecord(earliestMs, maxAheadMs, maxPayloadBytes);
-        WatermarkGeneratorSupplier<String> generators =
-            context -> new PartitionWatermarks(outOfOrdernessMs, idlenessMs, liveWithinMs, sparse);
-        return WatermarkStrategy.forGenerator(generators)
+        return WatermarkStrategy.forGenerator(new PerPartition(outOfOrdernessMs, idlenessMs, liveWithinMs, sparse))
             .withTimestampAssigner((TimestampAssignerSupplier<String>) context -> times);
+    }
+
+    /**
+     * A generator for each partition, and none for the source itself. A source operator makes one generator for
+     * its own output first (Flink's {@code ProgressiveTimestampsAndWatermarks.createMainOutput}), then one per
+     * split it is given; the Kafka source reads every record through a split's output, so the first sees none.
+     * It writes to the source's output directly, not through the minimum over the partitions: as an empty
+     * partition, it took the wall clock after six idleness periods and made every record read after that late
+     * (a replay read for over a minute handed a shopper's events on in the order they came, differently on
+     * every run). Each source instance has its own copy of this supplier, so the first call is its own output's.
+     */
+    private static final class PerPartition implements WatermarkGeneratorSupplier<String> {
+        private static final long serialVersionUID = 1L;
+
+        private final long outOfOrdernessMs;
+        private final long idlenessMs;
+        private final long liveWithinMs;
+        private final boolean sparse;
+        private transient boolean sourceOutputMade;
+
+        PerPartition(long outOfOrdernessMs, long idlenessMs, long liveWithinMs, boolean sparse) {
+            this.outOfOrdernessMs = outOfOrdernessMs;
+            this.idlenessMs = idlenessMs;
+            this.liveWithinMs = liveWithinMs;
+            this.sparse = sparse;
+        }
+
+        @Override
+        public WatermarkGenerator<String> createWatermarkGenerator(Context context) {
+            if (!sourceOutputMade) {
+                sourceOutputMade = true;
+                return new NoWatermarksGenerator<>();
+            }
+            return new PartitionWatermarks(outOfOrdernessMs, idlenessMs, liveWithinMs, sparse);
+        }
     }
 
     @Override
