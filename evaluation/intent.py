@@ -1,25 +1,26 @@
 """Purchase intent, evaluated prequentially: after each behaviour event the model states P(a cart or
-purchase by that shopper within the horizon), and so does the recency-frequency baseline; the label
-is known when such an event comes (positive) or the horizon passes without one (negative), and only
-then is the model trained on it. Examples whose horizon runs past the end of the log are left out.
+purchase by that shopper within the horizon), and so does the recency-frequency baseline. The model
+learns as the job's does (`operators.intent`: one example per shopper and hour, each learned once its
+label is known), never from an example before its label is known. Examples whose horizon runs past the
+end of the log are left out.
 
 Reported: AUC of the model and of the baseline with 95% intervals (bootstrap over shoppers), the
 model's Brier score and expected calibration error (10 equal-width bins) beside the base rate's.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from config import JobConfig
 from operators import ftrl, intent
 from state_schemas.events import BehaviourEvent
-from state_schemas.state import FtrlModel, HistoryEntry, IntentActivity
+from state_schemas.state import FtrlModel, HistoryEntry, IntentActivity, PendingIntent
 from state_schemas.units import HOUR_MS
 
-TARGETS = frozenset({"cart", "purchase"})
 HORIZON_SHARE_OF_SHORT_LOG = 4  # a log shorter than 4 horizons is judged over a quarter of its span
 
 
@@ -92,42 +93,66 @@ def horizon(events: list[BehaviourEvent], config: JobConfig) -> int:
 
 
 def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentReport:
+    """Every behaviour event scored, by the model trained as the job trains it (`operators.intent.track`): the
+    first event of each shopper-slot kept to learn from, its label known at the shopper's cart or purchase within
+    the horizon, or once the horizon passes (their next event, or the timer the user context sets, fired as the
+    watermark passes it), learned before the event that made it known is scored. Each event's label is the log's."""
     window = horizon(events, config)
+    settings = replace(config.intent, horizon_hours=window / HOUR_MS)
     activity: dict[str, IntentActivity] = {}
     history: dict[str, tuple[HistoryEntry, ...]] = {}
+    pending: dict[str, tuple[PendingIntent, ...]] = {}
+    timers: list[tuple[int, str]] = []  # (when, shopper): the user context's timers, a heap
     open_examples: dict[str, list[Example]] = {}
     waiting: deque[Example] = deque()  # in time order: their horizons end in this order too
     done: list[Example] = []
     model = FtrlModel()
     end = events[-1].ts if events else 0
+    newest, lag = None, config.intake.out_of_orderness_ms + 1  # the job's watermark: the newest time less the lag
     for event in events:
-        while waiting and waiting[0].ts + window <= event.ts:  # the horizon passed
-            example = waiting.popleft()
-            if not example.label:
-                model = ftrl.learn(model, example.x, False, config.intent)
-            done.append(example)
+        while timers and newest is not None and timers[0][0] <= newest - lag:  # expired examples are negative
+            when, user = heapq.heappop(timers)
+            pending[user], learned = intent.labelled(pending.get(user, ()), when, False, settings)
+            model = _learned(model, learned, settings)
+            if learned:  # as the job's user context: a timer for the next to expire
+                _set_timer(timers, user, pending[user], settings)
+        while waiting and waiting[0].ts + window <= event.ts:
+            done.append(waiting.popleft())
         user = event.user_id
-        if event.behavior in TARGETS:
+        if event.behavior in intent.TARGETS:
             for example in open_examples.get(user, []):
-                if not example.label and example.ts < event.ts < example.ts + window:
+                if example.ts < event.ts < example.ts + window:
                     example.label = True
-                    model = ftrl.learn(model, example.x, True, config.intent)
-        before = activity.get(user, IntentActivity())
-        after = intent.observe(before, event, config.policy.session_gap_ms)
         past = history.get(user, ())
-        x = intent.features(before, after, event, past, config.profile.history_size)
-        example = Example(user, event.ts, x, ftrl.predict(model, x, config.intent), intent.recency_frequency(after))
+        activity[user], pending[user], message = intent.track(
+            activity.get(user, IntentActivity()), pending.get(user, ()), event, past,
+            config.profile.history_size, config.policy.session_gap_ms, settings)
+        model = _learned(model, message.learned, settings)
+        _set_timer(timers, user, pending[user], settings)
+        example = Example(user, event.ts, message.x, ftrl.predict(model, message.x, settings),
+                          intent.recency_frequency(activity[user]))
         waiting.append(example)
-        examples = [e for e in open_examples.get(user, []) if e.ts + window > event.ts]
-        open_examples[user] = examples + [example]
-        activity[user] = after
+        open_examples[user] = [e for e in open_examples.get(user, []) if e.ts + window > event.ts] + [example]
         if event.item_id is not None:
             kept = tuple(e for e in past if e.item_id != event.item_id)
             history[user] = (kept + (HistoryEntry(event.item_id, event.category_id, event.behavior, event.ts),))[
                 -config.profile.history_size:]
+        newest = event.ts if newest is None else max(newest, event.ts)
     done += [e for e in waiting if e.ts + window <= end]  # the rest are censored: their horizon is not over
     return IntentReport(window, np.array([e.user for e in done]), np.array([e.label for e in done], dtype=bool),
                         np.array([e.model for e in done]), np.array([e.baseline for e in done]))
+
+
+def _set_timer(timers: list, user: str, pending: tuple[PendingIntent, ...], settings) -> None:
+    expiry = intent.next_expiry(pending, settings)
+    if expiry is not None:
+        heapq.heappush(timers, (expiry, user))
+
+
+def _learned(model: FtrlModel, examples, settings) -> FtrlModel:
+    for x, label in examples:
+        model = ftrl.learn(model, x, label, settings)
+    return model
 
 
 def print_intent(report: IntentReport) -> float:
@@ -136,7 +161,7 @@ def print_intent(report: IntentReport) -> float:
     model_auc, baseline_auc = report.auc(report.model), report.auc(report.baseline)
     (m_low, m_high), (b_low, b_high) = report.interval(report.model), report.interval(report.baseline)
     print(f"\npurchase intent: P(cart or purchase within {report.horizon_ms / HOUR_MS:g} h), "
-          f"{len(report.labels)} examples (one per event), base rate {base_rate:.3f}")
+          f"{len(report.labels)} examples (one per event; the model learns as the job's), base rate {base_rate:.3f}")
     print(f"  FTRL logistic model  AUC {model_auc:.4f} [{m_low:.4f}, {m_high:.4f}]  "
           f"Brier {report.brier(report.model):.4f}  calibration error {report.calibration_error():.4f}")
     print(f"  recency-frequency    AUC {baseline_auc:.4f} [{b_low:.4f}, {b_high:.4f}]")

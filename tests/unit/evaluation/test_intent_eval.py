@@ -2,9 +2,12 @@
 import numpy as np
 import pytest
 
-from config import JobConfig
+from config import JobConfig, load_config
 from evaluation.intent import evaluate_intent, weighted_auc
-from state_schemas.events import BehaviourEvent
+from notify_engine.generator import GeneratorConfig, generate_events
+from operators.local_pipeline import DictStore, LocalPipeline, Outputs
+from operators.topology import PUSH_POLICY
+from state_schemas.events import BehaviourEvent, encode
 from state_schemas.units import HOUR_MS
 
 T0 = 1_700_000_000_000
@@ -31,3 +34,23 @@ def test_an_event_is_labelled_by_carts_within_the_horizon_after_it_and_censored_
     # by the end (120 h); c at 100 h and 120 h: censored, their horizons run past the end.
     assert [(str(u), bool(label)) for u, label in zip(report.users, report.labels)] == [
         ("a", True), ("b", False), ("a", False), ("b", False)]
+
+
+def test_the_evaluated_model_learns_as_the_jobs_does_and_scores_every_event_alike():
+    """The job's steps (`LocalPipeline`: the user context keeps one example per shopper-hour, its timers settle
+    them, the one model learns then scores) and the evaluation, on one generated log: the same score per event."""
+    config = load_config(overrides={"intent": {"horizon_hours": 2.0}})
+    events = [e for e in generate_events(GeneratorConfig(users=40, items=30, events=1500, seed=11, start_ms=T0))
+              if isinstance(e, BehaviourEvent)]
+    pipeline, out, scores = LocalPipeline(config, DictStore()), Outputs(), []
+    for event in events:
+        pipeline.process(encode(event), event.ts, out)
+        state = pipeline.state(PUSH_POLICY, event.user_id)
+        assert state.intent_at == event.ts
+        scores.append(state.intent)
+    report = evaluate_intent(events, config)
+    assert report.horizon_ms == 2 * HOUR_MS and len(report.model) > 1000
+    assert pipeline.counters["intent_examples_learned"] > 200
+    # the job's scores are rounded to 6 places; the evaluation's are not
+    assert np.allclose(report.model, scores[:len(report.model)], atol=1e-6)
+    assert len(set(np.round(report.model, 3))) > 50  # the model moved
