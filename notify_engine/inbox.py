@@ -20,6 +20,7 @@ from state_schemas.outputs import Notification, UserErased
 
 GROUP_SUFFIX = "-inbox"
 JOIN_TIMEOUT_S = 120
+REJOIN_AFTER_S = 30  # a join that assigned nothing this long is asked again
 
 
 @dataclass
@@ -75,12 +76,13 @@ class InboxWriter:
         from kafka import KafkaConsumer
 
         kafka = self.config.kafka
-        consumer = KafkaConsumer(kafka.notifications_topic, bootstrap_servers=kafka.bootstrap_servers,
+        consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers,
                                  group_id=kafka.group_id + GROUP_SUFFIX, enable_auto_commit=False,
                                  auto_offset_reset="earliest", isolation_level="read_committed",
                                  client_id="notify-engine-inbox")
         try:
-            started = last_record = time.monotonic()
+            started = joined_at = last_record = time.monotonic()
+            self._subscribe(consumer, kafka.notifications_topic, started + JOIN_TIMEOUT_S)
             while stop is None or not stop.is_set():
                 batches = consumer.poll(timeout_ms=self.poll_ms)
                 if not batches:
@@ -89,6 +91,10 @@ class InboxWriter:
                         if last_record - started > JOIN_TIMEOUT_S:
                             raise RuntimeError(f"the inbox writer joined no group on {kafka.bootstrap_servers} "
                                                f"within {JOIN_TIMEOUT_S} s")
+                        if last_record - joined_at > REJOIN_AFTER_S:  # assigned nothing: ask again
+                            consumer.unsubscribe()
+                            consumer.subscribe([kafka.notifications_topic])
+                            joined_at = last_record
                     elif idle_timeout_s is not None and time.monotonic() - last_record >= idle_timeout_s:
                         break
                     continue
@@ -100,6 +106,18 @@ class InboxWriter:
         finally:
             consumer.close()
         return self.stats
+
+    @staticmethod
+    def _subscribe(consumer, topic: str, deadline: float) -> None:
+        """The group's leader assigns partitions from its own view of the topic: one that had none yet (the
+        topic just made) assigned nothing, and kafka-python asked again only when its metadata next aged out,
+        minutes later (the dashboard test, make chaos once: "No partition metadata for topic"). So the topic's
+        partitions are known first."""
+        while not consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the notifications topic {topic} has no partitions the inbox writer can see")
+            time.sleep(0.5)
+        consumer.subscribe([topic])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,5 @@
 package notify_engine.ordering;
 
-import org.apache.flink.api.common.eventtime.NoWatermarksGenerator;
 import org.apache.flink.api.common.eventtime.TimestampAssignerSupplier;
 import org.apache.flink.api.common.eventtime.Watermark;
 import org.apache.flink.api.common.eventtime.WatermarkGenerator;
@@ -59,12 +58,12 @@ public final class PartitionWatermarks implements WatermarkGenerator<String> {
     }
 
     /**
-     * A generator for each partition, and none for the source itself. A source operator makes one generator for
-     * its own output first (Flink's {@code ProgressiveTimestampsAndWatermarks.createMainOutput}), then one per
-     * split it is given; the Kafka source reads every record through a split's output, so the first sees none.
-     * It writes to the source's output directly, not through the minimum over the partitions: as an empty
-     * partition, it took the wall clock after six idleness periods and made every record read after that late
-     * (a replay read for over a minute handed a shopper's events on in the order they came, differently on
+     * A generator for each partition, and another kind for the source itself. A source operator makes one
+     * generator for its own output first (Flink's {@code ProgressiveTimestampsAndWatermarks.createMainOutput}),
+     * then one per split it is given; the Kafka source reads every record through a split's output, so the first
+     * sees none. It writes to the source's output directly, not through the minimum over the partitions: as an
+     * empty partition, it took the wall clock after six idleness periods and made every record read after that
+     * late (a replay read for over a minute handed a shopper's events on in the order they came, differently on
      * every run). Each source instance has its own copy of this supplier, so the first call is its own output's.
      */
     private static final class PerPartition implements WatermarkGeneratorSupplier<String> {
@@ -87,9 +86,33 @@ public final class PartitionWatermarks implements WatermarkGenerator<String> {
         public WatermarkGenerator<String> createWatermarkGenerator(Context context) {
             if (!sourceOutputMade) {
                 sourceOutputMade = true;
-                return new NoWatermarksGenerator<>();
+                return new SourceOutput(sparse ? idlenessMs : EMPTY_AFTER_IDLENESSES * idlenessMs);
             }
             return new PartitionWatermarks(outOfOrdernessMs, idlenessMs, liveWithinMs, sparse);
+        }
+    }
+
+    /**
+     * The source's own output: no event time of its own, and after {@code idleAfterMs} it says it is idle, which
+     * Flink heeds only where every partition's output is idle too (or the source instance was given none, as
+     * when a topic has fewer partitions than the job has instances: it must not hold the others back).
+     */
+    private static final class SourceOutput implements WatermarkGenerator<String> {
+        private final long idleFrom;
+
+        SourceOutput(long idleAfterMs) {
+            this.idleFrom = System.currentTimeMillis() + idleAfterMs;
+        }
+
+        @Override
+        public void onEvent(String record, long eventTime, WatermarkOutput output) {
+        }
+
+        @Override
+        public void onPeriodicEmit(WatermarkOutput output) {
+            if (System.currentTimeMillis() >= idleFrom) {
+                output.markIdle();
+            }
         }
     }
 
