@@ -136,3 +136,42 @@ def test_a_source_read_for_many_idleness_periods_keeps_each_partitions_event_tim
     producer.join()
     assert len(times) == 2 * per_partition
     assert times == sorted(times)
+
+
+def test_a_source_instance_given_no_partition_holds_no_one_back(broker, connector_jar):
+    """A one-partition topic read by two source instances, unbounded: one gets no partition, and only its own
+    output speaks for it. Flink counts an instance idle only when that output is idle too, so until it says so
+    the keyed stage behind waits on it and hands nothing on; after the idleness periods it says so."""
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+
+    topic = f"one-partition-{time.time_ns()}"
+    broker.create_topics({topic: 1})
+    sent = [json.dumps({"ts": 1_511_658_000_000 + n * 1000, "user_id": "u", "n": n}) for n in range(30)]
+    _publish_slowly(broker.bootstrap, topic, [(0, 0.0, value) for value in sent], time.monotonic())
+    config = load_config(overrides={"intake": {"idleness_ms": 300, "out_of_orderness_ms": 0}})
+    env = create_environment(config, [connector_jar], {"restart-strategy.type": "none"})
+    env.set_parallelism(2)
+    source = (KafkaSource.builder().set_bootstrap_servers(broker.bootstrap).set_topics(topic)
+              .set_group_id(topic).set_starting_offsets(KafkaOffsetsInitializer.earliest())
+              .set_value_only_deserializer(SimpleStringSchema()).build())
+    raw = env.from_source(source, source_watermarks(config), "one partition")
+    hops = raw.map(lambda value: ("u", json.loads(value)["ts"], value.encode()), output_type=HOP)
+    seen = ordered_by_key(hops, HOP, "one-partition") \
+        .process(SeenInOrder(), output_type=Types.TUPLE([Types.STRING(), Types.LONG(), Types.STRING()])) \
+        .execute_and_collect()
+    times: list[int] = []
+
+    def collect():
+        try:
+            for _, ts, _ in seen:
+                times.append(ts)
+        except Exception:  # the iterator closed under it
+            pass
+    threading.Thread(target=collect, daemon=True).start()
+    deadline = time.monotonic() + 90
+    while len(times) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    seen.close()
+    # The newest record's time is held as the watermark once its partition is quiet: every record goes on.
+    assert times == [1_511_658_000_000 + n * 1000 for n in range(30)]
