@@ -133,6 +133,9 @@ class ScoringConfig:
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
     weight_recency: float = doc(1.0, "blend weight of the shopper's own recent items, newest strongest")
     weight_mf: float = doc(0.0, "blend weight of the streamed matrix factorisation (user . item factors)")
+    recent_first: bool = doc(True, "the shopper's own recent items rank ahead of every other candidate (ordered "
+                                   "among themselves by the blend; not if weight_recency is 0); the other signals "
+                                   "fill the places left")
     name_trigger_item: bool = doc(True, "a browse-abandonment message may name the item that triggered it "
                                         "(re-engagement); false: only other items (discovery)")
     diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "

@@ -73,7 +73,7 @@ class Report:
 def only(signal: str, scoring: ScoringConfig) -> ScoringConfig:
     weights = {name: 0.0 for name in SIGNAL_WEIGHTS.values()}
     weights[SIGNAL_WEIGHTS[signal]] = 1.0
-    return dataclasses.replace(scoring, **weights)
+    return dataclasses.replace(scoring, **weights, recent_first=False)  # the signal alone orders every candidate
 
 
 def trigger_signal(pipeline: LocalPipeline, context: UserContext, user_id: str, now: int) -> ItemSignal:

@@ -191,7 +191,7 @@ WEIGHTS = ("weight_cf", "weight_content", "weight_segment", "weight_popularity",
 @given(scene=scenes(), with_trigger=st.booleans())
 def test_scores_are_the_weighted_sum_of_the_documented_signals(scene, with_trigger):
     sig, state, side, weights = scene
-    config = scoring(diversity_penalty=0.0, **dict(zip(WEIGHTS, weights)))
+    config = scoring(diversity_penalty=0.0, recent_first=False, **dict(zip(WEIGHTS, weights)))
     ranked = rank(sig, state, side, T0, config, POLICY, with_trigger=with_trigger)
     expected = reference(sig, state, side, weights, with_trigger=with_trigger)
     assert set(ids(ranked)) == set(expected)  # a candidate no signal supports is not ranked
@@ -203,6 +203,32 @@ def test_scores_are_the_weighted_sum_of_the_documented_signals(scene, with_trigg
     # With no penalty the order is plain score order, ties by item id.
     for a, b in zip(ranked, ranked[1:]):
         assert (-a.score, a.item_id) < (-b.score, b.item_id)
+
+
+@PROPERTY
+@given(scene=scenes(), with_trigger=st.booleans(), penalty=st.sampled_from([0.0, 0.3]))
+def test_recent_first_puts_every_recent_item_ahead_and_keeps_the_blends_order_within_each_group(
+        scene, with_trigger, penalty):
+    sig, state, side, weights = scene
+    blended = rank(sig, state, side, T0, scoring(diversity_penalty=penalty, recent_first=False,
+                                                 **dict(zip(WEIGHTS, weights))), POLICY, with_trigger=with_trigger)
+    ranked = rank(sig, state, side, T0, scoring(diversity_penalty=penalty, recent_first=True,
+                                                **dict(zip(WEIGHTS, weights))), POLICY, with_trigger=with_trigger)
+    own = {*(sig.summary.recent if sig.summary else ()), TRIGGER} if weights[WEIGHTS.index("weight_recency")] else set()
+    assert sorted(ids(ranked)) == sorted(ids(blended))
+    mine = [item for item in ids(blended) if item in own]
+    assert ids(ranked) == mine + [item for item in ids(blended) if item not in own]
+
+
+def test_recent_first_ranks_a_faint_recent_item_above_a_strong_neighbour():
+    side = FakeSide(cards={"old": ItemCard(category_id="c1"), "near": ItemCard(category_id="c2"),
+                           TRIGGER: ItemCard(category_id="c1")})
+    sig = signal(neighbours=[("near", "c2", 0.9)], summary=UserSummary(recent=("old", TRIGGER)))
+    weights = dict(weight_cf=1.0, weight_content=0.0, weight_segment=0.0, weight_popularity=0.0,
+                   weight_affinity=0.0, weight_recency=0.1, diversity_penalty=0.0)
+    # The blend alone: near 1.0 (its neighbour score normalised) against old 0.1 x 1/2.
+    assert ids(rank(sig, PushState(), side, T0, scoring(recent_first=False, **weights), POLICY)) == ["near", "old"]
+    assert ids(rank(sig, PushState(), side, T0, scoring(recent_first=True, **weights), POLICY)) == ["old", "near"]
 
 
 def test_a_worked_example_of_the_blend():
