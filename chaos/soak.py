@@ -1,7 +1,9 @@
 """A bounded soak: the job on a standalone cluster for `--minutes` at half of its peak throughput (measured
 first in the same run), with shoppers who come, shop for a few minutes and never return, and state that
-idles out after `--ttl-minutes`. Every `--every` seconds it prints the TaskManagers' resident memory and
-the size of the latest checkpoint; once TTL cleanup catches up, both should stay flat.
+idles out after `--ttl-minutes` (windows, sessions, journeys' waits and intent's horizon are compressed to
+it too). Every `--every` seconds it prints the TaskManagers' resident memory and the size of the latest
+checkpoint; once TTL cleanup catches up, both should stay flat. It ends with each operator's state in the
+first and last half, so growth points at the operator that holds it.
 
     .venv/bin/python chaos/soak.py [--minutes 20] [--ttl-minutes 3]
 
@@ -11,6 +13,7 @@ state_growth_last_half=` (the last half's state size over the first half's after
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -46,6 +49,11 @@ def shoppers(rate: float, visit_s: float, items: int, seed: int, now=lambda: int
 
 
 def job_config(broker, redis_server, topics, ttl_minutes: float, bounded: bool):
+    # Every horizon is compressed to the TTL's scale, so 20 minutes pass through each many times: a window's
+    # state lives until it closes and a timer until it fires, whatever the TTL (the first soaks with one-hour
+    # windows and 30-minute sessions grew for the whole run). Quiet hours, bound to the clock, are off.
+    horizon_ms = max(3, round(ttl_minutes * 60)) * 1000
+    third_ms = horizon_ms // 3 // 1000 * 1000
     return load_config(overrides={
         "kafka": {"bootstrap_servers": broker.bootstrap, **topics.kafka(),
                   "bounded": bounded, "starting_offsets": "earliest", "group_id": f"soak-{topics.events}",
@@ -53,8 +61,13 @@ def job_config(broker, redis_server, topics, ttl_minutes: float, bounded: bool):
         "redis": {"url": redis_server.url, "key_prefix": f"soak-{topics.events}"},
         "flink": {"parallelism": 2, "delivery_guarantee": "at-least-once", "state_ttl_hours": ttl_minutes / 60},
         "catalog": {"enabled": False}, "directory": {"enabled": False},
-        # Time compressed alike: intent labels settle (and their timers fire) within the state TTL, not a day.
-        "intent": {"horizon_hours": ttl_minutes / 60},
+        "intake": {"dedup_window_ms": horizon_ms},
+        "intent": {"horizon_hours": horizon_ms / 3_600_000},
+        "trending": {"window_ms": horizon_ms, "slide_ms": third_ms, "counts_window_ms": horizon_ms},
+        "policy": {"session_gap_ms": third_ms, "min_marketing_gap_ms": third_ms, "max_deferral_ms": horizon_ms,
+                   "renotify_cooldown_ms": horizon_ms, "quiet_hours": ["00:00", "00:00"]},
+        "journeys": {"cart_reminders_ms": [third_ms, horizon_ms], "watch_ms": horizon_ms,
+                     "review_delay_ms": horizon_ms, "best_hour_max_wait_ms": horizon_ms},
     })
 
 
@@ -74,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visit-seconds", type=float, default=120)
     parser.add_argument("--every", type=float, default=30)
     parser.add_argument("--peak-events", type=int, default=30000)
+    parser.add_argument("--samples-json", type=Path, help="write every sample, with each operator's state, here")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="notify-soak-") as tmp, services.local_services(Path(tmp)) as (
@@ -108,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                                       args=(_until(events, deadline), broker.bootstrap, topics.events),
                                       kwargs={"rate_per_s": rate})
             feeder.start()
-            samples, begun = [], time.monotonic()
+            samples, by_operator, begun = [], [], time.monotonic()
             while time.monotonic() < deadline:
                 time.sleep(args.every)
                 latest = (cluster.rest(f"/jobs/{job}/checkpoints").get("latest") or {}).get("completed") or {}
                 sample = (time.monotonic() - begun, rss_mb(), latest.get("state_size", 0) / 1024)
                 samples.append(sample)
+                by_operator.append(operator_state_kb(cluster, job, latest.get("id")))
                 print(f"t={sample[0]:5.0f}s rss_mb={sample[1]:7.1f} state_kb={sample[2]:9.1f} "
                       f"job={cluster.job_state(job)}", flush=True)
             cluster.cancel(job)
@@ -122,13 +137,42 @@ def main(argv: list[str] | None = None) -> int:
             for pid in chaos.java_processes(chaos.TASK_MANAGER_MAIN):
                 chaos.kill_hard(pid)
 
-    warm = [s for s in samples if s[0] >= (args.ttl_minutes * 60 + args.visit_seconds) * 2] or samples
+    if args.samples_json:
+        args.samples_json.write_text(json.dumps([{"t": t, "rss_mb": rss, "state_kb": kb, "operators": operators}
+                                                 for (t, rss, kb), operators in zip(samples, by_operator)]))
+    warm_from = (args.ttl_minutes * 60 + args.visit_seconds) * 2
+    print("state by operator (last half over first half after warm-up, mean KB):")
+    print("\n".join(operator_growth([s[0] for s in samples], by_operator, warm_from)))
+    warm = [s for s in samples if s[0] >= warm_from] or samples
     half = len(warm) // 2 or 1
     first, last = warm[:half], warm[half:] or warm[-1:]
     growth = (sum(s[2] for s in last) / len(last)) / max(sum(s[2] for s in first) / len(first), 1e-9)
     print(f"soak_minutes={args.minutes:g} rate={rate:.0f} rss_mb_first={warm[0][1]:.0f} rss_mb_last={warm[-1][1]:.0f} "
           f"state_kb_first={warm[0][2]:.0f} state_kb_last={warm[-1][2]:.0f} state_growth_last_half={growth:.2f}")
     return 0
+
+
+def operator_state_kb(cluster: StandaloneCluster, job: str, checkpoint_id: int | None) -> dict[str, float]:
+    """Each operator chain's state in a completed checkpoint, in KB, by its name."""
+    if checkpoint_id is None:
+        return {}
+    names = {vertex["id"]: vertex["name"] for vertex in cluster.rest(f"/jobs/{job}")["vertices"]}
+    tasks = cluster.rest(f"/jobs/{job}/checkpoints/details/{checkpoint_id}").get("tasks", {})
+    return {names.get(vertex, vertex): task.get("state_size", 0) / 1024 for vertex, task in tasks.items()}
+
+
+def operator_growth(times: list[float], by_operator: list[dict[str, float]], warm_from: float) -> list[str]:
+    """Lines naming each operator with state: its mean KB in the first and last half after warm-up, largest first."""
+    warm = [sizes for t, sizes in zip(times, by_operator) if t >= warm_from] or by_operator
+    half = len(warm) // 2 or 1
+    first, last = warm[:half], warm[half:] or warm[-1:]
+    lines = []
+    for name in sorted({n for sizes in warm for n in sizes}, key=lambda n: -max(s.get(n, 0) for s in warm)):
+        before = sum(s.get(name, 0) for s in first) / len(first)
+        after = sum(s.get(name, 0) for s in last) / len(last)
+        if before or after:
+            lines.append(f"  {after / max(before, 1e-9):5.2f}x {before:9.1f} -> {after:9.1f} KB  {name[:90]}")
+    return lines
 
 
 def _until(events, deadline: float):
