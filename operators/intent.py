@@ -81,8 +81,6 @@ def recency_frequency(after: IntentActivity) -> float:
     return sum(after.long)
 
 
-
-
 TARGETS = frozenset({"cart", "purchase"})
 FEATURE_DIGITS = 4  # features are kept in state until labelled: rounded, they take half the bytes
 
