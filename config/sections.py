@@ -70,7 +70,9 @@ class ProfileConfig:
     half_life_hours: float = doc(72.0, "half-life of category affinities")
     event_weights: Mapping = doc({"view": 1.0, "click": 2.0, "search": 0.5, "cart": 4.0, "favourite": 5.0,
                                "purchase": 8.0}, "affinity and popularity weight per behaviour")
-    history_size: int = doc(10, "recent distinct items kept per user (bounds co-occurrence work)")
+    history_size: int = doc(12, "recent distinct items kept per user (bounds co-occurrence work); above "
+                                "scoring.recent_items, so an excluded item (bought, or the trigger) does not shorten "
+                                "the own items a ranking names")
     max_categories: int = doc(32, "categories kept in a profile; the weakest are dropped")
     trigger_behaviors: tuple = doc(["view", "click", "cart", "favourite", "purchase"],
                                   "behaviours that may lead to a marketing notification")
@@ -133,9 +135,10 @@ class ScoringConfig:
     weight_affinity: float = doc(0.1, "blend weight of the user's category affinity")
     weight_recency: float = doc(1.0, "blend weight of the shopper's own recent items, newest strongest")
     weight_mf: float = doc(0.0, "blend weight of the streamed matrix factorisation (user . item factors)")
-    recent_first: bool = doc(True, "the shopper's own recent items rank ahead of every other candidate (ordered "
-                                   "among themselves by the blend; not if weight_recency is 0); the other signals "
-                                   "fill the places left")
+    recent_first: bool = doc(True, "the shopper's newest recent_items admissible own items rank ahead of every "
+                                   "other candidate (ordered among themselves by the blend; not if weight_recency is "
+                                   "0); the other signals fill the places left")
+    recent_items: int = doc(10, "own items ranked first with recent_first (no more than the history holds)")
     name_trigger_item: bool = doc(True, "a browse-abandonment message may name the item that triggered it "
                                         "(re-engagement); false: only other items (discovery)")
     diversity_penalty: float = doc(0.3, "score x (1 - penalty) per recent send, and per item already picked, "
@@ -446,6 +449,7 @@ class JobConfig:
              "scoring weights must be >= 0"),
             (0 <= self.scoring.diversity_penalty <= 1, "scoring.diversity_penalty must be in [0, 1]"),
             (self.scoring.top_n >= 1, "scoring.top_n must be >= 1"),
+            (self.scoring.recent_items >= 1, "scoring.recent_items must be >= 1"),
             (self.policy.daily_marketing_cap >= 0, "policy.daily_marketing_cap must be >= 0"),
             (self.policy.daily_transactional_cap >= 0, "policy.daily_transactional_cap must be >= 0"),
             (self.policy.weekly_marketing_cap >= 0, "policy.weekly_marketing_cap must be >= 0"),

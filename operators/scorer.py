@@ -5,14 +5,14 @@ score = w_cf*cf + w_content*content + w_segment*segment + w_popularity*popularit
 clipped at 0, over the pool's best; operators.factors); then a diversity penalty score*(1 - p) per recent send (and
 per item already chosen) in the same category. Recency is 1/(1 + i) for the shopper's i-th newest
 distinct item (the trigger is i = 0): shoppers come back to what they looked at, so "still thinking
-about X?" is the strongest simple recommendation there is. With `recent_first` the shopper's own recent items
-rank ahead of all others (in blend order among themselves) and the other signals fill the places left: on both
-shared logs every hit of every method is a re-find (README, Recommendation quality), and in a weighted sum a
-strong neighbour displaced a faint recent item. Excluded: what the user bought, items out of
-stock, items notified within the cooldown, and the trigger item itself unless `with_trigger` (a
-re-engagement message may name it, a discovery message may not). Candidates come from the trigger's
-neighbours, the shopper's recent items, the user's segment trend, trending items and the newest listings
-of the trigger's category; the last two are the cold-start paths for new users and for new items.
+about X?" is the strongest simple recommendation there is. With `recent_first` the shopper's newest
+`recent_items` admissible own items rank ahead of all others (in blend order among themselves) and the other
+signals fill the places left: on both shared logs every hit of every method is a re-find (README,
+Recommendation quality), and in a weighted sum a strong neighbour displaced a faint recent item. Excluded:
+what the user bought, items out of stock, items notified within the cooldown, and the trigger item itself
+unless `with_trigger` (a re-engagement message may name it, a discovery message may not). Candidates come
+from the trigger's neighbours, the shopper's recent items, the user's segment trend, trending items and the
+newest listings of the trigger's category; the last two are the cold-start paths for new users and for new items.
 """
 from __future__ import annotations
 
@@ -115,7 +115,9 @@ def rank(signal: ItemSignal, state: PushState, side: SideInputs, now: int, scori
         scored.append(Scored(item, score, item_category, reason, values, card.title, card.price))
     ranked = diversify(scored, scoring.diversity_penalty)
     if scoring.recent_first and scoring.weight_recency > 0:  # recency's weight 0 says own items earn no place
-        return [s for s in ranked if s.item_id in recency] + [s for s in ranked if s.item_id not in recency]
+        named = {entry.item_id for entry in ranked}  # admissible, in stock and supported by some signal
+        first = set([item for item in recency if item in named][:scoring.recent_items])  # newest first
+        return [s for s in ranked if s.item_id in first] + [s for s in ranked if s.item_id not in first]
     return ranked
 
 

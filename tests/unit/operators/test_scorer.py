@@ -206,16 +206,18 @@ def test_scores_are_the_weighted_sum_of_the_documented_signals(scene, with_trigg
 
 
 @PROPERTY
-@given(scene=scenes(), with_trigger=st.booleans(), penalty=st.sampled_from([0.0, 0.3]))
-def test_recent_first_puts_every_recent_item_ahead_and_keeps_the_blends_order_within_each_group(
-        scene, with_trigger, penalty):
+@given(scene=scenes(), with_trigger=st.booleans(), penalty=st.sampled_from([0.0, 0.3]), limit=st.integers(1, 6))
+def test_recent_first_puts_the_newest_own_items_ahead_and_keeps_the_blends_order_within_each_group(
+        scene, with_trigger, penalty, limit):
     sig, state, side, weights = scene
     blended = rank(sig, state, side, T0, scoring(diversity_penalty=penalty, recent_first=False,
                                                  **dict(zip(WEIGHTS, weights))), POLICY, with_trigger=with_trigger)
-    ranked = rank(sig, state, side, T0, scoring(diversity_penalty=penalty, recent_first=True,
+    ranked = rank(sig, state, side, T0, scoring(diversity_penalty=penalty, recent_first=True, recent_items=limit,
                                                 **dict(zip(WEIGHTS, weights))), POLICY, with_trigger=with_trigger)
-    own = {*(sig.summary.recent if sig.summary else ()), TRIGGER} if weights[WEIGHTS.index("weight_recency")] else set()
     assert sorted(ids(ranked)) == sorted(ids(blended))
+    newest_first = [*dict.fromkeys(reversed([*sig.summary.recent, TRIGGER]))]
+    admissible = [item for item in newest_first if item in ids(blended)]  # bought, notified, unsupported: out
+    own = set(admissible[:limit]) if weights[WEIGHTS.index("weight_recency")] else set()
     mine = [item for item in ids(blended) if item in own]
     assert ids(ranked) == mine + [item for item in ids(blended) if item not in own]
 
@@ -229,6 +231,19 @@ def test_recent_first_ranks_a_faint_recent_item_above_a_strong_neighbour():
     # The blend alone: near 1.0 (its neighbour score normalised) against old 0.1 x 1/2.
     assert ids(rank(sig, PushState(), side, T0, scoring(recent_first=False, **weights), POLICY)) == ["near", "old"]
     assert ids(rank(sig, PushState(), side, T0, scoring(recent_first=True, **weights), POLICY)) == ["old", "near"]
+
+
+def test_recent_first_reaches_past_a_bought_item_for_the_newest_own_items_that_may_be_named():
+    own = ["o1", "o2", "o3", "o4"]  # oldest first, then the trigger
+    side = FakeSide(cards={item: ItemCard(category_id="ct") for item in (*own, TRIGGER, "near")})
+    sig = signal(neighbours=[("near", "ct", 0.9)], summary=UserSummary(recent=(*own, TRIGGER), purchased=("o4",)))
+    weights = dict(weight_cf=1.0, weight_content=0.0, weight_segment=0.0, weight_popularity=0.0,
+                   weight_affinity=0.0, weight_recency=0.1, diversity_penalty=0.0, recent_first=True, recent_items=2)
+    # The trigger may not be named and o4 was bought: the two newest own items left are o3 and o2; o1 competes
+    # with the neighbour on its blended score (0.1 x 1/5 against 1.0).
+    assert ids(rank(sig, PushState(), side, T0, scoring(**weights), POLICY)) == ["o3", "o2", "near", "o1"]
+    assert ids(rank(sig, PushState(), side, T0, scoring(**weights), POLICY, with_trigger=True)) == \
+        [TRIGGER, "o3", "near", "o2", "o1"]
 
 
 def test_a_worked_example_of_the_blend():
