@@ -144,12 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     print("state by operator (last half over first half after warm-up, mean KB):")
     print("\n".join(operator_growth([s[0] for s in samples], by_operator, warm_from)))
     warm = [s for s in samples if s[0] >= warm_from] or samples
-    half = len(warm) // 2 or 1
-    first, last = warm[:half], warm[half:] or warm[-1:]
+    first, last = halves(warm)
     growth = (sum(s[2] for s in last) / len(last)) / max(sum(s[2] for s in first) / len(first), 1e-9)
     print(f"soak_minutes={args.minutes:g} rate={rate:.0f} rss_mb_first={warm[0][1]:.0f} rss_mb_last={warm[-1][1]:.0f} "
           f"state_kb_first={warm[0][2]:.0f} state_kb_last={warm[-1][2]:.0f} state_growth_last_half={growth:.2f}")
     return 0
+
+
+def halves(warm: list) -> tuple[list, list]:
+    """The samples after warm-up, split into a first and a last half (neither empty)."""
+    half = len(warm) // 2 or 1
+    return warm[:half], warm[half:] or warm[-1:]
 
 
 def operator_state_kb(cluster: StandaloneCluster, job: str, checkpoint_id: int | None) -> dict[str, float]:
@@ -164,8 +169,7 @@ def operator_state_kb(cluster: StandaloneCluster, job: str, checkpoint_id: int |
 def operator_growth(times: list[float], by_operator: list[dict[str, float]], warm_from: float) -> list[str]:
     """Lines naming each operator with state: its mean KB in the first and last half after warm-up, largest first."""
     warm = [sizes for t, sizes in zip(times, by_operator) if t >= warm_from] or by_operator
-    half = len(warm) // 2 or 1
-    first, last = warm[:half], warm[half:] or warm[-1:]
+    first, last = halves(warm)
     lines = []
     for name in sorted({n for sizes in warm for n in sizes}, key=lambda n: -max(s.get(n, 0) for s in warm)):
         before = sum(s.get(name, 0) for s in first) / len(first)
