@@ -165,16 +165,19 @@ def build_pipeline(env, sources: JobSources, sinks: JobSinks, config: JobConfig)
         windows = [add_windowed_aggregations(contexts.get_side_output(f.side_output(WINDOWS)), config)[1]]
     to_policy = by_user(signals, contexts.get_side_output(f.side_output(PUSH_POLICY)), *assignments, *directory,
                         *windows)
-    notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None), "score and decide",
-                               PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
+    record_sinks = {"exposures": sinks.exposures, "outcomes": sinks.outcomes}
+    wired = tuple(name for name, sink in record_sinks.items() if sink is not None)  # the others are dropped
+    notifications = flow.stage(to_policy, f.DecideNotificationsFunction(config, None, records=wired),
+                               "score and decide", PUSH_POLICY, output_type=f.KEYED_NOTIFICATION)
     # Kafka refuses record times far ahead of its clock, and a recommendation sent by a timer carries the
     # timer's event time, which an end-of-input flush puts hours ahead: the record is stamped when it was made.
     notifications.assign_timestamps_and_watermarks(f.stamped_when_made()).name("stamp notifications") \
         .uid("stamp-notifications").sink_to(sinks.notifications).name("notifications sink").uid("notifications-sink")
-    for tag, sink, name in ((f.EXPOSURES, sinks.exposures, "exposures"), (f.OUTCOMES, sinks.outcomes, "outcomes")):
-        if sink is not None:
-            notifications.get_side_output(tag).assign_timestamps_and_watermarks(f.stamped_when_made(tag)) \
-                .name(f"stamp {name}").uid(f"stamp-{name}").sink_to(sink).name(f"{name} sink").uid(f"{name}-sink")
+    for name in wired:
+        tag = f.RECORD_OUTPUTS[name]
+        notifications.get_side_output(tag).assign_timestamps_and_watermarks(f.stamped_when_made(tag)) \
+            .name(f"stamp {name}").uid(f"stamp-{name}").sink_to(record_sinks[name]).name(f"{name} sink") \
+            .uid(f"{name}-sink")
     flow.dead_letters[0].union(*flow.dead_letters[1:]).sink_to(sinks.dead_letters).name("dead-letter sink") \
         .uid("dead-letter-sink")  # every stage has a dead-letter output, so there are always several
     pin_operator_ids(env)  # savepoints restore whatever stages are added or removed around these

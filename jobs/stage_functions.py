@@ -104,12 +104,19 @@ class _Counters:
         counter.inc()
 
 
+RECORD_OUTPUTS = {"exposures": EXPOSURES, "outcomes": OUTCOMES}
+
+
 class _Emitter:
     """Sends each message a step emitted to its destination's output: notifications on the main
-    output of the push policy, hop messages on the main output or on a side output by destination."""
+    output of the push policy, hop messages on the main output or on a side output by destination.
+    Exposures and outcomes go out only on the record outputs named in `records` (those with a sink):
+    PyFlink fails the job on a record sent to a side output nobody reads."""
 
-    def __init__(self, main: str | None, sides: tuple[str, ...]):
+    def __init__(self, main: str | None, sides: tuple[str, ...], records: tuple[str, ...] = tuple(RECORD_OUTPUTS)):
         self.main, self.sides = main, {destination: side_output(destination) for destination in sides}
+        self.exposures, self.outcomes = (RECORD_OUTPUTS[name] if name in records else None
+                                         for name in ("exposures", "outcomes"))
 
     def records(self, step: Step):
         for message in step.emit:
@@ -117,15 +124,17 @@ class _Emitter:
                 yield Row(message.user, message.encode().decode())
                 continue
             if isinstance(message, Exposure):
-                yield EXPOSURES, Row(message.notification.user, message.encode().decode())
+                if self.exposures is not None:
+                    yield self.exposures, Row(message.notification.user, message.encode().decode())
                 continue
             if isinstance(message, Outcome):
-                yield OUTCOMES, Row(message.user, message.encode().decode())
+                if self.outcomes is not None:
+                    yield self.outcomes, Row(message.user, message.encode().decode())
                 continue
             if isinstance(message, UserErased):  # a tombstone keyed like the user's records on each topic
                 yield Row(message.user, None)
-                yield EXPOSURES, Row(message.user, None)
-                yield OUTCOMES, Row(message.user, None)
+                tags = (tag for tag in (self.exposures, self.outcomes) if tag is not None)
+                yield from ((tag, Row(message.user, None)) for tag in tags)
                 continue
             record = (message.routing_key, message.event_time, message.encode())
             yield record if message.DESTINATION == self.main else (self.sides[message.DESTINATION], record)
@@ -199,12 +208,13 @@ class StageFunction(KeyedProcessFunction):
         return self.READS_REDIS
     MEASURES_LATENCY = False  # counts event-to-decision latency (operators.metrics)
 
-    def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = ()):
-        self.config, self.main, self.sides = config, main, sides
+    def __init__(self, config: JobConfig, main: str | None, sides: tuple[str, ...] = (),
+                 records: tuple[str, ...] = tuple(RECORD_OUTPUTS)):
+        self.config, self.main, self.sides, self.records = config, main, sides, records
         self.stage: Stage = STAGES[self.STAGE]
 
     def open(self, ctx: RuntimeContext):
-        self.emitter = _Emitter(self.main, self.sides)  # made here: output tags do not survive pickling
+        self.emitter = _Emitter(self.main, self.sides, self.records)  # here: output tags do not survive pickling
         ttl = self.config.flink.state_ttl_hours if self.stage.expires else None
         self.state = _value_state(ctx, self.stage.state_name, ttl)
         durable = self.stage.durable

@@ -88,3 +88,29 @@ def test_the_holdout_gets_no_marketing_and_its_would_be_sends_are_exposures(brok
         1000 * len({o.user for o in outcomes if o.holdout and o.behavior == "purchase"})
         / len({e.notification.user for e in exposed}))
     assert ("holdout", "treated", "uplift_purchases_per_1000_users") in kpis
+
+
+def test_a_job_built_without_exposure_and_outcome_sinks_drops_those_records_and_runs_on(broker, redis_server,
+                                                                                        connector_jar):
+    """`JobSinks` leaves both optional: holdout exposures and outcomes are then dropped, and the job must not fail
+    on its first one (PyFlink fails a job that sends to a side output nobody reads; `make bench` did so)."""
+    from jobs import notification_job as job
+
+    events = list(generator.generate_events(SHOP))
+    topics = make_topics(broker)
+    producer.publish(events, broker.bootstrap, topics.events)
+    config = job_config(broker, redis_server, topics, experiments={"holdout_share": SHARE, "holdout_salt": SALT},
+                        journeys={"best_hour_journeys": []})
+    env = job.create_environment(config, [connector_jar], {"restart-strategy.type": "none"})
+    sinks = job.JobSinks(job.kafka_sink(config, topics.notifications, "notifications", keyed=True),
+                         job.kafka_sink(config, topics.dead_letters, "dead-letters"))
+    job.build_pipeline(env, job.JobSources(job.kafka_source(config, topics.events)), sinks, config)
+    env.execute("no-record-sinks")  # raises if the job failed
+
+    told, dead = read_back(broker, topics)
+    key = config.privacy.pseudonym_key
+    holdout = {pseudonym(user, key) for user in {e.user_id for e in events} if held_out(user)}
+    assert dead == [] and told
+    marketing = [n for n in told if n.kind == "marketing"]
+    assert marketing and not [n for n in marketing if n.user in holdout]
+    assert list(consumer.read_exposures(broker.bootstrap, topics.exposures, idle_timeout_s=2.0)) == []
