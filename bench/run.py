@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     results = Figures()
     started = time.monotonic()
     try:
-        base_config = harness.job_config(env, harness.Topics("x", "y", "z", "w", "v"), bounded=True, mode="thread",
+        base_config = harness.job_config(env, harness.new_topics(env), bounded=True, mode="thread",
                                          guarantee="at-least-once")
         results["ceiling_eps"] = harness.python_ceiling(events, base_config, "python ceiling")
         results["ceiling_eps_scale_1x"] = harness.python_ceiling(harness.repeat_in_time(scale_base, args.scale),
