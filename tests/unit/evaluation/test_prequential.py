@@ -9,7 +9,7 @@ from state_schemas.events import BehaviourEvent
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
-BASELINES = {"popularity", "recent", "itemknn", "mf_batch"}
+BASELINES = {"popularity", "recent", "itemknn", "mf_batch", "own_oracle"}
 DISCOVERY = {"hybrid", "cf", "content", "segment", "trending", "affinity", "recency", "mf", "learned"} | BASELINES
 REENGAGE = {"hybrid", "learned"} | BASELINES
 
@@ -77,3 +77,18 @@ def test_a_shopper_without_history_gets_the_trending_items():
     assert report.catalogue == 2
     assert hybrid.targets == 1
     assert hybrid.hit_rate == 1.0 and hybrid.recommended == {"C"}
+
+
+@pytest.mark.parametrize("history, target, discovery_hit, reengage_hit", [
+    ([("X", "view"), ("Y", "view")], "X", 1.0, 1.0),  # an earlier own item: the ceiling counts it in both
+    ([("X", "view"), ("Y", "view")], "Y", 0.0, 1.0),  # the latest: only re-engagement may name it
+    ([("X", "view"), ("Y", "view")], "Z", 0.0, 0.0),  # never touched: beyond any ranking of own items
+    ([("X", "purchase"), ("Y", "view")], "X", 0.0, 0.0),  # bought: no ranking names it
+])
+def test_the_own_items_ceiling_counts_targets_a_ranking_of_own_items_could_name(history, target, discovery_hit,
+                                                                                 reengage_hit):
+    log = [_event(n, "s", item, behavior) for n, (item, behavior) in enumerate(history)]
+    log.append(_event(len(log), "s", target, behavior="cart"))
+    report = evaluate(log, JobConfig(), k=10)
+    assert report.tallies["discovery"]["own_oracle"].hit_rate == discovery_hit
+    assert report.tallies["reengage"]["own_oracle"].hit_rate == reengage_hit
