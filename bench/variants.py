@@ -62,7 +62,8 @@ def current():
 
 VARIANTS = {"no_state_ttl": without_state_ttl, "unordered_edges": unordered_edges}
 # What each personalisation stage costs: the same job with it switched off in config.
-CONFIG_VARIANTS = {"no_trending": {"trending": {"enabled": False}}, "no_segments": {"segments": {"enabled": False}}}
+CONFIG_VARIANTS = {"no_trending": {"trending": {"enabled": False}}, "no_segments": {"segments": {"enabled": False}},
+                   "no_intent": {"intent": {"enabled": False}}}
 
 
 def main(argv=None) -> int:
@@ -70,10 +71,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--events", type=int, default=40000)
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved; the median counts")
+    parser.add_argument("--only", nargs="+", choices=[*VARIANTS, *CONFIG_VARIANTS],
+                        help="these variants against the current code (default: all)")
     args = parser.parse_args(argv)
     events = harness.load_events(args.dataset, args.events)
     env = harness.start_services(Path(tempfile.mkdtemp(prefix="notify-variants-")))
-    names = ["current", *VARIANTS, *CONFIG_VARIANTS]
+    names = ["current", *(args.only or [*VARIANTS, *CONFIG_VARIANTS])]
     rates: dict[str, list[float]] = {name: [] for name in names}
     try:
         for round_ in range(args.repeat):

@@ -1,5 +1,6 @@
-"""Purchase intent, evaluated prequentially: after each behaviour event the model states P(a cart or
-purchase by that shopper within the horizon), and so does the recency-frequency baseline. The model
+"""Purchase intent, evaluated prequentially: after each behaviour event the job serves P(a cart or purchase by
+that shopper within the horizon), as scored at their last scored event (`operators.intent.track`: the first of
+each slot, and each cart or purchase), and the recency-frequency baseline states its own. The model
 learns as the job's does (`operators.intent`: one example per shopper and hour, each learned once its
 label is known), never from an example before its label is known. Examples whose horizon runs past the
 end of the log are left out.
@@ -28,8 +29,7 @@ HORIZON_SHARE_OF_SHORT_LOG = 4  # a log shorter than 4 horizons is judged over a
 class Example:
     user: str
     ts: int
-    x: tuple[float, ...]
-    model: float
+    model: float  # the intent served after this event
     baseline: float
     label: bool = False
 
@@ -93,8 +93,8 @@ def horizon(events: list[BehaviourEvent], config: JobConfig) -> int:
 
 
 def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentReport:
-    """Every behaviour event scored, by the model trained as the job trains it (`operators.intent.track`): the
-    first event of each shopper-slot kept to learn from, its label known at the shopper's cart or purchase within
+    """Every behaviour event judged by the intent the job serves after it, from the model trained as the job
+    trains it (`operators.intent.track`): the first event of each shopper-slot scored and kept to learn from, its label known at the shopper's cart or purchase within
     the horizon, or once the horizon passes (their next event, or the timer the user context sets, fired as the
     watermark passes it), learned before the event that made it known is scored. Each event's label is the log's."""
     window = horizon(events, config)
@@ -104,6 +104,7 @@ def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentRe
     pending: dict[str, tuple[PendingIntent, ...]] = {}
     timers: list[tuple[int, str]] = []  # (when, shopper): the user context's timers, a heap
     open_examples: dict[str, list[Example]] = {}
+    served: dict[str, float] = {}  # each shopper's intent as the job serves it
     waiting: deque[Example] = deque()  # in time order: their horizons end in this order too
     done: list[Example] = []
     model = FtrlModel()
@@ -127,10 +128,12 @@ def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentRe
         activity[user], pending[user], message = intent.track(
             activity.get(user, IntentActivity()), pending.get(user, ()), event, past,
             config.profile.history_size, config.policy.session_gap_ms, settings)
-        model = _learned(model, message.learned, settings)
+        if message is not None:
+            model = _learned(model, message.learned, settings)
+            if message.x is not None:  # scored: what the job serves until the shopper's next scored event
+                served[user] = ftrl.predict(model, message.x, settings)
         _set_timer(timers, user, pending[user], settings)
-        example = Example(user, event.ts, message.x, ftrl.predict(model, message.x, settings),
-                          intent.recency_frequency(activity[user]))
+        example = Example(user, event.ts, served[user], intent.recency_frequency(activity[user]))
         waiting.append(example)
         open_examples[user] = [e for e in open_examples.get(user, []) if e.ts + window > event.ts] + [example]
         if event.item_id is not None:
@@ -161,7 +164,8 @@ def print_intent(report: IntentReport) -> float:
     model_auc, baseline_auc = report.auc(report.model), report.auc(report.baseline)
     (m_low, m_high), (b_low, b_high) = report.interval(report.model), report.interval(report.baseline)
     print(f"\npurchase intent: P(cart or purchase within {report.horizon_ms / HOUR_MS:g} h), "
-          f"{len(report.labels)} examples (one per event; the model learns as the job's), base rate {base_rate:.3f}")
+          f"{len(report.labels)} examples (one per event, the intent served after it; the model learns as the job's), "
+          f"base rate {base_rate:.3f}")
     print(f"  FTRL logistic model  AUC {model_auc:.4f} [{m_low:.4f}, {m_high:.4f}]  "
           f"Brier {report.brier(report.model):.4f}  calibration error {report.calibration_error():.4f}")
     print(f"  recency-frequency    AUC {baseline_auc:.4f} [{b_low:.4f}, {b_high:.4f}]")

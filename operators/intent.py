@@ -11,9 +11,10 @@ frequent shoppers buy.
 
 In the job (`track`, `learn_and_score`): the user context keeps the activity and the shopper's examples awaiting
 their label; a label is known when a cart or purchase comes within the horizon (positive) or the horizon passes
-(negative, on the shopper's next event or a timer). Each behaviour event sends the features and the labels now
-known to the one model (one instance, `IntentModel`), which learns them, then scores the event (test, then train)
-and tells the push policy, which keeps and serves the shopper's intent.
+(negative, on the shopper's next event or a timer). The first behaviour event of each slot (an hour of a day's
+horizon) and each cart or purchase send their features, with the labels now known, to the one model (one
+instance, `IntentModel`), which learns the labels, then scores the event (test, then train) and tells the push
+policy, which keeps and serves the shopper's intent; other events send only the labels they settle, if any.
 """
 from __future__ import annotations
 
@@ -109,14 +110,20 @@ def labelled(pending: tuple[PendingIntent, ...], event_ts: int, target: bool,
 
 def track(activity: IntentActivity, pending: tuple[PendingIntent, ...], event: BehaviourEvent,
           history: tuple[HistoryEntry, ...], history_size: int, session_gap_ms: int, config: IntentConfig):
-    """One behaviour event of a shopper: (activity, pending examples, the message to the model). `history` is the
-    shopper's recent items before the event. Every event is scored; the first of each slot (an hour) is kept to
-    learn from (an active shopper's day would otherwise crowd out their older examples), at most `pending_per_user`."""
+    """One behaviour event of a shopper: (activity, pending examples, the message to the model or None). `history`
+    is the shopper's recent items before the event. The first event of each slot (an hour) is scored and kept to
+    learn from (an active shopper's day would otherwise crowd out their older examples), at most `pending_per_user`;
+    so is a cart or purchase. Other events only move the activity, and send the labels they settle if any: scoring
+    every event cost the job a quarter of its events/s (two hops each), and the served intent is then at most a
+    slot old, or as fresh as the shopper's last cart."""
     pending, learned = labelled(pending, event.ts, event.behavior in TARGETS, config)
     after = observe(activity, event, session_gap_ms)
-    x = tuple(round(value, FEATURE_DIGITS) for value in features(activity, after, event, history, history_size))
     slot = slot_ms(config)
-    if not pending or pending[-1].ts // slot != event.ts // slot:
+    new_slot = not pending or pending[-1].ts // slot != event.ts // slot
+    if not new_slot and event.behavior not in TARGETS:
+        return after, pending, IntentExample(user_id=event.user_id, ts=event.ts, learned=learned) if learned else None
+    x = tuple(round(value, FEATURE_DIGITS) for value in features(activity, after, event, history, history_size))
+    if new_slot:
         pending = tuple(sorted(pending + (PendingIntent(event.ts, x),), key=lambda p: p.ts))[-config.pending_per_user:]
     return after, pending, IntentExample(user_id=event.user_id, ts=event.ts, x=x, learned=learned)
 

@@ -55,7 +55,8 @@ def track_intent(before: UserContext, result: Step, event: BehaviourEvent, confi
                                               config.intent)
     expiry = intent.next_expiry(pending, config.intent)
     return replace(result, state=replace(result.state, intent=activity, intent_pending=pending),
-                   emit=result.emit + (example,), timers=result.timers + ((expiry,) if expiry else ()))
+                   emit=result.emit + ((example,) if example else ()),
+                   timers=result.timers + ((expiry,) if expiry else ()))
 
 
 def on_timer(state: UserContext, user_id: str, timestamp: int, context: StepContext) -> Step:

@@ -111,7 +111,7 @@ def test_a_horizon_passed_is_negative_and_a_cart_within_it_is_positive():
     assert still == pending(T0) and known == ()  # an event does not label itself
 
 
-def test_the_first_event_of_each_hour_waits_for_its_label_and_every_event_is_scored():
+def test_the_first_event_of_each_hour_waits_for_its_label_and_is_scored_as_is_each_cart():
     activity, waiting = IntentActivity(), ()
     sent, hour = [], T0 - T0 % HOUR_MS  # clock hours
     for minutes in (0, 10, 50, 61, 62, 125):
@@ -119,7 +119,14 @@ def test_the_first_event_of_each_hour_waits_for_its_label_and_every_event_is_sco
                                                   JOB.intent)
         sent.append(example)
     assert [p.ts for p in waiting] == [hour, hour + 61 * 60_000, hour + 125 * 60_000]
-    assert all(len(m.x) == len(intent.FEATURES) and m.learned == () for m in sent)
+    # the other views of an hour send nothing: no score, no label settled
+    assert [m is not None for m in sent] == [True, False, False, True, False, True]
+    assert all(len(m.x) == len(intent.FEATURES) and m.learned == () for m in sent if m is not None)
+    cart = view(hour + 126 * 60_000, behavior="cart")
+    _, after_cart, scored = intent.track(activity, waiting, cart, (), 20, GAP, JOB.intent)
+    # a cart in an hour that has an example: it settles the three waiting as positive, is scored and waits itself
+    assert len(scored.x) == len(intent.FEATURES) and [label for _, label in scored.learned] == [True, True, True]
+    assert after_cart == (PendingIntent(cart.ts, scored.x),)
     capped = load_config(overrides={"intent": {"pending_per_user": 2}}).intent
     _, waiting, _ = intent.track(activity, pending(T0, T0 + HOUR_MS), view(T0 + 2 * HOUR_MS), (), 20, GAP, capped)
     assert [p.ts for p in waiting] == [T0 + HOUR_MS, T0 + 2 * HOUR_MS]
