@@ -114,8 +114,8 @@ def track(activity: IntentActivity, pending: tuple[PendingIntent, ...], event: B
     is the shopper's recent items before the event. The first event of each slot (an hour) is scored and kept to
     learn from (an active shopper's day would otherwise crowd out their older examples), at most `pending_per_user`;
     so is a cart or purchase. Other events only move the activity, and send the labels they settle if any: scoring
-    every event cost the job a quarter of its events/s (two hops each), and the served intent is then at most a
-    slot old, or as fresh as the shopper's last cart."""
+    every event cost a hop to the model and back, a push-policy state round trip and a Redis write each, and the
+    served intent is then at most a slot old, or as fresh as the shopper's last cart."""
     pending, learned = labelled(pending, event.ts, event.behavior in TARGETS, config)
     after = observe(activity, event, session_gap_ms)
     slot = slot_ms(config)
