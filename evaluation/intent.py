@@ -94,9 +94,10 @@ def horizon(events: list[BehaviourEvent], config: JobConfig) -> int:
 
 def evaluate_intent(events: list[BehaviourEvent], config: JobConfig) -> IntentReport:
     """Every behaviour event judged by the intent the job serves after it, from the model trained as the job
-    trains it (`operators.intent.track`): the first event of each shopper-slot scored and kept to learn from, its label known at the shopper's cart or purchase within
-    the horizon, or once the horizon passes (their next event, or the timer the user context sets, fired as the
-    watermark passes it), learned before the event that made it known is scored. Each event's label is the log's."""
+    trains it (`operators.intent.track`): the first event of each shopper-slot (and each cart or purchase) scored,
+    the first kept to learn from, its label known at the shopper's cart or purchase within the horizon, or once
+    the horizon passes (their next event, or the timer the user context sets, fired as the watermark passes it),
+    learned before the event that made it known is scored. Each event's label is the log's."""
     window = horizon(events, config)
     settings = replace(config.intent, horizon_hours=window / HOUR_MS)
     activity: dict[str, IntentActivity] = {}
