@@ -126,7 +126,7 @@ SCALE_PASS_GAP_MS = 24 * 3_600_000
 UNCAPPED = {
     "policy": {"daily_marketing_cap": 1_000_000, "weekly_marketing_cap": 1_000_000, "min_marketing_gap_ms": 0,
                "renotify_cooldown_ms": 0,
-               "channel_caps": {channel: [1_000_000, 1_000_000] for channel in ("push", "email", "sms", "inbox")}},
+               "channel_caps": {channel: [1_000_000, 1_000_000] for channel in JobConfig().policy.channel_caps}},
     "feedback": {"fatigue_after": 1_000_000},
 }
 

@@ -115,8 +115,8 @@ class _Emitter:
 
     def __init__(self, main: str | None, sides: tuple[str, ...], records: tuple[str, ...] = tuple(RECORD_OUTPUTS)):
         self.main, self.sides = main, {destination: side_output(destination) for destination in sides}
-        self.exposures, self.outcomes = (RECORD_OUTPUTS[name] if name in records else None
-                                         for name in ("exposures", "outcomes"))
+        self.exposures = EXPOSURES if "exposures" in records else None  # None: no sink, dropped
+        self.outcomes = OUTCOMES if "outcomes" in records else None
 
     def records(self, step: Step):
         for message in step.emit:
