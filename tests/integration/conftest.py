@@ -5,6 +5,7 @@ all their cases and share the result between their tests.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from config import JobConfig, load_config
 from jobs import notification_job
 from notify_engine import consumer, services
+from notify_engine.inbox import InboxWriter
 from notify_engine.services import JobTopics as Topics
 
 
@@ -96,3 +98,29 @@ def read_back(broker, topics: Topics):
 def read_raw_notifications(broker, topics: Topics) -> list:
     """The notification records (key, value, partition) exactly as the job committed them to the topic."""
     return list(consumer.read_records(broker.bootstrap, topics.notifications, idle_timeout_s=2.0))
+
+
+class InboxWriterBeside:
+    """The inbox writer in a thread beside a running job, as `notify-engine inbox` would run: `state()` says
+    what a timed-out wait needs to know (its counts, or the error it died of)."""
+
+    def __init__(self, config: JobConfig, **options):
+        self.writer, self.stop, self.error = InboxWriter(config, **options), threading.Event(), None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.writer.run(stop=self.stop)
+        except Exception as error:  # kept for state(): a dead writer must not look like a slow one
+            self.error = error
+
+    def state(self) -> str:
+        return f"inbox writer {'died: ' + repr(self.error) if self.error else 'running'}; {self.writer.stats.line()}"
+
+    def start(self) -> "InboxWriterBeside":
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)

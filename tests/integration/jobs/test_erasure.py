@@ -3,18 +3,16 @@ windowed counts are there first, and are gone once the request has passed throug
 signals of their last views, still on the way when it arrives, and their open window write nothing again."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from jobs import notification_job
 from notify_engine import producer
-from notify_engine.inbox import InboxWriter
 from operators.privacy import pseudonym
 from state_schemas.events import BehaviourEvent, ErasureRequest
 from state_schemas.redis_keys import RedisKeys
-from tests.integration.conftest import job_config, make_topics, read_back
+from tests.integration.conftest import InboxWriterBeside, job_config, make_topics, read_back
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +42,7 @@ def wait_for(condition, what: str, timeout: float = 90.0, seen=None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f"; seen: {sorted(seen())}" if seen else ""))
+            raise AssertionError(f"timed out waiting for {what}" + (f"; seen: {seen()}" if seen else ""))
         time.sleep(0.5)
 
 
@@ -67,16 +65,15 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
                 keys.intent(forgotten)}
     job = notification_job.run(config, [connector_jar], job_name="erasure-test", wait=False,
                                extra_flink={"restart-strategy.type": "none"})
-    stop_writer = threading.Event()  # the inbox writer runs beside the job, as `notify-engine inbox` would
-    writer = threading.Thread(target=InboxWriter(config).run, kwargs={"stop": stop_writer}, daemon=True)
-    writer.start()
+    writer = InboxWriterBeside(config).start()
     try:
-        # Usually ~14 s; in a loaded suite the inbox writer's first group join has taken over 90 s (twice seen)
-        wait_for(lambda: held(forgotten) >= expected, f"the shopper's keys {sorted(expected)}", timeout=240.0,
-                 seen=lambda: held(forgotten))
+        # Usually ~14 s; the writer replaces a consumer that a rebalance left out of its group for 30 s
+        theirs = {keys.profile(bystander), keys.inbox(bystander)}  # the bystander's, sent a second later
+        wait_for(lambda: held(forgotten) >= expected and held(bystander) >= theirs,
+                 f"the shopper's keys {sorted(expected)} and the bystander's {sorted(theirs)}", timeout=240.0,
+                 seen=lambda: sorted(held(forgotten) | held(bystander)) + [writer.state()])
         assert held(forgotten) == expected  # nothing of theirs is kept under a name the erasure does not know
         kept = held(bystander)
-        assert keys.profile(bystander) in kept and keys.inbox(bystander) in kept
 
         # The shopper views two items just before the erasure: their signals are still on the way through the
         # item model, and their hour's window is open, when the erasure arrives by its shorter path.
@@ -89,8 +86,7 @@ def test_an_erasure_removes_what_redis_held_of_the_shopper(broker, redis_server,
         assert held(bystander) - {keys.counts(f"user:{bystander}", BASE + 2 * HOUR)} == kept  # the delete is targeted
     finally:
         job.cancel().result()
-        stop_writer.set()
-        writer.join(timeout=30)
+        writer.close()
     assert held(forgotten) == marked  # once the writer has read all: the tombstone came after their inbox entry
     notifications, _ = read_back(broker, topics)
     # sent before the erasure; nothing after it from the views in flight

@@ -1,19 +1,23 @@
 """The inbox writer against a real broker and a real Redis: a notification whose transaction was
 aborted never reaches the inbox, an erasure's tombstone empties it at its place in the topic, and
-reading the topic again from any earlier point ends in the same inbox."""
+reading the topic again from any earlier point ends in the same inbox. A second writer on the group stands by;
+a writer kept out of its group replaces its consumer."""
 from __future__ import annotations
+
+import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from config import load_config
-from notify_engine.inbox import InboxWriter
+from notify_engine.inbox import GROUP_SUFFIX, InboxWriter
 from state_schemas.outputs import Notification
 from state_schemas.redis_keys import RedisKeys
-from tests.integration.conftest import job_config, make_topics
+from tests.integration.conftest import InboxWriterBeside, job_config, make_topics
 
 INBOX_SIZE = 3
+REJOIN_S = 4.0  # the writers' rejoin time here, kept short
 
 
 def notification(n: int, user: str) -> Notification:
@@ -81,3 +85,62 @@ def test_reading_again_from_any_earlier_record_ends_in_the_same_inbox(redis_serv
         assert inbox(client, keys, user) == {
             "index": [(n.notification_id.encode(), float(n.source_event_time)) for n in newest],
             "bodies": {n.notification_id.encode(): n.encode() for n in newest}}
+
+
+def wait_until(condition, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def publish(broker, topic: str, notifications: list[Notification]) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for sent in notifications:
+        producer.send(topic, key=sent.user.encode(), value=sent.encode())
+    producer.close()
+
+
+def test_a_second_writer_on_a_one_partition_topic_stands_by_without_reconnecting(broker, redis_server):
+    topics = make_topics(broker, partitions=1)
+    config = job_config(broker, redis_server, topics, redis={"inbox_size": 20})
+    first = InboxWriterBeside(config, rejoin_after_s=REJOIN_S).start()
+    wait_until(lambda: first.writer.stats.joins, "the first writer's join")
+    second = InboxWriterBeside(config, rejoin_after_s=REJOIN_S).start()
+    try:
+        wait_until(lambda: second.writer.stats.joins, "the second writer's join")
+        sent = [notification(n, "u") for n in range(10)]
+        publish(broker, topics.notifications, sent)
+        both = (first.writer.stats, second.writer.stats)
+        wait_until(lambda: sum(stats.stored for stats in both) == len(sent), "the notifications stored")
+        time.sleep(3 * REJOIN_S)  # a standby writer is in the group: it is not replaced
+        assert sorted(stats.partitions for stats in both) == [0, 1]
+        assert [stats.reconnects for stats in both] == [0, 0], (first.state(), second.state())
+        assert sum(stats.stored for stats in both) == len(sent)  # each once: offsets committed as they went
+        client, keys = redis_server.client(), RedisKeys(config.redis.key_prefix)
+        assert client.zrange(keys.inbox("u"), 0, -1) == [n.notification_id.encode() for n in sent]
+    finally:
+        first.close()
+        second.close()
+    assert (first.error, second.error) == (None, None)
+
+
+def test_a_writer_held_out_of_its_group_is_replaced_by_a_new_consumer_and_then_writes(broker, redis_server):
+    """A member that stopped polling holds a rebalance open until its own rebalance timeout: the writer that
+    joins meanwhile is out of the group, as kafka-python has left it under load, and replaces its consumer."""
+    topics = make_topics(broker, partitions=1)
+    config = job_config(broker, redis_server, topics)
+    stuck = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=config.kafka.group_id + GROUP_SUFFIX,
+                          session_timeout_ms=30_000, max_poll_interval_ms=30_000, enable_auto_commit=False)
+    stuck.subscribe([topics.notifications])
+    wait_until(lambda: stuck.poll(timeout_ms=200) is not None and stuck.assignment(), "the stuck member's join")
+    sent = [notification(n, "u") for n in range(3)]
+    publish(broker, topics.notifications, sent)
+    writer = InboxWriterBeside(config, rejoin_after_s=REJOIN_S).start()
+    try:
+        wait_until(lambda: writer.writer.stats.stored == len(sent), "the notifications stored", timeout=120.0)
+        assert writer.writer.stats.reconnects >= 1, writer.state()
+    finally:
+        writer.close()
+        stuck.close()
+    assert writer.error is None
