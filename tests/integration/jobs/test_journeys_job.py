@@ -95,7 +95,9 @@ def test_carts_and_watched_items_reach_exactly_the_shoppers_they_concern(broker,
         assert (n.journey, n.item_ids) == ("price_drop", ("P",))
         assert n.body == "Item P is now ($80.00), down from ($100.00)."
     seen = [(users.get(n.user), n.journey, n.item_ids) for n in found]
-    [restock] = by_user.get("waiting", [None]) if by_user.get("waiting") else pytest.fail(f"nothing for waiting: {seen}")
+    if not by_user.get("waiting"):
+        pytest.fail(f"nothing for waiting: {seen}")
+    [restock] = by_user["waiting"]
     assert (restock.journey, restock.item_ids, restock.body) == ("back_in_stock", ("Q",),
                                                                  "Item Q ($30.00) is back in stock.")
     assert set(by_user) == {"abandoner", "viewer", "fan", "waiting"}

@@ -97,14 +97,18 @@ BAD_DIRECTORY = {
 BAD_RECORDS = {
     "malformed JSON": b'{"type": "behaviour", "event_id": "x1"',
     "must be a JSON object": b"[1, 2, 3]",
-    "missing required field 'user_id'": b'{"type":"behaviour","event_id":"x2","behavior":"view","item_id":"i","ts":1700000000000}',
-    "field 'ts' must be an integer": b'{"type":"behaviour","event_id":"x3","user_id":"u","behavior":"view","item_id":"i","ts":"yesterday"}',
+    "missing required field 'user_id'": b'{"type":"behaviour","event_id":"x2","behavior":"view","item_id":"i",'
+                                        b'"ts":1700000000000}',
+    "field 'ts' must be an integer": b'{"type":"behaviour","event_id":"x3","user_id":"u","behavior":"view",'
+                                     b'"item_id":"i","ts":"yesterday"}',
     "unknown or missing 'type'": b'{"type":"teleport","event_id":"x4","user_id":"u","ts":1700000000000}',
-    "field 'behavior' has unknown value": b'{"type":"behaviour","event_id":"x5","user_id":"u","behavior":"stare","item_id":"i","ts":1700000000000}',
+    "field 'behavior' has unknown value": b'{"type":"behaviour","event_id":"x5","user_id":"u","behavior":"stare",'
+                                          b'"item_id":"i","ts":1700000000000}',
     "is before": b'{"type":"behaviour","event_id":"x6","user_id":"u","behavior":"view","item_id":"i","ts":12}',
-    "ahead of the clock": b'{"type":"behaviour","event_id":"x7","user_id":"u","behavior":"view","item_id":"i","ts":99999999999999}',
-    "oversized payload": b'{"type":"behaviour","event_id":"x8","user_id":"u","behavior":"view","item_id":"i","ts":1700000000000,"query":"'
-                         + b"z" * 20000 + b'"}',
+    "ahead of the clock": b'{"type":"behaviour","event_id":"x7","user_id":"u","behavior":"view","item_id":"i",'
+                          b'"ts":99999999999999}',
+    "oversized payload": b'{"type":"behaviour","event_id":"x8","user_id":"u","behavior":"view","item_id":"i",'
+                         b'"ts":1700000000000,"query":"' + b"z" * 20000 + b'"}',
     # Not UTF-8 (Latin-1 "é"): the stock string schema would have kept replacement characters, not these bytes.
     "Invalid UTF-8": b'{"type":"behaviour","event_id":"x9","user_id":"caf\xe9","behavior":"view","item_id":"i",'
                      b'"ts":1700000000000}',

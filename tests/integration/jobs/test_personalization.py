@@ -34,8 +34,8 @@ BAG_CATEGORY = "bags"
 LISTED = 1_511_000_000_000  # a week before the slice
 
 CATALOG = [
-    CatalogItem(item_id="bag-seen", title="Red leather handbag", category_id=BAG_CATEGORY, price=120.0, ts=LISTED + 1, brand="Acme",
-                stock=4),
+    CatalogItem(item_id="bag-seen", title="Red leather handbag", category_id=BAG_CATEGORY, price=120.0, ts=LISTED + 1,
+                brand="Acme", stock=4),
     CatalogItem(item_id="bag-new", title="Red leather handbag with strap", category_id=BAG_CATEGORY, price=130.0,
                 ts=LISTED + 2, brand="Acme", stock=9),
     CatalogItem(item_id="bag-gone", title="Red leather handbag classic", category_id=BAG_CATEGORY, price=125.0,
@@ -44,10 +44,14 @@ CATALOG = [
                 brand="Peak", stock=3),
 ]
 BAD_CATALOG = {
-    "missing required field 'title'": b'{"type":"catalog","item_id":"x1","category_id":"bags","price":1.0,"ts":1511000000000}',
-    "field 'price' must be >= 0": b'{"type":"catalog","item_id":"x2","title":"t","category_id":"bags","price":-3,"ts":1511000000000}',
-    "unknown category": b'{"type":"catalog","item_id":"x3","title":"t","category_id":"spaceships","price":3,"ts":1511000000000}',
-    "absurd price": b'{"type":"catalog","item_id":"x4","title":"t","category_id":"bags","price":1e12,"ts":1511000000000}',
+    "missing required field 'title'": b'{"type":"catalog","item_id":"x1","category_id":"bags","price":1.0,'
+                                      b'"ts":1511000000000}',
+    "field 'price' must be >= 0": b'{"type":"catalog","item_id":"x2","title":"t","category_id":"bags","price":-3,'
+                                  b'"ts":1511000000000}',
+    "unknown category": b'{"type":"catalog","item_id":"x3","title":"t","category_id":"spaceships","price":3,'
+                        b'"ts":1511000000000}',
+    "absurd price": b'{"type":"catalog","item_id":"x4","title":"t","category_id":"bags","price":1e12,'
+                    b'"ts":1511000000000}',
     "malformed JSON": b'{"type":"catalog", "item_id": ',
 }
 

@@ -93,4 +93,5 @@ def test_rankings_never_outnumber_the_recommendations_that_fire(gaps):
 def test_the_waiting_trigger_keeps_no_content_vector():
     signal = item_signal(event_id="t1", vector=[("wool", 0.8), ("red", 0.6)], title="Red Wool Scarf")
     entry = recommendation(handle(PushState(), signal, USER, CREATED, NO_SIDE, CONFIG).state)
-    assert entry.trigger.card.vector == () and entry.trigger.card.title == "Red Wool Scarf" and [n.item_id for n in entry.trigger.neighbours] == ["a", "b", "c", "d"]
+    assert entry.trigger.card.vector == () and entry.trigger.card.title == "Red Wool Scarf"
+    assert [n.item_id for n in entry.trigger.neighbours] == ["a", "b", "c", "d"]

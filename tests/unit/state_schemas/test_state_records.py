@@ -18,8 +18,8 @@ from state_schemas.hops import (AccountEvent, ItemSignal, ItemUpdate, ListedItem
                                 UserSummary)
 from state_schemas.segments import SegmentModel
 from state_schemas.state import (Candidate, CatalogChange, CoCount, DecayedScores, DecayedValue, HistoryEntry, ItemCard,
-                                 ItemModel, MarketingSend, Neighbour, PendingRecommendation, Planned, PushState, RecentSend, State,
-                                 UserContext, UserDirectory, Watch)
+                                 ItemModel, MarketingSend, Neighbour, PendingRecommendation, Planned, PushState,
+                                 RecentSend, State, UserContext, UserDirectory, Watch)
 from state_schemas.events import FeedbackEvent
 from state_schemas.state import Engagement, IntentActivity, PendingIntent, Rates, SentNote
 from tests.unit.fakes import FakeSide
