@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test unit integration install services-up services-down bench bench-scoring eval experiment chaos soak clean
+.PHONY: demo test unit integration install services-up services-down bench bench-scoring profile eval experiment chaos soak clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: install
 
 bench-scoring: $(STAMP)
 	$(PY) bench/scoring.py
+
+profile: install
+	$(PY) bench/profile_job.py
 
 # Kills, hostile input and inbox checks on a standalone cluster (about half an hour; not part of `make test`).
 chaos: install

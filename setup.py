@@ -32,7 +32,8 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100"],
         # implicit: the batch ALS reference of `make eval` (well kept, wheels for 3.11, C++ inner loops).
         # jieba: only to measure word segmentation against the job's character bigrams (bench/chinese_terms.py).
-        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8", "jieba>=0.42.1,<0.43"],
+        # py-spy: samples the mini-cluster JVM's embedded Python for bench/profile_job.py (a static binary wheel).
+        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "implicit>=0.7.2,<0.8", "jieba>=0.42.1,<0.43", "py-spy>=0.4,<0.5"],
         # `notify-engine report`: its progress bar and its plot.
         "report": ["tqdm>=4.66", "matplotlib>=3.8"],
     },
