@@ -4,7 +4,10 @@ Every figure comes from one run on this machine; the report states ratios, not a
 """
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -157,10 +160,14 @@ def new_topics(env: Services, partitions: int = 2) -> Topics:
     return env.broker.fresh_topics("bench-", partitions)
 
 
-def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guarantee: str,
-               parallelism: int = 1, checkpoint_ms: int = 2000) -> JobConfig:
+def job_config(env: Services, topics: Topics, **job) -> JobConfig:
+    return load_config(overrides=job_overrides(env, topics, **job))
+
+
+def job_overrides(env: Services, topics: Topics, *, bounded: bool, mode: str, guarantee: str,
+                  parallelism: int = 1, checkpoint_ms: int = 2000) -> dict:
     run = topics.events
-    return load_config(overrides={
+    return {
         "kafka": {"bootstrap_servers": env.broker.bootstrap, **topics.kafka(),
                   "bounded": bounded, "starting_offsets": "earliest", "group_id": f"{run}-{mode}-{guarantee}",
                   "transactional_id_prefix": f"{run}-{mode}-{guarantee}"},
@@ -169,7 +176,7 @@ def job_config(env: Services, topics: Topics, *, bounded: bool, mode: str, guara
         "redis": {"url": env.redis.url, "key_prefix": run},
         "catalog": {"topic": topics.catalog},
         "directory": {"topic": topics.users},
-    })
+    }
 
 
 DRAIN_S = 3
@@ -287,13 +294,20 @@ def naive_baseline(env: Services, topics: Topics, config: JobConfig, limit: int)
 
 
 def job_throughput(env: Services, events: list[BehaviourEvent], label: str, overrides: dict | None = None,
-                   **job) -> float:
-    """events/s of a bounded job draining a preloaded topic, from its clock's notification to its end."""
+                   tree: Path | None = None, **job) -> float:
+    """events/s of a bounded job draining a preloaded topic, from its clock's notification to its end; the
+    job of another source tree (bench/run_job_in_tree.py) if `tree` is given."""
     topics = new_topics(env, partitions=TOPIC_PARTITIONS)
     publish_records(env.broker.bootstrap, topics.events, clocked(events, TOPIC_PARTITIONS), label)
-    config = job_config(env, topics, bounded=True, **job).with_overrides(overrides or {})
+    settings = job_overrides(env, topics, bounded=True, **job)
+    for section, values in (overrides or {}).items():
+        settings[section] = settings.get(section, {}) | values
     with ticker(label):
-        notification_job.run(config, [env.jar], job_name=label, extra_flink=BATCH_FLINK)
+        if tree is None:
+            notification_job.run(load_config(overrides=settings), [env.jar], job_name=label, extra_flink=BATCH_FLINK)
+        else:
+            subprocess.run([sys.executable, str(Path(__file__).with_name("run_job_in_tree.py")), str(tree),
+                            json.dumps(settings), str(env.jar), label], check=True, stdout=subprocess.DEVNULL)
     finished = time.time() * 1000
     output = job_output(env, topics.notifications)
     tqdm.write(f"  {label}: {len(output)} notifications")

@@ -166,13 +166,29 @@ class RedisEffects:
         self.keys = cards.keys
 
     def apply(self, effect) -> None:
-        if isinstance(effect, steps.PublishCard):
-            self.cards.publish(effect.item_id, effect.card)
-            return
-        if isinstance(effect, steps.StoreInInbox):
-            self._store_in_inbox(effect)
-            return
-        pipe = self.client.pipeline(transaction=True)
+        self.apply_all((effect,))
+
+    def apply_all(self, effects) -> None:
+        """A step's writes in one round trip, one MULTI/EXEC: a reader sees all of them or none (a profile and
+        its top-N together). Item cards go to their write-behind store; an effect that reads Redis first (an
+        erasure's scan, the inbox's trim) runs after what was queued before it."""
+        pipe = None
+        for effect in effects:
+            if isinstance(effect, steps.PublishCard):
+                self.cards.publish(effect.item_id, effect.card)
+                continue
+            if isinstance(effect, (steps.StoreInInbox, steps.DeleteKeys)) and pipe is not None:
+                pipe.execute()
+                pipe = None
+            if isinstance(effect, steps.StoreInInbox):
+                self._store_in_inbox(effect)
+                continue
+            pipe = pipe or self.client.pipeline(transaction=True)
+            self._queue(pipe, effect)
+        if pipe is not None:
+            pipe.execute()
+
+    def _queue(self, pipe, effect) -> None:
         if isinstance(effect, steps.ListNewArrival):
             key = self.keys.arrivals(effect.category_id)
             pipe.zadd(key, {effect.item_id: effect.listed_at})
@@ -214,7 +230,6 @@ class RedisEffects:
             pipe.delete(*effect.keys, *found)
         else:
             raise TypeError(f"no Redis writer for {type(effect).__name__}")
-        pipe.execute()
 
     def _store_in_inbox(self, effect: steps.StoreInInbox) -> None:
         notification = effect.notification

@@ -296,8 +296,9 @@ class StageFunction(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(timestamp)
         for name in step.counts:
             self.counters.inc(name)
+        if step.effects:
+            self.effects.apply_all(step.effects)
         for effect in step.effects:
-            self.effects.apply(effect)
             self.counters.inc(effect.COUNTER)
         yield from self.emitter.records(step)
 

@@ -210,3 +210,28 @@ def test_a_window_of_an_erased_shopper_is_not_written_again_and_others_are(setup
     for scope, start in (("user:p1", 5_001), ("user:p2", 0), ("category:c", 0)):
         assert client.hgetall(keys.counts(scope, start)) == {b"view": b"2"}
         assert 0 < client.ttl(keys.counts(scope, start)) <= 60
+
+
+def transactions(client) -> int:
+    return client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
+
+
+def test_a_steps_writes_go_in_one_transaction_and_a_scan_sees_what_came_before_it(setup):
+    client, clock, prefix = setup
+    effects, keys = RedisEffects(client, store(client, clock, prefix)), RedisKeys(prefix)
+    before = transactions(client)
+    effects.apply_all((ReplaceValue(keys.profile("u"), {"v": 1}, 60),
+                       ReplaceRanking(keys.top_n("u"), keys.top_n_reasons("u"), (("a", 0.5, "r"),), 60),
+                       RecordFacts("i", ItemCard(title="T"), at=1000)))
+    assert transactions(client) - before == 1  # one MULTI/EXEC for the three, one round trip
+    assert client.get(keys.profile("u")) == b'{"v":1}' and client.zrange(keys.top_n("u"), 0, -1) == [b"a"]
+    assert client.zcard(keys.facts("i")) == 1
+    # An erasure's scan runs after the writes queued before it in the same step, so it finds and deletes them.
+    before = transactions(client)
+    effects.apply_all((ReplaceValue(keys.intent("u"), {"p": 0.5}, 60),
+                       DeleteKeys((keys.profile("u"),), (f"{prefix}:*:u", f"{prefix}:*:u:*")),
+                       MarkErased(keys.erased("u"), at=2000, ttl_s=60)))
+    assert transactions(client) - before == 2
+    assert client.get(keys.intent("u")) is None and client.get(keys.profile("u")) is None
+    assert client.exists(keys.top_n("u"), keys.top_n_reasons("u")) == 0
+    assert client.get(keys.erased("u")) == b"2000"
