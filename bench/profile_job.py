@@ -67,9 +67,10 @@ def main(argv=None) -> int:
         job = threading.Thread(target=run_job)
         started = time.monotonic()
         job.start()
-        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(embedded_python()),
-                                "--format", "raw", "--output", str(out), "--rate", str(args.rate), "--gil",
-                                "--nolineno", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        py_spy = str(Path(sys.executable).with_name("py-spy"))
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(embedded_python()), "--format", "raw",
+                                "--output", str(out), "--rate", str(args.rate), "--gil", "--nolineno", "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         job.join()
         elapsed = time.monotonic() - started
         spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
